@@ -1,0 +1,3 @@
+from burnbox.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""The composition root: builds every part from Settings, starts and stops them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+
+from burnbox import __version__
+from burnbox.addressing import AddressError, DomainPolicy
+from burnbox.delivery import Deliverer
+from burnbox.hub import Hub
+from burnbox.ids import Clock, IdSource, MessageIds, system_clock
+from burnbox.metrics import Metrics
+from burnbox.retention import Reaper
+from burnbox.settings import Endpoint, Settings, SettingsError
+from burnbox.smtp.server import SmtpConfig, SmtpContext, SmtpServer, tls_context
+from burnbox.storage.base import Store
+from burnbox.storage.memory import MemoryStore
+from burnbox.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def build_store(settings: Settings) -> Store:
+    return MemoryStore(max_bytes=settings.store_max_bytes,
+                       inbox_max_messages=settings.inbox_max_messages)
+
+
+def build_domains(settings: Settings) -> DomainPolicy:
+    try:
+        return DomainPolicy(settings.domains)
+    except AddressError as error:
+        raise SettingsError(f"BURNBOX_DOMAINS: {error.reason}") from None
+
+
+class _EmbeddedHttpServer(uvicorn.Server):
+    """uvicorn inside our loop: the process's signals are ours, not uvicorn's."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _listening_socket(endpoint: Endpoint) -> socket.socket:
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    return socket.create_server((endpoint.host, endpoint.port), family=family, backlog=4096)
+
+
+class App:
+    """One burnbox: store, hub, deliverer, reaper, SMTP and HTTP listeners."""
+
+    def __init__(self, settings: Settings, *, clock: Clock = system_clock,
+                 ids: IdSource | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = Metrics()
+        self.store = build_store(settings)
+        self.metrics.watch_store(self.store.stats)
+        self.hub = Hub()
+        self.domains = build_domains(settings)
+        self.deliverer = Deliverer(
+            self.store, self.hub, self.metrics, clock=clock, ids=ids or MessageIds(clock),
+            message_ttl=settings.message_ttl, parse_inline_max=settings.ingest_parse_inline_max)
+        self.reaper = Reaper(self.store, self.hub, self.metrics, clock=clock,
+                             interval=settings.reap_interval)
+        ssl_context = (tls_context(settings.tls_cert, settings.tls_key)
+                       if settings.tls_enabled else None)
+        self.smtp = SmtpServer(SmtpContext(
+            SmtpConfig.from_settings(settings), self.deliverer, self.domains, self.metrics,
+            clock, ssl_context))
+        self.web = create_app(self.metrics, self.readiness)
+        self.smtp_endpoint = settings.smtp_listen
+        self.http_endpoint = settings.http_listen
+        self._http: _EmbeddedHttpServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def readiness(self) -> dict[str, bool]:
+        try:
+            store_ok = await asyncio.wait_for(self.store.ping(), 2.0)
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            store_ok = False
+        http_ok = self._http is not None and self._http.started
+        return {"store": store_ok, "smtp": self.smtp.listening, "http": http_ok}
+
+    async def start(self) -> None:
+        await self.store.open()
+        self.smtp_endpoint = await self.smtp.start(self.settings.smtp_listen)
+        sock = _listening_socket(self.settings.http_listen)
+        self.http_endpoint = Endpoint(self.settings.http_listen.host, sock.getsockname()[1])
+        config = uvicorn.Config(self.web, log_config=None, access_log=False, lifespan="off",
+                                server_header=False, ws="websockets-sansio",
+                                timeout_graceful_shutdown=self.settings.shutdown_grace)
+        self._http = _EmbeddedHttpServer(config)
+        self._tasks = [asyncio.create_task(self._http.serve(sockets=[sock])),
+                       asyncio.create_task(self.reaper.run())]
+
+    async def stop(self) -> None:
+        await self.smtp.stop(self.settings.shutdown_grace)
+        if self._http is not None:
+            self._http.should_exit = True
+        reaper = self._tasks[1:] if self._tasks else []
+        for task in reaper:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.store.close()
+
+    def banner(self) -> str:
+        store = self.settings.store
+        note = " (RAM only: a restart wipes all mail)" if store.startswith("memory:") else ""
+        tls = " (STARTTLS on)" if self.settings.tls_enabled else ""
+        return "\n".join([
+            f"burnbox {__version__} ready",
+            f"  SMTP     {self.smtp_endpoint}{tls}",
+            f"  HTTP     http://{self.http_endpoint}/",
+            f"  domains  {', '.join(self.domains.patterns)}",
+            f"  store    {store}{note}",
+        ])
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully."""
+    app = App(settings)
+    await app.start()
+    print(app.banner(), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    await app.stop()

@@ -1,0 +1,84 @@
+"""`burnbox serve` and friends: argv → Settings → app."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import resource
+import sys
+from collections.abc import Sequence
+
+from burnbox import __version__, settings as settings_module
+from burnbox.settings import Settings, SettingsError
+
+
+def _raise_open_file_limit() -> None:
+    """Many idle SMTP sessions need many descriptors: go as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = 1_048_576 if hard == resource.RLIM_INFINITY else hard
+        with _ignore(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+class _ignore:
+    def __init__(self, *kinds: type[BaseException]) -> None:
+        self._kinds = kinds
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
+        return kind is not None and issubclass(kind, self._kinds)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="burnbox", description="Disposable email service.")
+    parser.add_argument("--version", action="version", version=f"burnbox {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the SMTP and HTTP servers")
+    serve.add_argument("--env-file", default=".env", help="settings file (default: .env)")
+    for item in dataclasses.fields(Settings):
+        serve.add_argument("--" + item.name.replace("_", "-"), dest=item.name, default=None,
+                           metavar="VALUE", help=item.metadata["help"].replace("%", "%%"))
+    return parser
+
+
+def _run_serve(arguments: argparse.Namespace) -> int:
+    flags = {item.name: getattr(arguments, item.name) for item in dataclasses.fields(Settings)}
+    try:
+        settings = settings_module.load(flags=flags, env_file=arguments.env_file)
+    except SettingsError as error:
+        print(f"burnbox: configuration error: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # uvicorn's own lines repeat what our banner says (and access logs carry addresses).
+    logging.getLogger("uvicorn").setLevel(max(logging.WARNING, logging.root.level))
+    _raise_open_file_limit()
+    from burnbox.app import serve  # the heavy imports, only once the settings are good
+
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(settings))
+    else:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(settings))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    if arguments.command == "serve":
+        try:
+            return _run_serve(arguments)
+        except SettingsError as error:
+            print(f"burnbox: configuration error: {error}", file=sys.stderr)
+            return 2
+        except OSError as error:
+            print(f"burnbox: cannot start: {error.strerror or error}", file=sys.stderr)
+            return 1
+    return 2

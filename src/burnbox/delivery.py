@@ -1,0 +1,54 @@
+"""The only write path for mail: summarise, store, then publish."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from burnbox import mime
+from burnbox.hub import Event, Hub
+from burnbox.ids import Clock, IdSource
+from burnbox.metrics import Metrics
+from burnbox.model import MessageSummary
+from burnbox.storage.base import Store
+
+
+class Deliverer:
+    def __init__(self, store: Store, hub: Hub, metrics: Metrics, *, clock: Clock,
+                 ids: IdSource, message_ttl: float, parse_inline_max: int) -> None:
+        self._store = store
+        self._hub = hub
+        self._metrics = metrics
+        self._clock = clock
+        self._ids = ids
+        self._ttl = timedelta(seconds=message_ttl)
+        self._parse_inline_max = parse_inline_max
+
+    async def deliver(self, addresses: list[str], raw: bytes) -> list[str]:
+        """Store one copy of `raw` per distinct inbox address; returns the message ids.
+
+        Raises the store's errors (StoreFull, StoreError, ...) unchanged: the
+        caller decides what the sender is told. Nothing is published unless
+        everything was stored.
+        """
+        if len(raw) <= self._parse_inline_max:
+            overview = mime.overview(raw)
+        else:  # a large message must not stall the other sessions on the loop
+            overview = await asyncio.to_thread(mime.overview, raw)
+        now = self._clock()
+        expires = now + self._ttl
+        summaries = [
+            MessageSummary(
+                id=self._ids(), address=address, received_at=now, expires_at=expires,
+                size=len(raw), sender=overview.sender, subject=overview.subject,
+                snippet=overview.snippet, attachments=overview.attachments, date=overview.date,
+                message_id=overview.message_id, to=overview.to)
+            for address in dict.fromkeys(addresses)
+        ]
+        evicted = await self._store.add(summaries, raw)
+        self._metrics.received.inc(len(summaries))
+        for summary in summaries:
+            self._hub.publish(Event("message", summary.address, summary.id, summary))
+        for address, message_id in evicted:
+            self._hub.publish(Event("deleted", address, message_id))
+        return [summary.id for summary in summaries]

@@ -1,0 +1,89 @@
+"""In-process pub/sub of inbox events.
+
+`publish` never awaits and never blocks: each subscriber has a bounded queue,
+and a subscriber whose queue is full is dropped (it reconnects and catches up
+from its last event id). Nothing is kept for an inbox nobody watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+from burnbox.model import MessageSummary
+
+EventKind = Literal["message", "deleted", "expired", "seen"]
+SUBSCRIBER_QUEUE = 256  # events a subscriber may fall behind before it is dropped
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: EventKind
+    address: str
+    message_id: str  # "" for an event about the whole inbox
+    summary: MessageSummary | None = None
+
+
+class SubscriberDropped(Exception):
+    """The subscriber fell too far behind; it should reconnect and catch up."""
+
+
+class Subscription:
+    def __init__(self, address: str, queue_size: int) -> None:
+        self.address = address
+        self.dropped = False
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(queue_size)
+
+    def offer(self, event: Event) -> bool:
+        """Queue an event; False (and dropped) when the queue is full."""
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped = True
+            return False
+        return True
+
+    async def next(self) -> Event:
+        if self.dropped:
+            raise SubscriberDropped(self.address)
+        return await self._queue.get()
+
+
+class Hub:
+    def __init__(self, queue_size: int = SUBSCRIBER_QUEUE) -> None:
+        self._queue_size = queue_size
+        self._subscribers: dict[str, set[Subscription]] = {}
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(subs) for subs in self._subscribers.values())
+
+    def watched(self, address: str) -> bool:
+        return address in self._subscribers
+
+    def publish(self, event: Event) -> None:
+        subscribers = self._subscribers.get(event.address)
+        if not subscribers:
+            return
+        for subscription in list(subscribers):
+            if not subscription.offer(event):
+                self._remove(subscription)
+
+    @asynccontextmanager
+    async def subscribe(self, address: str) -> AsyncIterator[Subscription]:
+        subscription = Subscription(address, self._queue_size)
+        self._subscribers.setdefault(address, set()).add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._remove(subscription)
+
+    def _remove(self, subscription: Subscription) -> None:
+        subscribers = self._subscribers.get(subscription.address)
+        if subscribers is not None:
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscribers[subscription.address]

@@ -1,0 +1,54 @@
+"""Prometheus metrics: one registry per app instance, numbers only.
+
+No label ever carries an address, subject or client IP: refusal reasons are
+a fixed vocabulary (see RefusalReason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from burnbox.model import StoreStats
+
+RefusalReason = Literal[
+    "relay", "bad_address", "too_big", "too_many_recipients", "line_too_long",
+    "store_full", "store_error", "unclaimed", "shutdown",
+]
+
+
+class _StoreCollector(Collector):
+    def __init__(self, stats: Callable[[], StoreStats]) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self._stats()
+        yield GaugeMetricFamily("burnbox_messages_stored", "Messages held now.", stats.messages)
+        yield GaugeMetricFamily("burnbox_bytes_stored", "Bytes of mail held now.", stats.bytes)
+        yield GaugeMetricFamily("burnbox_inboxes", "Inboxes created and live now.", stats.inboxes)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.received = Counter(
+            "burnbox_messages_received", "Messages accepted and stored (one per inbox).",
+            registry=self.registry)
+        self.refused = Counter(
+            "burnbox_messages_refused", "Messages or recipients refused, by reason.",
+            ["reason"], registry=self.registry)
+        self.smtp_sessions = Gauge(
+            "burnbox_smtp_sessions", "SMTP sessions open now.", registry=self.registry)
+        self.purged = Counter(
+            "burnbox_messages_purged", "Messages removed because their time was up.",
+            registry=self.registry)
+
+    def watch_store(self, stats: Callable[[], StoreStats]) -> None:
+        self.registry.register(_StoreCollector(stats))
+
+    def refuse(self, reason: RefusalReason) -> None:
+        self.refused.labels(reason).inc()

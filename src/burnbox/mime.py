@@ -1,0 +1,190 @@
+"""Raw message bytes → a bounded summary (at ingest) and the full view (on demand).
+
+Built on the stdlib `email` parser with the compat32 policy: it is several times
+faster than `email.policy.default` on the ingest path and never raises on bad
+input; the decoding the modern policy would do is done here, field by field,
+with every failure falling back to the raw text. Nothing here raises on a
+malformed message: a part that cannot be decoded is shown as best it can be.
+"""
+
+from __future__ import annotations
+
+import email
+import email.header
+import email.message
+import email.utils
+import html as html_lib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import nh3
+
+from burnbox.model import Attachment, Message
+
+MAX_DEPTH = 20  # multipart nesting we descend into
+MAX_PARTS = 500  # MIME parts we look at in one message
+MAX_HEADERS = 500  # header fields we show
+MAX_HEADER_CHARS = 4000  # one decoded header value, as shown
+SUMMARY_FIELD_CHARS = 300  # sender, subject, recipients in a summary
+SNIPPET_CHARS = 200
+SNIPPET_SOURCE_CHARS = 20_000  # how much body text we read to make a snippet
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """The summary fields that come from the message itself."""
+
+    sender: str
+    to: str
+    subject: str
+    date: str
+    message_id: str
+    snippet: str
+    attachments: int
+
+
+def parse(raw: bytes) -> email.message.Message:
+    return email.message_from_bytes(raw)
+
+
+def overview(raw: bytes) -> Overview:
+    """The summary of a message; never raises."""
+    try:
+        message = parse(raw)
+        text, html, attachments = _bodies(message, want_text_chars=SNIPPET_SOURCE_CHARS)
+        snippet_source = text or _html_to_text(html)
+        # One pass over the header list: compat32's get() rescans it on every call.
+        first: dict[str, str] = {}
+        for name, value in message.items():
+            first.setdefault(name.lower(), value)
+        return Overview(
+            sender=header_text(first.get("from", ""), SUMMARY_FIELD_CHARS),
+            to=header_text(first.get("to", ""), SUMMARY_FIELD_CHARS),
+            subject=header_text(first.get("subject", ""), SUMMARY_FIELD_CHARS),
+            date=header_text(first.get("date", ""), 100),
+            message_id=header_text(first.get("message-id", ""), SUMMARY_FIELD_CHARS),
+            snippet=_snippet(snippet_source),
+            attachments=sum(1 for item in attachments if not item.inline),
+        )
+    except Exception:  # noqa: BLE001 - a message we cannot read still gets a summary
+        return Overview("", "", "", "", "", "", 0)
+
+
+def full_view(raw: bytes) -> Message:
+    """The full view: headers, text, HTML (unsanitised), attachments; never raises."""
+    try:
+        message = parse(raw)
+        text, html, attachments = _bodies(message, want_text_chars=None)
+        headers = [(str(name), header_text(value, MAX_HEADER_CHARS))
+                   for name, value in message.items()[:MAX_HEADERS]]
+        return Message(headers, text, html, attachments, len(message.defects))
+    except Exception:  # noqa: BLE001 - show the raw text rather than nothing
+        return Message([], raw.decode("utf-8", "replace"), "", [], 1)
+
+
+def attachment_bytes(raw: bytes, index: int) -> tuple[Attachment, bytes] | None:
+    """The decoded content of attachment `index` of the full view."""
+    try:
+        message = parse(raw)
+        for number, part in enumerate(_leaf_parts(message)):
+            if number == index:
+                payload = _payload_bytes(part)
+                return _describe(part, number, len(payload)), payload
+    except Exception:  # noqa: BLE001
+        return None
+    return None
+
+
+def header_text(value: object, limit: int) -> str:
+    """A header value as display text: encoded-words decoded, controls removed, bounded."""
+    text = value if isinstance(value, str) else str(value)
+    if not text.isascii():
+        # compat32 keeps 8-bit header bytes as surrogate escapes; SMTPUTF8 mail is UTF-8.
+        text = text.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+    if "=?" in text:
+        try:
+            text = str(email.header.make_header(email.header.decode_header(text)))
+        except Exception:  # noqa: BLE001 - keep the undecoded text
+            pass
+    if not text.isprintable():
+        text = _CONTROL.sub("", text.replace("\r\n", "").replace("\n", "").replace("\t", " "))
+    return text[:limit]
+
+
+def _snippet(text: str) -> str:
+    # Collapse white space only in the head of the text: a snippet needs no more.
+    return " ".join(text[: SNIPPET_CHARS * 8].split())[:SNIPPET_CHARS]
+
+
+def _bodies(message: email.message.Message,
+            want_text_chars: int | None) -> tuple[str, str, list[Attachment]]:
+    text = html = ""
+    attachments: list[Attachment] = []
+    for index, part in enumerate(_leaf_parts(message)):
+        content_type = part.get_content_type()
+        is_body = part.get_content_disposition() != "attachment" and not part.get_filename()
+        if is_body and content_type == "text/plain" and not text:
+            text = _payload_text(part, want_text_chars)
+        elif is_body and content_type == "text/html" and not html:
+            html = _payload_text(part, want_text_chars)
+        else:
+            attachments.append(_describe(part, index, None))
+    return text, html, attachments
+
+
+def _leaf_parts(message: email.message.Message) -> Iterator[email.message.Message]:
+    """Leaf parts depth-first, bounded in depth and count; message/rfc822 is one leaf."""
+    stack: list[tuple[email.message.Message, int]] = [(message, 0)]
+    seen = 0
+    while stack and seen < MAX_PARTS:
+        part, depth = stack.pop()
+        seen += 1
+        payload = part.get_payload()
+        if part.is_multipart() and part.get_content_maintype() == "multipart" and isinstance(
+                payload, list):
+            if depth < MAX_DEPTH:
+                stack.extend((child, depth + 1) for child in reversed(payload))
+            continue
+        yield part
+
+
+def _payload_bytes(part: email.message.Message) -> bytes:
+    if part.is_multipart():  # message/rfc822 and friends: give the enclosed message back
+        return part.as_bytes() if part.get_content_maintype() != "message" else b"".join(
+            child.as_bytes() for child in part.get_payload() if isinstance(child,
+                                                                           email.message.Message))
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _payload_text(part: email.message.Message, limit: int | None) -> str:
+    data = _payload_bytes(part)
+    if limit is not None:
+        data = data[: limit * 4]
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return data.decode(charset, "replace")
+    except (LookupError, UnicodeError):
+        return data.decode("utf-8", "replace")
+
+
+def _describe(part: email.message.Message, index: int, size: int | None) -> Attachment:
+    filename = header_text(part.get_filename() or "", 255)
+    content_type = part.get_content_type()
+    if not filename and content_type == "message/rfc822":
+        filename = "message.eml"
+    content_id = header_text(part.get("Content-ID", ""), 255).strip().strip("<>")
+    inline = part.get_content_disposition() == "inline" or (
+        bool(content_id) and part.get_content_disposition() != "attachment")
+    if size is None:
+        size = len(_payload_bytes(part))
+    return Attachment(index, filename or f"part-{index}", content_type, size, content_id, inline)
+
+
+def _html_to_text(html: str) -> str:
+    if not html:
+        return ""
+    return html_lib.unescape(nh3.clean(html[: SNIPPET_SOURCE_CHARS * 4], tags=set()))

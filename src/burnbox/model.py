@@ -1,0 +1,63 @@
+"""The domain's nouns as frozen values. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Inbox:
+    """An address somebody created; `token_hash` is None for an open (public) inbox."""
+
+    address: str
+    token_hash: bytes | None
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSummary:
+    """What an inbox list shows; computed once at ingest, small and bounded."""
+
+    id: str
+    address: str
+    received_at: datetime
+    expires_at: datetime
+    size: int
+    sender: str
+    subject: str
+    snippet: str
+    attachments: int
+    date: str = ""
+    message_id: str = ""
+    to: str = ""
+    seen: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    index: int
+    filename: str
+    content_type: str
+    size: int
+    content_id: str = ""
+    inline: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """The full view of one message, parsed on demand from its raw bytes."""
+
+    headers: list[tuple[str, str]]
+    text: str
+    html: str
+    attachments: list[Attachment] = field(default_factory=list)
+    defects: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    messages: int
+    bytes: int
+    inboxes: int

@@ -1,0 +1,44 @@
+"""The Reaper: purges what is past its time and tells the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from burnbox.hub import Event, Hub
+from burnbox.ids import Clock
+from burnbox.metrics import Metrics
+from burnbox.storage.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class Reaper:
+    def __init__(self, store: Store, hub: Hub, metrics: Metrics, *, clock: Clock,
+                 interval: float) -> None:
+        self._store = store
+        self._hub = hub
+        self._metrics = metrics
+        self._clock = clock
+        self._interval = interval
+
+    async def run_once(self) -> int:
+        """Purge once; returns how many messages went."""
+        purged = await self._store.purge_expired(self._clock())
+        messages = 0
+        for address, message_id in purged:
+            messages += bool(message_id)
+            self._hub.publish(Event("expired", address, message_id))
+        self._metrics.purged.inc(messages)
+        return messages
+
+    async def run(self) -> None:
+        while True:
+            try:
+                count = await self.run_once()
+                if count:
+                    log.info("purged %d expired messages", count)
+            except Exception as error:  # a store outage must not stop future purges
+                # The type only: an exception's text may carry an address.
+                log.error("purge failed (%s); will retry", type(error).__name__)
+            await asyncio.sleep(self._interval)

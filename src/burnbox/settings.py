@@ -1,0 +1,233 @@
+"""Typed, frozen settings: the only reader of the environment and of `.env`.
+
+Precedence: command-line flags, then `BURNBOX_*` environment variables, then the
+`.env` file, then the defaults below. Every field carries its help text; the
+documentation test fails when a field is missing from docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+ENV_PREFIX = "BURNBOX_"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_endpoint(text: str) -> Endpoint:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("expected host:port with a port from 0 to 65535")
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - an empty host means every interface
+    return Endpoint(host, int(port))
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
+               "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+_DURATION_UNITS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def _number_with_unit(text: str, units: Mapping[str, float]) -> float:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in units:
+        raise ValueError(f"expected a number with an optional unit ({', '.join(u for u in units if u)})")
+    return float(match.group(1)) * units[match.group(2).lower()]
+
+
+def parse_size(text: str) -> int:
+    """Bytes: `25MiB`, `64k`, `1048576`."""
+    return int(_number_with_unit(text, _SIZE_UNITS))
+
+
+def parse_duration(text: str) -> float:
+    """Seconds: `24h`, `30s`, `500ms`, `90`."""
+    return _number_with_unit(text, _DURATION_UNITS)
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parse_positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("expected a whole number of at least 1")
+    return value
+
+
+def parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.strip().lower() not in choices:
+            raise ValueError(f"expected one of: {', '.join(choices)}")
+        return text.strip().lower()
+
+    return parse
+
+
+def _setting(default: Any, parse: Callable[[str], Any], help_text: str) -> Any:
+    return field(default=default, metadata={"parse": parse, "help": help_text})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    smtp_listen: Endpoint = _setting(
+        Endpoint("127.0.0.1", 2525), parse_endpoint,
+        "Where the SMTP server listens, host:port. Port 0 picks a free port (printed at start).")
+    http_listen: Endpoint = _setting(
+        Endpoint("127.0.0.1", 8025), parse_endpoint,
+        "Where the HTTP server (web UI, API, health, metrics) listens, host:port; 0 picks a port.")
+    domains: tuple[str, ...] = _setting(
+        ("localhost",), parse_list,
+        "Comma-separated domains whose mail is accepted; `*.example.org` accepts every "
+        "subdomain of example.org. Mail for any other domain is refused (never an open relay).")
+    store: str = _setting(
+        "memory://", str,
+        "Where mail is kept: `memory://` (RAM only, wiped at restart).")
+    hostname: str = _setting(
+        "", str, "The name this server gives in its SMTP greeting and Received: headers "
+        "(default: the machine's fully qualified name).")
+    message_ttl: float = _setting(
+        86400.0, parse_duration, "How long a message is kept before it is purged (e.g. 24h, 30m).")
+    reap_interval: float = _setting(
+        60.0, parse_duration, "How often expired mail is purged.")
+    max_message_size: int = _setting(
+        25 * 1024**2, parse_size, "Largest message accepted, in bytes (advertised as SIZE).")
+    max_recipients: int = _setting(
+        100, parse_positive_int, "Most recipients in one SMTP transaction (more get 452 4.5.3).")
+    max_command_line: int = _setting(
+        2048, parse_size, "Longest SMTP command line, in bytes, CRLF included.")
+    max_line_length: int = _setting(
+        1024**2, parse_size,
+        "Longest text line inside a message, in bytes; longer lines are kept unchanged up to this.")
+    max_connections: int = _setting(
+        5000, parse_positive_int, "Most SMTP sessions open at once (more get 421 4.7.0).")
+    max_connections_per_ip: int = _setting(
+        100, parse_positive_int, "Most SMTP sessions open at once from one client IP.")
+    smtp_idle_timeout: float = _setting(
+        300.0, parse_duration,
+        "An SMTP session that makes no progress for this long is closed (NOOP/RSET do not count).")
+    smtp_min_data_rate: int = _setting(
+        256, parse_size,
+        "Slowest accepted DATA/BDAT transfer, bytes per second, averaged after the first 30 s.")
+    smtp_max_errors: int = _setting(
+        20, parse_positive_int, "Errors one SMTP session may make before it is disconnected.")
+    smtp_junk_limit: int = _setting(
+        100, parse_positive_int,
+        "NOOP, RSET, VRFY, HELP and EHLO commands allowed between two delivered messages.")
+    tls_cert: str = _setting(
+        "", str, "PEM certificate (chain) file; with tls_key, enables STARTTLS.")
+    tls_key: str = _setting("", str, "PEM private key file for tls_cert.")
+    received_client_ip: bool = _setting(
+        False, parse_bool,
+        "Whether the Received: header names the client's IP address (off: privacy).")
+    inbox_max_messages: int = _setting(
+        1000, parse_positive_int, "Most messages one inbox keeps; the oldest is evicted first.")
+    store_max_bytes: int = _setting(
+        512 * 1024**2, parse_size,
+        "Most bytes of mail the in-memory store holds; the oldest mail is evicted first.")
+    ingest_parse_inline_max: int = _setting(
+        64 * 1024, parse_size,
+        "Messages up to this size are summarised on the event loop; larger ones in a thread.")
+    shutdown_grace: float = _setting(
+        10.0, parse_duration, "How long transactions in flight may take to finish at shutdown.")
+    log_level: str = _setting(
+        "info", parse_choice("debug", "info", "warning", "error"), "Log level.")
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.tls_cert and self.tls_key)
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(environment key, default, help) for every setting, in declaration order."""
+    rows = []
+    for item in dataclasses.fields(Settings):
+        default = item.default
+        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        rows.append((env_key(item.name), shown, item.metadata["help"]))
+    return rows
+
+
+def env_key(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def load(
+    flags: Mapping[str, str | None] | None = None,
+    environ: Mapping[str, str] | None = None,
+    env_file: str | os.PathLike[str] | None = ".env",
+) -> Settings:
+    """Build Settings from flags > environment > .env file > defaults."""
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, str | None] = {}
+    if env_file is not None and Path(env_file).is_file():
+        file_values = dict(dotenv_values(env_file))
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(Settings):
+        key = env_key(item.name)
+        raw = (flags or {}).get(item.name)
+        source = "flag --" + item.name.replace("_", "-")
+        if raw is None:
+            raw, source = environ.get(key), key
+        if raw is None:
+            raw, source = file_values.get(key), f"{key} (in {env_file})"
+        if raw is None:
+            continue
+        try:
+            values[item.name] = item.metadata["parse"](raw)
+        except ValueError as error:
+            raise SettingsError(f"{source}: {raw!r} is not valid: {error}") from None
+    _check_known_keys(environ, file_values)
+    settings = Settings(**values)
+    _check_consistency(settings)
+    return settings
+
+
+def _check_known_keys(*sources: Mapping[str, Any]) -> None:
+    known = {env_key(item.name) for item in dataclasses.fields(Settings)} | {"BURNBOX_ENV_FILE"}
+    for source in sources:
+        for key in source:
+            if key.startswith(ENV_PREFIX) and key not in known:
+                raise SettingsError(f"{key}: unknown setting (see docs/configuration.md)")
+
+
+def _check_consistency(settings: Settings) -> None:
+    if not settings.domains:
+        raise SettingsError("BURNBOX_DOMAINS: at least one domain is needed")
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise SettingsError("BURNBOX_TLS_CERT/BURNBOX_TLS_KEY: give both or neither")
+    for path_key in ("tls_cert", "tls_key"):
+        path = getattr(settings, path_key)
+        if path and not Path(path).is_file():
+            raise SettingsError(f"{env_key(path_key)}: no such file: {path}")
+    if not settings.store.startswith("memory://"):
+        raise SettingsError(f"BURNBOX_STORE: unsupported store URL {settings.store!r} "
+                            "(this version supports memory://)")

@@ -1,0 +1,1 @@
+"""The SMTP receive side: a purpose-built asyncio.Protocol state machine."""

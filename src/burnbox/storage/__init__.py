@@ -1,0 +1,1 @@
+"""Where mail is kept. `base` is the contract; each backend implements it."""

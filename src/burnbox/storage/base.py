@@ -1,0 +1,74 @@
+"""The Store protocol: the one seam every backend implements, and its errors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from burnbox.model import Inbox, MessageSummary, StoreStats
+
+
+class StoreError(Exception):
+    """A fault on the store's side; SMTP answers it with 451 4.3.0."""
+
+
+class NotFound(StoreError):
+    """No such inbox or message (or one the caller may not see)."""
+
+
+class AddressTaken(StoreError):
+    """A live inbox already holds that address."""
+
+
+class StoreFull(StoreError):
+    """The store cannot take this message now (SMTP 452 4.3.1)."""
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and prepare; called once at start."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        """True when the store can serve requests now (readiness)."""
+
+    def stats(self) -> StoreStats:
+        """Counts for metrics; may be a recent snapshot rather than exact."""
+
+    async def create_inbox(self, inbox: Inbox) -> None:
+        """Raises AddressTaken when a live inbox holds the address."""
+
+    async def inbox(self, address: str) -> Inbox:
+        """Raises NotFound."""
+
+    async def add(self, summaries: list[MessageSummary], raw: bytes) -> list[tuple[str, str]]:
+        """Store one message for each summary's inbox, sharing `raw`.
+
+        Durable before it returns. Returns the (address, message id) pairs that
+        were evicted to make room (per-inbox count cap, global byte cap).
+        Raises StoreFull when the message cannot fit at all.
+        """
+
+    async def summaries(
+        self, address: str, *, before: str | None = None, limit: int = 50
+    ) -> list[MessageSummary]:
+        """Newest first; `before` is a message id (exclusive cursor)."""
+
+    async def summary(self, address: str, message_id: str) -> MessageSummary:
+        """Raises NotFound."""
+
+    async def raw(self, address: str, message_id: str) -> bytes:
+        """Raises NotFound."""
+
+    async def delete(self, address: str, message_id: str) -> None:
+        """Raises NotFound."""
+
+    async def delete_inbox(self, address: str) -> int:
+        """Delete an inbox and all its mail; returns how many messages went."""
+
+    async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
+        """Remove what is past its expiry; returns the (address, message id) pairs purged.
+
+        Expired inboxes go too (their pairs carry message id "").
+        """

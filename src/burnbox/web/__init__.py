@@ -1,0 +1,1 @@
+"""The HTTP side: the ASGI app, the API, live push, and the static UI."""
