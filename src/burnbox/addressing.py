@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_LOCAL = 64
 MAX_DOMAIN = 253
@@ -19,6 +20,8 @@ MAX_ADDRESS = 254
 
 # RFC 5322 atext, plus any non-ASCII code point (RFC 6531 UTF8-non-ascii).
 _ATEXT = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\U0010ffff]+")
+# The common case in one match: an ASCII dot-atom without the characters refused below.
+_PLAIN_ASCII_LOCAL = re.compile(r"[A-Za-z0-9#$&'*+\-=?^_{}~]+(?:\.[A-Za-z0-9#$&'*+\-=?^_{}~]+)*")
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _DANGEROUS_LOCAL = ("/", "\\", "=?", "?=", "%", "!", "`", "|")
 
@@ -41,6 +44,7 @@ class Address:
         return f"{self.local}@{self.domain}"
 
 
+@lru_cache(maxsize=4096)  # few domains recur; the IDNA codec is pure Python and slow
 def normalise_domain(text: str) -> str:
     """Lower-case IDNA A-label form; raises AddressError."""
     domain = text.strip().rstrip(".")
@@ -59,6 +63,9 @@ def normalise_domain(text: str) -> str:
 
 
 def normalise_local(text: str) -> str:
+    if (len(text) <= MAX_LOCAL and _PLAIN_ASCII_LOCAL.fullmatch(text)
+            and "=?" not in text and "?=" not in text):
+        return text.lower()
     if not text or len(text.encode("utf-8")) > MAX_LOCAL:
         raise AddressError("local part is empty or longer than 64 octets")
     if text.startswith('"'):

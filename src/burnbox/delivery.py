@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from burnbox import mime
+from burnbox import mime, overview
 from burnbox.hub import Event, Hub
 from burnbox.ids import Clock, IdSource
 from burnbox.metrics import Metrics
@@ -31,18 +31,19 @@ class Deliverer:
         caller decides what the sender is told. Nothing is published unless
         everything was stored.
         """
-        if len(raw) <= self._parse_inline_max:
-            overview = mime.overview(raw)
-        else:  # a large message must not stall the other sessions on the loop
-            overview = await asyncio.to_thread(mime.overview, raw)
+        summary = overview.quick(raw)
+        if summary is None and len(raw) <= self._parse_inline_max:
+            summary = mime.overview(raw)
+        elif summary is None:  # a full parse of a large message must not stall the loop
+            summary = await asyncio.to_thread(mime.overview, raw)
         now = self._clock()
         expires = now + self._ttl
         summaries = [
             MessageSummary(
                 id=self._ids(), address=address, received_at=now, expires_at=expires,
-                size=len(raw), sender=overview.sender, subject=overview.subject,
-                snippet=overview.snippet, attachments=overview.attachments, date=overview.date,
-                message_id=overview.message_id, to=overview.to)
+                size=len(raw), sender=summary.sender, subject=summary.subject,
+                snippet=summary.snippet, attachments=summary.attachments, date=summary.date,
+                message_id=summary.message_id, to=summary.to)
             for address in dict.fromkeys(addresses)
         ]
         evicted = await self._store.add(summaries, raw)

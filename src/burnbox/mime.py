@@ -16,11 +16,10 @@ import email.utils
 import html as html_lib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import nh3
 
-from burnbox.model import Attachment, Message
+from burnbox.model import Attachment, Message, Overview
 
 MAX_DEPTH = 20  # multipart nesting we descend into
 MAX_PARTS = 500  # MIME parts we look at in one message
@@ -28,37 +27,30 @@ MAX_HEADERS = 500  # header fields we show
 MAX_HEADER_CHARS = 4000  # one decoded header value, as shown
 SUMMARY_FIELD_CHARS = 300  # sender, subject, recipients in a summary
 SNIPPET_CHARS = 200
-SNIPPET_SOURCE_CHARS = 20_000  # how much body text we read to make a snippet
+SNIPPET_TEXT_BYTES = 8 * 1024  # of a text/plain body, enough for any snippet
+SNIPPET_HTML_BYTES = 64 * 1024  # of a text/html body, whose text may start late
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-@dataclass(frozen=True, slots=True)
-class Overview:
-    """The summary fields that come from the message itself."""
-
-    sender: str
-    to: str
-    subject: str
-    date: str
-    message_id: str
-    snippet: str
-    attachments: int
-
-
 def parse(raw: bytes) -> email.message.Message:
-    return email.message_from_bytes(raw)
+    # A UTF-8 byte order mark (some Windows tools write one) would make the whole
+    # message body text to the parser; the stored bytes keep it.
+    return email.message_from_bytes(raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw)
 
 
 def overview(raw: bytes) -> Overview:
-    """The summary of a message; never raises."""
+    """The summary of a message through the full stdlib parse; never raises.
+
+    overview.summarise() is the fast path for single-part mail; this is the
+    reference it must agree with, and the path for everything else.
+    """
     try:
         message = parse(raw)
-        text, html, attachments = _bodies(message, want_text_chars=SNIPPET_SOURCE_CHARS)
-        snippet_source = text or _html_to_text(html)
+        text, html, attachments = _bodies(message, prefix_only=True)
         # One pass over the header list: compat32's get() rescans it on every call.
         first: dict[str, str] = {}
-        for name, value in message.items():
+        for name, value in message.raw_items():
             first.setdefault(name.lower(), value)
         return Overview(
             sender=header_text(first.get("from", ""), SUMMARY_FIELD_CHARS),
@@ -66,7 +58,7 @@ def overview(raw: bytes) -> Overview:
             subject=header_text(first.get("subject", ""), SUMMARY_FIELD_CHARS),
             date=header_text(first.get("date", ""), 100),
             message_id=header_text(first.get("message-id", ""), SUMMARY_FIELD_CHARS),
-            snippet=_snippet(snippet_source),
+            snippet=snippet(text, html),
             attachments=sum(1 for item in attachments if not item.inline),
         )
     except Exception:  # noqa: BLE001 - a message we cannot read still gets a summary
@@ -77,9 +69,9 @@ def full_view(raw: bytes) -> Message:
     """The full view: headers, text, HTML (unsanitised), attachments; never raises."""
     try:
         message = parse(raw)
-        text, html, attachments = _bodies(message, want_text_chars=None)
+        text, html, attachments = _bodies(message, prefix_only=False)
         headers = [(str(name), header_text(value, MAX_HEADER_CHARS))
-                   for name, value in message.items()[:MAX_HEADERS]]
+                   for name, value in list(message.raw_items())[:MAX_HEADERS]]
         return Message(headers, text, html, attachments, len(message.defects))
     except Exception:  # noqa: BLE001 - show the raw text rather than nothing
         return Message([], raw.decode("utf-8", "replace"), "", [], 1)
@@ -102,8 +94,9 @@ def header_text(value: object, limit: int) -> str:
     """A header value as display text: encoded-words decoded, controls removed, bounded."""
     text = value if isinstance(value, str) else str(value)
     if not text.isascii():
-        # compat32 keeps 8-bit header bytes as surrogate escapes; SMTPUTF8 mail is UTF-8.
-        text = text.encode("ascii", "surrogateescape").decode("utf-8", "replace")
+        # compat32 keeps 8-bit header bytes as surrogate escapes (read with raw_items(),
+        # not get(), which wraps them in Header objects); SMTPUTF8 mail is UTF-8.
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     if "=?" in text:
         try:
             text = str(email.header.make_header(email.header.decode_header(text)))
@@ -114,22 +107,31 @@ def header_text(value: object, limit: int) -> str:
     return text[:limit]
 
 
-def _snippet(text: str) -> str:
+def snippet(text: str, html: str) -> str:
+    """A one-line preview from the text part, or else from the HTML part's text."""
+    source = text or (html_lib.unescape(nh3.clean(html, tags=set())) if html else "")
     # Collapse white space only in the head of the text: a snippet needs no more.
-    return " ".join(text[: SNIPPET_CHARS * 8].split())[:SNIPPET_CHARS]
+    return " ".join(source[: SNIPPET_CHARS * 8].split())[:SNIPPET_CHARS]
+
+
+def decode_text(data: bytes, charset: str | None) -> str:
+    try:
+        return data.decode(charset or "utf-8", "replace")
+    except (LookupError, UnicodeError):
+        return data.decode("utf-8", "replace")
 
 
 def _bodies(message: email.message.Message,
-            want_text_chars: int | None) -> tuple[str, str, list[Attachment]]:
+            prefix_only: bool) -> tuple[str, str, list[Attachment]]:
     text = html = ""
     attachments: list[Attachment] = []
     for index, part in enumerate(_leaf_parts(message)):
         content_type = part.get_content_type()
         is_body = part.get_content_disposition() != "attachment" and not part.get_filename()
         if is_body and content_type == "text/plain" and not text:
-            text = _payload_text(part, want_text_chars)
+            text = _payload_text(part, SNIPPET_TEXT_BYTES if prefix_only else None)
         elif is_body and content_type == "text/html" and not html:
-            html = _payload_text(part, want_text_chars)
+            html = _payload_text(part, SNIPPET_HTML_BYTES if prefix_only else None)
         else:
             attachments.append(_describe(part, index, None))
     return text, html, attachments
@@ -162,13 +164,7 @@ def _payload_bytes(part: email.message.Message) -> bytes:
 
 def _payload_text(part: email.message.Message, limit: int | None) -> str:
     data = _payload_bytes(part)
-    if limit is not None:
-        data = data[: limit * 4]
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return data.decode(charset, "replace")
-    except (LookupError, UnicodeError):
-        return data.decode("utf-8", "replace")
+    return decode_text(data[:limit] if limit is not None else data, part.get_content_charset())
 
 
 def _describe(part: email.message.Message, index: int, size: int | None) -> Attachment:
@@ -176,7 +172,7 @@ def _describe(part: email.message.Message, index: int, size: int | None) -> Atta
     content_type = part.get_content_type()
     if not filename and content_type == "message/rfc822":
         filename = "message.eml"
-    content_id = header_text(part.get("Content-ID", ""), 255).strip().strip("<>")
+    content_id = header_text(_raw_header(part, "content-id"), 255).strip().strip("<>")
     inline = part.get_content_disposition() == "inline" or (
         bool(content_id) and part.get_content_disposition() != "attachment")
     if size is None:
@@ -184,7 +180,8 @@ def _describe(part: email.message.Message, index: int, size: int | None) -> Atta
     return Attachment(index, filename or f"part-{index}", content_type, size, content_id, inline)
 
 
-def _html_to_text(html: str) -> str:
-    if not html:
-        return ""
-    return html_lib.unescape(nh3.clean(html[: SNIPPET_SOURCE_CHARS * 4], tags=set()))
+def _raw_header(part: email.message.Message, name: str) -> str:
+    for field, value in part.raw_items():
+        if field.lower() == name:
+            return str(value)
+    return ""

@@ -57,6 +57,19 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Overview:
+    """The summary fields that come from the message itself."""
+
+    sender: str
+    to: str
+    subject: str
+    date: str
+    message_id: str
+    snippet: str
+    attachments: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoreStats:
     messages: int
     bytes: int

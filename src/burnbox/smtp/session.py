@@ -437,8 +437,9 @@ class SmtpSession(asyncio.Protocol):
 
     async def _store(self, recipients: list[str], raw: bytes) -> bytes:
         try:
-            ids = await asyncio.wait_for(
-                self._ctx.deliverer.deliver(recipients, raw), self._ctx.config.delivery_timeout)
+            # asyncio.timeout, not wait_for: in 3.11 wait_for wraps the call in a second task.
+            async with asyncio.timeout(self._ctx.config.delivery_timeout):
+                ids = await self._ctx.deliverer.deliver(recipients, raw)
         except StoreFull:
             self._ctx.metrics.refuse("store_full")
             return replies.STORE_FULL

@@ -1,0 +1,108 @@
+"""Shared benchmark plumbing: start a server as a subprocess, measure, stop it."""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.recv(64)
+                return
+        except OSError:
+            time.sleep(0.05)  # polling a port that is not yet bound: nothing to wait on
+    raise TimeoutError(f"port {port} did not open")
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[str]
+    port: int
+    http_port: int = 0
+
+    def stored(self) -> int | None:
+        if self.name == "burnbox":
+            url = f"http://127.0.0.1:{self.http_port}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+                text = response.read().decode()
+            match = re.search(r"^burnbox_messages_stored (\S+)", text, re.MULTILINE)
+            return int(float(match.group(1))) if match else None
+        return None
+
+    def stop(self) -> int | None:
+        """Stop; for aiosmtpd returns the count it reports."""
+        self.process.send_signal(signal.SIGTERM)
+        out, _ = self.process.communicate(timeout=30)
+        match = re.search(r"stored (\d+)", out or "")
+        return int(match.group(1)) if match else None
+
+
+def start_burnbox(**settings: str) -> Server:
+    port, http_port = free_port(), free_port()
+    env = {**os.environ, "BURNBOX_SMTP_LISTEN": f"127.0.0.1:{port}",
+           "BURNBOX_HTTP_LISTEN": f"127.0.0.1:{http_port}", "BURNBOX_LOG_LEVEL": "warning",
+           "BURNBOX_MAX_CONNECTIONS": "20000", "BURNBOX_MAX_CONNECTIONS_PER_IP": "20000",
+           "BURNBOX_INBOX_MAX_MESSAGES": "1000000", "BURNBOX_STORE_MAX_BYTES": "8GiB",
+           **{f"BURNBOX_{key.upper()}": value for key, value in settings.items()}}
+    process = subprocess.Popen([PYTHON, "-m", "burnbox", "serve", "--env-file", "/dev/null"],
+                               env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    wait_for_port(port)
+    return Server("burnbox", process, port, http_port)
+
+
+def start_aiosmtpd() -> Server:
+    port = free_port()
+    process = subprocess.Popen([PYTHON, str(ROOT / "bench" / "aiosmtpd_baseline.py"), str(port)],
+                               stdout=subprocess.PIPE, text=True)
+    wait_for_port(port)
+    return Server("aiosmtpd", process, port)
+
+
+def start_smtp_sink() -> Server:
+    port = free_port()
+    process = subprocess.Popen(["smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "1024"],
+                               stdout=subprocess.PIPE, text=True)
+    wait_for_port(port)
+    return Server("smtp-sink", process, port)
+
+
+STARTERS = {"burnbox": start_burnbox, "aiosmtpd": start_aiosmtpd, "smtp-sink": start_smtp_sink}
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
