@@ -136,7 +136,9 @@ class Settings:
         "An SMTP session that makes no progress for this long is closed (NOOP/RSET do not count).")
     smtp_min_data_rate: int = _setting(
         256, parse_size,
-        "Slowest accepted DATA/BDAT transfer, bytes per second, averaged after the first 30 s.")
+        "Slowest accepted DATA/BDAT transfer, bytes per second (see smtp_min_data_rate_after).")
+    smtp_min_data_rate_after: float = _setting(
+        30.0, parse_duration, "How long DATA/BDAT may run before the minimum data rate applies.")
     smtp_max_errors: int = _setting(
         20, parse_positive_int, "Errors one SMTP session may make before it is disconnected.")
     smtp_junk_limit: int = _setting(

@@ -28,6 +28,7 @@ class SmtpConfig:
     max_line_length: int
     idle_timeout: float
     min_data_rate: int
+    min_data_rate_after: float
     max_errors: int
     junk_limit: int
     received_client_ip: bool
@@ -45,6 +46,7 @@ class SmtpConfig:
             max_line_length=settings.max_line_length,
             idle_timeout=settings.smtp_idle_timeout,
             min_data_rate=settings.smtp_min_data_rate,
+            min_data_rate_after=settings.smtp_min_data_rate_after,
             max_errors=settings.smtp_max_errors,
             junk_limit=settings.smtp_junk_limit,
             received_client_ip=settings.received_client_ip,

@@ -34,8 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAUSE_BUFFER = 64 * 1024  # bytes a busy session buffers before it stops reading
-DATA_RATE_GRACE = 30.0  # seconds of DATA before the minimum rate applies
-RATE_CHECK_PERIOD = 5.0  # seconds between data-rate checks
+RATE_CHECK_PERIOD = 5.0  # seconds between data-rate checks, at most
 BUSY_CHECK_PERIOD = 1.0  # seconds between watchdog looks while a step is running
 _BODY_TYPES = frozenset({"7BIT", "8BITMIME", "BINARYMIME"})
 
@@ -385,6 +384,10 @@ class SmtpSession(asyncio.Protocol):
     def _start_body(self, reader: DotReader | ChunkReader) -> None:
         self._progress = self._body_started = self._loop.time()
         self._body = reader
+        check = self._body_started + min(RATE_CHECK_PERIOD, self._ctx.config.min_data_rate_after)
+        if self._timer is not None and self._timer.when() > check:
+            self._timer.cancel()  # the data-rate check must not wait for the idle deadline
+            self._arm(check)
         data = bytes(self._buf)  # possibly empty: a zero-size BDAT chunk ends at once
         self._buf.clear()
         self._feed_body(data)
@@ -553,12 +556,14 @@ class SmtpSession(asyncio.Protocol):
         elif now >= idle_deadline:
             self._send_and_close(replies.IDLE_TIMEOUT)
         elif self._body is not None:
+            config = self._ctx.config
             elapsed = now - self._body_started
-            if elapsed > DATA_RATE_GRACE and (
-                    self._body.received / elapsed < self._ctx.config.min_data_rate):
+            if elapsed > config.min_data_rate_after and (
+                    self._body.received / elapsed < config.min_data_rate):
                 self._send_and_close(replies.TOO_SLOW)
             else:
-                self._arm(min(idle_deadline, now + RATE_CHECK_PERIOD))
+                period = min(RATE_CHECK_PERIOD, config.min_data_rate_after)
+                self._arm(min(idle_deadline, now + period))
         else:
             self._arm(idle_deadline)
 
