@@ -44,7 +44,7 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 
 
 def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -58,7 +58,7 @@ class Server:
     def stored(self) -> int | None:
         if self.name == "burnbox":
             url = f"http://127.0.0.1:{self.http_port}/metrics"
-            with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=10) as response:
                 text = response.read().decode()
             match = re.search(r"^burnbox_messages_stored (\S+)", text, re.MULTILINE)
             return int(float(match.group(1))) if match else None

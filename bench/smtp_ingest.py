@@ -92,7 +92,8 @@ def memory_scenario(count: int, size: int) -> dict[str, float]:
     raw_mib = count * (size + 300) / 2**20  # payload plus smtp-source's headers
     result["raw_mib"] = raw_mib
     result["ratio_to_aiosmtpd"] = result["burnbox_after_mib"] / result["aiosmtpd_after_mib"]
-    result["growth_per_raw"] = (result["burnbox_after_mib"] - result["burnbox_before_mib"]) / raw_mib
+    growth = result["burnbox_after_mib"] - result["burnbox_before_mib"]
+    result["growth_per_raw"] = growth / raw_mib
     return result
 
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import email.policy
-import shutil
 import smtplib
 import subprocess
 from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
-import pytest
 
 from tests.conftest import Running, corpus_messages
+from tests.tools import require
 
 RECEIVED_END = b"\r\n\t"  # our Received header's last line starts after this
 
@@ -92,12 +91,12 @@ async def test_aiosmtplib_bdat_is_not_used_but_pipelining_is(server: Running) ->
     assert server.count() == 2
 
 
-@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is installed by .ci/run")
 def test_swaks_with_pipelining_and_attachment(server: Running, tmp_path: Path) -> None:
+    swaks = require("swaks")
     attachment = tmp_path / "report.txt"
     attachment.write_text("numbers\n")
     result = subprocess.run(
-        ["swaks", "--server", f"127.0.0.1:{server.smtp_port}", "--to", "qa@localhost",
+        [swaks, "--server", f"127.0.0.1:{server.smtp_port}", "--to", "qa@localhost",
          "--from", "ci@example.org", "--pipeline", "--header", "Subject: swaks run",
          "--attach", str(attachment)],
         capture_output=True, text=True, timeout=30, check=False)
@@ -108,23 +107,22 @@ def test_swaks_with_pipelining_and_attachment(server: Running, tmp_path: Path) -
     assert summary.attachments == 1
 
 
-@pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is installed by .ci/run")
-def test_swaks_bdat(server: Running) -> None:
+def test_swaks_plain_body(server: Running) -> None:
     result = subprocess.run(
-        ["swaks", "--server", f"127.0.0.1:{server.smtp_port}", "--to", "qa@localhost",
+        [require("swaks"), "--server", f"127.0.0.1:{server.smtp_port}", "--to", "qa@localhost",
          "--from", "ci@example.org", "--body", "chunked body"],
         capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0
     assert server.stored("qa@localhost")[0].rstrip().endswith(b"chunked body")
 
 
-@pytest.mark.skipif(shutil.which("smtp-source") is None, reason="installed by .ci/run")
 def test_smtp_source_burst_is_stored_exactly(server: Running) -> None:
-    subprocess.run(["smtp-source", "-d", "-s", "10", "-m", "300", "-l", "2000",
+    smtp_source = require("smtp-source")
+    subprocess.run([smtp_source, "-d", "-s", "10", "-m", "300", "-l", "2000",
                     "-f", "load@example.org", "-t", "load@localhost",
                     f"127.0.0.1:{server.smtp_port}"], check=True, timeout=60)
     assert server.count() == 300
-    subprocess.run(["smtp-source", "-s", "10", "-m", "100", "-l", "100000", "-N",
+    subprocess.run([smtp_source, "-s", "10", "-m", "100", "-l", "100000", "-N",
                     "-f", "load@example.org", "-t", "big@localhost",
                     f"127.0.0.1:{server.smtp_port}"], check=True, timeout=60)
     assert server.count() == 400

@@ -85,7 +85,8 @@ def test_empty_message_is_accepted(server: Running, talk: Callable[[], Conversat
     begin(conversation)
     conversation.command("DATA")
     assert conversation.command(".").startswith("250")
-    assert server.stored("user@localhost")[0].endswith(b";\r\n\tSat, 21 Nov 2026 12:00:00 +0000\r\n")
+    [raw] = server.stored("user@localhost")
+    assert raw.endswith(b";\r\n\tSat, 21 Nov 2026 12:00:00 +0000\r\n")
 
 
 @pytest.mark.parametrize("smuggled", [
@@ -316,7 +317,7 @@ def test_bdat_chunks_make_one_message(server: Running,
     begin(conversation)
     first = b"Subject: chunks\r\n\r\nline\r\n.\r\nMAIL FROM:<x@y.test>\r\n"
     assert conversation.command(b"BDAT %d\r\n" % len(first) + first[:-2]).startswith(
-        "250 2.0.0 %d octets" % len(first))
+        f"250 2.0.0 {len(first)} octets")
     second = b"binary \x00\xff end\r\n"
     assert conversation.command(b"BDAT %d LAST\r\n" % len(second) + second[:-2]).startswith(
         "250 2.0.0 OK: stored")

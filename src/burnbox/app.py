@@ -83,7 +83,7 @@ class App:
     async def readiness(self) -> dict[str, bool]:
         try:
             store_ok = await asyncio.wait_for(self.store.ping(), 2.0)
-        except Exception:  # noqa: BLE001 - any failure means not ready
+        except Exception:
             store_ok = False
         http_ok = self._http is not None and self._http.started
         return {"store": store_ok, "smtp": self.smtp.listening, "http": http_ok}
@@ -95,7 +95,7 @@ class App:
         self.http_endpoint = Endpoint(self.settings.http_listen.host, sock.getsockname()[1])
         config = uvicorn.Config(self.web, log_config=None, access_log=False, lifespan="off",
                                 server_header=False, ws="websockets-sansio",
-                                timeout_graceful_shutdown=self.settings.shutdown_grace)
+                                timeout_graceful_shutdown=max(1, round(self.settings.shutdown_grace)))
         self._http = _EmbeddedHttpServer(config)
         self._tasks = [asyncio.create_task(self._http.serve(sockets=[sock])),
                        asyncio.create_task(self.reaper.run())]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import resource
 import sys
 from collections.abc import Sequence
 
-from burnbox import __version__, settings as settings_module
+from burnbox import __version__
+from burnbox import settings as settings_module
 from burnbox.settings import Settings, SettingsError
 
 
@@ -19,19 +21,8 @@ def _raise_open_file_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or hard > soft:
         target = 1_048_576 if hard == resource.RLIM_INFINITY else hard
-        with _ignore(ValueError, OSError):
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
-class _ignore:
-    def __init__(self, *kinds: type[BaseException]) -> None:
-        self._kinds = kinds
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
-        return kind is not None and issubclass(kind, self._kinds)
 
 
 def _parser() -> argparse.ArgumentParser:

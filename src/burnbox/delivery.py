@@ -31,19 +31,19 @@ class Deliverer:
         caller decides what the sender is told. Nothing is published unless
         everything was stored.
         """
-        summary = overview.quick(raw)
-        if summary is None and len(raw) <= self._parse_inline_max:
-            summary = mime.overview(raw)
-        elif summary is None:  # a full parse of a large message must not stall the loop
-            summary = await asyncio.to_thread(mime.overview, raw)
+        parsed = overview.quick(raw)
+        if parsed is None and len(raw) <= self._parse_inline_max:
+            parsed = mime.overview(raw)
+        elif parsed is None:  # a full parse of a large message must not stall the loop
+            parsed = await asyncio.to_thread(mime.overview, raw)
         now = self._clock()
         expires = now + self._ttl
         summaries = [
             MessageSummary(
                 id=self._ids(), address=address, received_at=now, expires_at=expires,
-                size=len(raw), sender=summary.sender, subject=summary.subject,
-                snippet=summary.snippet, attachments=summary.attachments, date=summary.date,
-                message_id=summary.message_id, to=summary.to)
+                size=len(raw), sender=parsed.sender, subject=parsed.subject,
+                snippet=parsed.snippet, attachments=parsed.attachments, date=parsed.date,
+                message_id=parsed.message_id, to=parsed.to)
             for address in dict.fromkeys(addresses)
         ]
         evicted = await self._store.add(summaries, raw)

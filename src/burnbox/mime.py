@@ -9,9 +9,11 @@ malformed message: a part that cannot be decoded is shown as best it can be.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.header
 import email.message
+import email.parser
 import email.utils
 import html as html_lib
 import re
@@ -22,6 +24,10 @@ import nh3
 from burnbox.model import Attachment, Message, Overview
 
 MAX_DEPTH = 20  # multipart nesting we descend into
+# The stdlib parser recurses once per nesting level (5,000 levels: RecursionError), and
+# a message cannot nest deeper than it declares multiparts: past this many, we read the
+# headers only and show the body as text.
+MAX_MULTIPARTS = 200
 MAX_PARTS = 500  # MIME parts we look at in one message
 MAX_HEADERS = 500  # header fields we show
 MAX_HEADER_CHARS = 4000  # one decoded header value, as shown
@@ -31,12 +37,16 @@ SNIPPET_TEXT_BYTES = 8 * 1024  # of a text/plain body, enough for any snippet
 SNIPPET_HTML_BYTES = 64 * 1024  # of a text/html body, whose text may start late
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_MULTIPART = re.compile(rb"multipart/", re.IGNORECASE)
 
 
 def parse(raw: bytes) -> email.message.Message:
     # A UTF-8 byte order mark (some Windows tools write one) would make the whole
     # message body text to the parser; the stored bytes keep it.
-    return email.message_from_bytes(raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw)
+    data = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    if len(_MULTIPART.findall(data)) > MAX_MULTIPARTS:
+        return email.parser.BytesParser().parsebytes(data, headersonly=True)
+    return email.message_from_bytes(data)
 
 
 def overview(raw: bytes) -> Overview:
@@ -61,7 +71,7 @@ def overview(raw: bytes) -> Overview:
             snippet=snippet(text, html),
             attachments=sum(1 for item in attachments if not item.inline),
         )
-    except Exception:  # noqa: BLE001 - a message we cannot read still gets a summary
+    except Exception:
         return Overview("", "", "", "", "", "", 0)
 
 
@@ -73,7 +83,7 @@ def full_view(raw: bytes) -> Message:
         headers = [(str(name), header_text(value, MAX_HEADER_CHARS))
                    for name, value in list(message.raw_items())[:MAX_HEADERS]]
         return Message(headers, text, html, attachments, len(message.defects))
-    except Exception:  # noqa: BLE001 - show the raw text rather than nothing
+    except Exception:
         return Message([], raw.decode("utf-8", "replace"), "", [], 1)
 
 
@@ -85,7 +95,7 @@ def attachment_bytes(raw: bytes, index: int) -> tuple[Attachment, bytes] | None:
             if number == index:
                 payload = _payload_bytes(part)
                 return _describe(part, number, len(payload)), payload
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     return None
 
@@ -98,10 +108,8 @@ def header_text(value: object, limit: int) -> str:
         # not get(), which wraps them in Header objects); SMTPUTF8 mail is UTF-8.
         text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     if "=?" in text:
-        try:
+        with contextlib.suppress(Exception):
             text = str(email.header.make_header(email.header.decode_header(text)))
-        except Exception:  # noqa: BLE001 - keep the undecoded text
-            pass
     if not text.isprintable():
         text = _CONTROL.sub("", text.replace("\r\n", "").replace("\n", "").replace("\t", " "))
     return text[:limit]
@@ -111,7 +119,10 @@ def snippet(text: str, html: str) -> str:
     """A one-line preview from the text part, or else from the HTML part's text."""
     source = text or (html_lib.unescape(nh3.clean(html, tags=set())) if html else "")
     # Collapse white space only in the head of the text: a snippet needs no more.
-    return " ".join(source[: SNIPPET_CHARS * 8].split())[:SNIPPET_CHARS]
+    line = " ".join(source[: SNIPPET_CHARS * 8].split())
+    if not line.isprintable():
+        line = _CONTROL.sub("", line)
+    return line[:SNIPPET_CHARS]
 
 
 def decode_text(data: bytes, charset: str | None) -> str:
@@ -128,7 +139,8 @@ def _bodies(message: email.message.Message,
     for index, part in enumerate(_leaf_parts(message)):
         content_type = part.get_content_type()
         is_body = part.get_content_disposition() != "attachment" and not part.get_filename()
-        if is_body and content_type == "text/plain" and not text:
+        unparsed = part.get_content_maintype() == "multipart"  # read headers-only
+        if ((is_body and content_type == "text/plain") or unparsed) and not text:
             text = _payload_text(part, SNIPPET_TEXT_BYTES if prefix_only else None)
         elif is_body and content_type == "text/html" and not html:
             html = _payload_text(part, SNIPPET_HTML_BYTES if prefix_only else None)

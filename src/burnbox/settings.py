@@ -49,7 +49,8 @@ _DURATION_UNITS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0, "d": 
 def _number_with_unit(text: str, units: Mapping[str, float]) -> float:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
     if not match or match.group(2).lower() not in units:
-        raise ValueError(f"expected a number with an optional unit ({', '.join(u for u in units if u)})")
+        names = ", ".join(unit for unit in units if unit)
+        raise ValueError(f"expected a number with an optional unit ({names})")
     return float(match.group(1)) * units[match.group(2).lower()]
 
 

@@ -365,7 +365,8 @@ class SmtpSession(asyncio.Protocol):
             self._run_step(self._upgrade())
 
     async def _upgrade(self) -> bytes | None:
-        assert self._transport is not None and self._ctx.ssl_context is not None
+        assert self._transport is not None
+        assert self._ctx.ssl_context is not None
         transport = await self._loop.start_tls(
             self._transport, self, self._ctx.ssl_context, server_side=True,
             ssl_handshake_timeout=self._ctx.config.idle_timeout)
@@ -446,7 +447,7 @@ class SmtpSession(asyncio.Protocol):
         except StoreFull:
             self._ctx.metrics.refuse("store_full")
             return replies.STORE_FULL
-        except Exception as error:  # noqa: BLE001 - any fault of ours: the sender retries
+        except Exception as error:
             log.error("delivery failed (%s); answered 451", type(error).__name__)
             self._ctx.metrics.refuse("store_error")
             return replies.LOCAL_ERROR

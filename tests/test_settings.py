@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from burnbox import settings as settings_module
+from burnbox.settings import Endpoint, Settings, SettingsError, env_key, load
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
+
+
+def test_defaults_work_on_a_laptop() -> None:
+    settings = load(environ={}, env_file=None)
+    assert settings.smtp_listen == Endpoint("127.0.0.1", 2525)
+    assert settings.http_listen == Endpoint("127.0.0.1", 8025)
+    assert settings.domains == ("localhost",)
+    assert settings.store == "memory://"
+    assert settings.message_ttl == 86400
+
+
+def test_flags_beat_environment_beats_env_file(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("BURNBOX_DOMAINS=file.test\nBURNBOX_MAX_RECIPIENTS=7\n"
+                        "BURNBOX_MESSAGE_TTL=2h\n")
+    settings = load(flags={"domains": "flag.test"},
+                    environ={"BURNBOX_DOMAINS": "env.test", "BURNBOX_MAX_RECIPIENTS": "9"},
+                    env_file=env_file)
+    assert settings.domains == ("flag.test",)
+    assert settings.max_recipients == 9
+    assert settings.message_ttl == 7200
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("BURNBOX_SMTP_LISTEN", "localhost", "BURNBOX_SMTP_LISTEN: 'localhost' is not valid"),
+    ("BURNBOX_SMTP_LISTEN", "127.0.0.1:99999", "BURNBOX_SMTP_LISTEN"),
+    ("BURNBOX_MAX_MESSAGE_SIZE", "big", "BURNBOX_MAX_MESSAGE_SIZE"),
+    ("BURNBOX_MESSAGE_TTL", "1 fortnight", "BURNBOX_MESSAGE_TTL"),
+    ("BURNBOX_RECEIVED_CLIENT_IP", "maybe", "BURNBOX_RECEIVED_CLIENT_IP"),
+    ("BURNBOX_MAX_RECIPIENTS", "0", "BURNBOX_MAX_RECIPIENTS"),
+    ("BURNBOX_STORE", "mysql://x", "BURNBOX_STORE"),
+    ("BURNBOX_TLS_CERT", "/nonexistent.pem", "BURNBOX_TLS_CERT"),
+    ("BURNBOX_DOMIANS", "typo.test", "BURNBOX_DOMIANS: unknown setting"),
+])
+def test_bad_values_are_refused_naming_the_key(key: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
+        load(environ={key: value}, env_file=None)
+
+
+def test_flag_errors_name_the_flag() -> None:
+    with pytest.raises(SettingsError, match="flag --http-listen"):
+        load(flags={"http_listen": "nope"}, environ={}, env_file=None)
+
+
+@pytest.mark.parametrize(("text", "size"), [("25MiB", 25 * 2**20), ("64k", 64000), ("10", 10)])
+def test_sizes(text: str, size: int) -> None:
+    assert settings_module.parse_size(text) == size
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("24h", 86400), ("500ms", 0.5), ("90", 90)])
+def test_durations(text: str, seconds: float) -> None:
+    assert settings_module.parse_duration(text) == seconds
+
+
+def test_every_setting_is_documented() -> None:
+    documented = DOCS.read_text()
+    for item in dataclasses.fields(Settings):
+        assert f"`{env_key(item.name)}`" in documented, f"{env_key(item.name)} is undocumented"
+        assert item.metadata["help"]

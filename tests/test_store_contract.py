@@ -1,0 +1,199 @@
+"""The Store contract: every backend runs these same tests."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from burnbox.model import Inbox, MessageSummary
+from burnbox.storage.base import AddressTaken, NotFound, Store, StoreFull
+from burnbox.storage.memory import MemoryStore
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+StoreFactory = Callable[..., Store]
+
+
+def memory_store(max_bytes: int = 10**9, inbox_max_messages: int = 1000) -> Store:
+    return MemoryStore(max_bytes=max_bytes, inbox_max_messages=inbox_max_messages)
+
+
+BACKENDS = {"memory": memory_store}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
+    opened: list[Store] = []
+    factory = BACKENDS[request.param]
+
+    def make(**limits: int) -> Store:
+        store = factory(**limits)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+async def opened(make_store: StoreFactory, **limits: int) -> Store:
+    store = make_store(**limits)
+    await store.open()
+    return store
+
+
+class Mail:
+    """Summaries with increasing ids, as the deliverer makes them."""
+
+    def __init__(self) -> None:
+        self.counter = 0
+
+    def __call__(self, address: str, *, at: datetime = NOW, ttl: float = 3600,
+                 size: int = 10, subject: str = "s") -> MessageSummary:
+        self.counter += 1
+        return MessageSummary(id=f"{self.counter:024d}", address=address, received_at=at,
+                              expires_at=at + timedelta(seconds=ttl), size=size, sender="a@b",
+                              subject=subject, snippet="", attachments=0)
+
+
+@pytest.fixture
+def mail() -> Mail:
+    return Mail()
+
+
+async def test_inbox_lifecycle(make_store: StoreFactory) -> None:
+    store = await opened(make_store)
+    inbox = Inbox("a@localhost", b"hash", NOW, NOW + timedelta(hours=1))
+    await store.create_inbox(inbox)
+    assert await store.inbox("a@localhost") == inbox
+    with pytest.raises(AddressTaken):
+        await store.create_inbox(Inbox("a@localhost", b"other", NOW, NOW + timedelta(hours=1)))
+    with pytest.raises(NotFound):
+        await store.inbox("nobody@localhost")
+    assert store.stats().inboxes == 1
+
+
+async def test_an_expired_inbox_can_be_taken_again(make_store: StoreFactory) -> None:
+    store = await opened(make_store)
+    await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
+    later = NOW + timedelta(hours=2)
+    await store.create_inbox(Inbox("a@localhost", b"h2", later, later + timedelta(hours=1)))
+    assert (await store.inbox("a@localhost")).token_hash == b"h2"
+
+
+async def test_add_list_read_delete(make_store: StoreFactory, mail: Mail) -> None:
+    store = await opened(make_store)
+    first, second = mail("a@localhost"), mail("a@localhost")
+    assert await store.add([first], b"one") == []
+    await store.add([second], b"two")
+    assert await store.summaries("a@localhost") == [second, first]  # newest first
+    assert await store.raw("a@localhost", first.id) == b"one"
+    assert await store.summary("a@localhost", second.id) == second
+    await store.delete("a@localhost", first.id)
+    with pytest.raises(NotFound):
+        await store.raw("a@localhost", first.id)
+    with pytest.raises(NotFound):
+        await store.delete("a@localhost", first.id)
+    with pytest.raises(NotFound):
+        await store.raw("b@localhost", second.id)  # another inbox's message is not found
+    assert store.stats().messages == 1
+    assert store.stats().bytes == 3
+
+
+async def test_one_message_for_several_inboxes(make_store: StoreFactory, mail: Mail) -> None:
+    store = await opened(make_store)
+    await store.add([mail("a@localhost"), mail("b@localhost")], b"shared")
+    assert len(await store.summaries("a@localhost")) == 1
+    assert len(await store.summaries("b@localhost")) == 1
+    assert store.stats().messages == 2
+
+
+async def test_pagination_with_a_cursor(make_store: StoreFactory, mail: Mail) -> None:
+    store = await opened(make_store)
+    sent = [mail("a@localhost") for _ in range(7)]
+    for summary in sent:
+        await store.add([summary], b"x")
+    page1 = await store.summaries("a@localhost", limit=3)
+    page2 = await store.summaries("a@localhost", before=page1[-1].id, limit=3)
+    page3 = await store.summaries("a@localhost", before=page2[-1].id, limit=3)
+    assert [s.id for s in page1 + page2 + page3] == [s.id for s in reversed(sent)]
+    assert await store.summaries("a@localhost", before=sent[0].id) == []
+
+
+async def test_per_inbox_cap_evicts_the_oldest(make_store: StoreFactory, mail: Mail) -> None:
+    store = await opened(make_store, inbox_max_messages=3)
+    sent = [mail("a@localhost") for _ in range(5)]
+    evicted = []
+    for summary in sent:
+        evicted += await store.add([summary], b"x")
+    assert evicted == [("a@localhost", sent[0].id), ("a@localhost", sent[1].id)]
+    assert [s.id for s in await store.summaries("a@localhost")] == [s.id for s in sent[:1:-1]]
+
+
+async def test_byte_cap_is_never_exceeded(make_store: StoreFactory, mail: Mail) -> None:
+    store = await opened(make_store, max_bytes=1000)
+    for number in range(50):
+        await store.add([mail(f"box{number % 7}@localhost")], b"z" * 90)
+        assert store.stats().bytes <= 1000
+    assert store.stats().bytes == 990
+    with pytest.raises(StoreFull):
+        await store.add([mail("a@localhost")], b"q" * 1001)
+
+
+async def test_purge_removes_expired_mail_and_inboxes(make_store: StoreFactory,
+                                                      mail: Mail) -> None:
+    store = await opened(make_store)
+    await store.create_inbox(Inbox("gone@localhost", None, NOW, NOW + timedelta(minutes=30)))
+    old = mail("gone@localhost", ttl=60)
+    kept = mail("stay@localhost", ttl=7200)
+    await store.add([old], b"old")
+    await store.add([kept], b"kept")
+    assert await store.purge_expired(NOW + timedelta(seconds=59)) == []
+    purged = await store.purge_expired(NOW + timedelta(hours=1))
+    assert sorted(purged) == sorted([("gone@localhost", old.id), ("gone@localhost", "")])
+    with pytest.raises(NotFound):
+        await store.inbox("gone@localhost")
+    assert [s.id for s in await store.summaries("stay@localhost")] == [kept.id]
+    assert store.stats().messages == 1
+
+
+async def test_delete_inbox_burns_its_mail(make_store: StoreFactory, mail: Mail) -> None:
+    store = await opened(make_store)
+    await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
+    for _ in range(3):
+        await store.add([mail("a@localhost")], b"x")
+    assert await store.delete_inbox("a@localhost") == 3
+    assert await store.summaries("a@localhost") == []
+    with pytest.raises(NotFound):
+        await store.inbox("a@localhost")
+    assert store.stats() == type(store.stats())(0, 0, 0)
+
+
+async def test_nothing_of_a_deleted_message_stays_referenced(mail: Mail) -> None:
+    """Memory store only: after delete, expiry or burn nothing refers to the bytes."""
+    store = MemoryStore(max_bytes=10**9, inbox_max_messages=1000)
+    kept = [bytes(b"secret %d" % n) for n in range(3)]
+    alone = [sys.getrefcount(raw) for raw in kept]  # the list's reference and the argument's
+    summaries = [mail("a@localhost", ttl=60 * (n + 1)) for n in range(3)]
+    for summary, raw in zip(summaries, kept, strict=True):
+        await store.add([summary], raw)
+    del raw
+    assert [sys.getrefcount(raw) for raw in kept] != alone
+    await store.delete("a@localhost", summaries[0].id)
+    await store.purge_expired(NOW + timedelta(seconds=90))
+    await store.delete_inbox("a@localhost")
+    gc.collect()
+    assert [sys.getrefcount(raw) for raw in kept] == alone
+
+
+async def test_age_index_stays_proportional_after_many_deletes(mail: Mail) -> None:
+    store = MemoryStore(max_bytes=10**9, inbox_max_messages=10**6)
+    summaries = [mail(f"a{n % 10}@localhost") for n in range(5000)]
+    for summary in summaries:
+        await store.add([summary], b"x")
+    for summary in summaries[:4900]:
+        await store.delete(summary.address, summary.id)
+    assert len(store._arrivals) < 2100  # compacted, not 5000 stale entries
