@@ -160,7 +160,8 @@ def _leaf_parts(message: email.message.Message) -> Iterator[email.message.Messag
         if part.is_multipart() and part.get_content_maintype() == "multipart" and isinstance(
                 payload, list):
             if depth < MAX_DEPTH:
-                stack.extend((child, depth + 1) for child in reversed(payload))
+                stack.extend((child, depth + 1) for child in reversed(payload)
+                             if isinstance(child, email.message.Message))
             continue
         yield part
 
