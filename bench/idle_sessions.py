@@ -14,6 +14,7 @@ import statistics
 import time
 
 import uvloop
+
 from harness import raise_nofile, rss_kib, start_aiosmtpd, start_burnbox
 
 CONNECT_BATCH = 500  # connections opened at once, to stay inside the listen backlog

@@ -93,9 +93,10 @@ class App:
         self.smtp_endpoint = await self.smtp.start(self.settings.smtp_listen)
         sock = _listening_socket(self.settings.http_listen)
         self.http_endpoint = Endpoint(self.settings.http_listen.host, sock.getsockname()[1])
+        grace = max(1, round(self.settings.shutdown_grace))
         config = uvicorn.Config(self.web, log_config=None, access_log=False, lifespan="off",
                                 server_header=False, ws="websockets-sansio",
-                                timeout_graceful_shutdown=max(1, round(self.settings.shutdown_grace)))
+                                timeout_graceful_shutdown=grace)
         self._http = _EmbeddedHttpServer(config)
         self._tasks = [asyncio.create_task(self._http.serve(sockets=[sock])),
                        asyncio.create_task(self.reaper.run())]
