@@ -10,6 +10,7 @@ disposable address needs one.
 from __future__ import annotations
 
 import re
+import secrets
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -134,3 +135,28 @@ class DomainPolicy:
     def creatable(self) -> tuple[str, ...]:
         """Domains at which a new inbox can be made (wildcards name no single domain)."""
         return tuple(sorted(self._exact)) or tuple(p[1:] for p in self._parents)
+
+
+# Easy to read aloud and to type: no look-alike letters, no words that embarrass.
+_ADJECTIVES = (
+    "amber azure bold brave brisk calm clever cosy crisp dapper eager early fancy fast fierce "
+    "fluffy frosty gentle glad golden grand happy hasty humble icy jolly keen kind lively lucky "
+    "mellow merry mighty misty modest neat nimble noble plain polite proud quick quiet rapid "
+    "rosy royal rustic shiny silent silver simple sleek snowy solar spry steady sunny swift tidy "
+    "tiny vivid warm wild windy wise witty young zesty").split()
+_NOUNS = (
+    "acorn badger beacon birch bison canyon cedar comet coral crane daisy delta dingo dove "
+    "eagle ember falcon fern finch fjord gecko glacier harbor hazel heron island jaguar kayak "
+    "koala lagoon lark lemur lynx maple meadow meteor moose nebula newt oasis orca otter panda "
+    "pebble pine planet plover puffin quail raven reef robin saturn sparrow summit tiger "
+    "tulip valley walrus willow wombat yak zebra").split()
+
+
+def random_local_part() -> str:
+    """A readable, unguessable-enough local part such as `brisk-otter-4821`.
+
+    About 17 bits of words and 13 of digits: an address is not a secret (the inbox
+    token is), it only has to be unlikely to be taken and easy to type.
+    """
+    return (f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-"
+            f"{secrets.randbelow(9000) + 1000}")

@@ -17,12 +17,16 @@ from burnbox.delivery import Deliverer
 from burnbox.hub import Hub
 from burnbox.ids import Clock, IdSource, MessageIds, system_clock
 from burnbox.metrics import Metrics
+from burnbox.inboxes import InboxService
+from burnbox.ratelimit import RateLimiter
 from burnbox.retention import Reaper
-from burnbox.settings import Endpoint, Settings, SettingsError
+from burnbox.settings import Endpoint, Settings, SettingsError, rate_limit
 from burnbox.smtp.server import SmtpConfig, SmtpContext, SmtpServer, tls_context
 from burnbox.storage.base import Store
 from burnbox.storage.memory import MemoryStore
 from burnbox.web.app import create_app
+from burnbox.web.live import Live
+from burnbox.web.services import WebServices
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +73,20 @@ class App:
             message_ttl=settings.message_ttl, parse_inline_max=settings.ingest_parse_inline_max)
         self.reaper = Reaper(self.store, self.hub, self.metrics, clock=clock,
                              interval=settings.reap_interval)
+        self.inboxes = InboxService(
+            self.store, self.hub, self.domains, clock=clock, ttl=settings.inbox_ttl,
+            max_lifetime=settings.inbox_max_lifetime, public=settings.access == "public")
         ssl_context = (tls_context(settings.tls_cert, settings.tls_key)
                        if settings.tls_enabled else None)
         self.smtp = SmtpServer(SmtpContext(
             SmtpConfig.from_settings(settings), self.deliverer, self.domains, self.metrics,
-            clock, ssl_context))
-        self.web = create_app(self.metrics, self.readiness)
+            clock, ssl_context,
+            recipient_check=self.inboxes.exists if settings.unclaimed == "reject" else None))
+        self.web = create_app(WebServices(
+            metrics=self.metrics, readiness=self.readiness, store=self.store, hub=self.hub,
+            inboxes=self.inboxes, domains=self.domains,
+            limiter=RateLimiter(*rate_limit(settings.inbox_create_rate)), clock=clock,
+            live=Live(self.store, self.hub), allowed_origins=settings.allowed_origins))
         self.smtp_endpoint = settings.smtp_listen
         self.http_endpoint = settings.http_listen
         self._http: _EmbeddedHttpServer | None = None
@@ -96,7 +108,9 @@ class App:
         grace = max(1, round(self.settings.shutdown_grace))
         config = uvicorn.Config(self.web, log_config=None, access_log=False, lifespan="off",
                                 server_header=False, ws="websockets-sansio",
-                                timeout_graceful_shutdown=grace)
+                                timeout_graceful_shutdown=grace,
+                                proxy_headers=bool(self.settings.trusted_proxies),
+                                forwarded_allow_ips=list(self.settings.trusted_proxies) or None)
         self._http = _EmbeddedHttpServer(config)
         self._tasks = [asyncio.create_task(self._http.serve(sockets=[sock])),
                        asyncio.create_task(self.reaper.run())]

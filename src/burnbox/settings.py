@@ -93,6 +93,21 @@ def parse_choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def parse_rate(text: str) -> str:
+    """`N/s`, `N/m` or `N/h`; kept as text, read by rate_limit()."""
+    rate_limit(text)
+    return text.strip()
+
+
+def rate_limit(text: str) -> tuple[int, float]:
+    """(burst, seconds per token) of a rate such as `20/m`."""
+    count, slash, unit = text.strip().partition("/")
+    periods = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    if not slash or not count.strip().isdigit() or int(count) < 1 or unit.strip() not in periods:
+        raise ValueError("expected N/s, N/m or N/h with N at least 1")
+    return int(count), periods[unit.strip()] / int(count)
+
+
 def _setting(default: Any, parse: Callable[[str], Any], help_text: str) -> Any:
     return field(default=default, metadata={"parse": parse, "help": help_text})
 
@@ -161,6 +176,29 @@ class Settings:
         "Messages up to this size are summarised on the event loop; larger ones in a thread.")
     shutdown_grace: float = _setting(
         10.0, parse_duration, "How long transactions in flight may take to finish at shutdown.")
+    unclaimed: str = _setting(
+        "keep", parse_choice("keep", "reject"),
+        "Mail to an address nobody created: `keep` it for its TTL (whoever creates that inbox "
+        "sees it) or `reject` it at RCPT with 550 5.1.1.")
+    access: str = _setting(
+        "token", parse_choice("token", "public"),
+        "`token`: an inbox is read only with the token returned when it was created. "
+        "`public`: anyone may read any inbox by its address (QA teams on a private network).")
+    inbox_ttl: float = _setting(
+        86400.0, parse_duration, "How long a new inbox lives, and how much an extend adds.")
+    inbox_max_lifetime: float = _setting(
+        7 * 86400.0, parse_duration, "The longest an inbox can be extended to, from its creation.")
+    inbox_create_rate: str = _setting(
+        "20/m", parse_rate,
+        "Inboxes one client IP may create: `N/s`, `N/m` or `N/h` (a token bucket of N).")
+    trusted_proxies: tuple[str, ...] = _setting(
+        (), parse_list,
+        "Comma-separated IPs of reverse proxies whose X-Forwarded-For is believed for the "
+        "client IP (rate limits); empty: the socket's peer is the client.")
+    allowed_origins: tuple[str, ...] = _setting(
+        (), parse_list,
+        "Origins (e.g. `https://mail.example.org`) allowed to open the WebSocket and to use "
+        "cookie sessions; empty: only the origin the request itself was sent to.")
     log_level: str = _setting(
         "info", parse_choice("debug", "info", "warning", "error"), "Log level.")
 

@@ -6,6 +6,7 @@ import asyncio
 import socket
 import ssl
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from burnbox.addressing import DomainPolicy
@@ -99,13 +100,16 @@ class SmtpContext:
     """What every session of one listener shares."""
 
     def __init__(self, config: SmtpConfig, deliverer: Deliverer, domains: DomainPolicy,
-                 metrics: Metrics, clock: Clock, ssl_context: ssl.SSLContext | None) -> None:
+                 metrics: Metrics, clock: Clock, ssl_context: ssl.SSLContext | None, *,
+                 recipient_check: Callable[[str], Awaitable[bool]] | None = None) -> None:
         self.config = config
         self.deliverer = deliverer
         self.domains = domains
         self.metrics = metrics
         self.clock = clock
         self.ssl_context = ssl_context
+        # With unclaimed=reject: is there a live inbox for this address? (None: accept all)
+        self.recipient_check = recipient_check
         self.registry = SessionRegistry(config.max_connections, config.max_connections_per_ip)
         self.primary_domain = domains.creatable[0]
         self.greeting = replies.reply(f"220 {config.hostname} ESMTP burnbox")

@@ -288,8 +288,25 @@ class SmtpSession(asyncio.Protocol):
             self._out.append(replies.TOO_MANY_RECIPIENTS)
             return
         self._progress = self._loop.time()
+        if self._ctx.recipient_check is not None:
+            self._run_step(self._check_recipient(key))
+            return
         self._recipients[key] = None
         self._out.append(replies.RECIPIENT_OK)
+
+    async def _check_recipient(self, key: str) -> bytes:
+        try:
+            exists = await self._ctx.recipient_check(key)  # type: ignore[misc]
+        except Exception as error:  # noqa: BLE001 - our fault: the sender retries
+            log.error("recipient check failed (%s); answered 451", type(error).__name__)
+            return replies.LOCAL_ERROR
+        if not exists:
+            self._ctx.metrics.refuse("unclaimed")
+            self._errors += 1
+            return replies.NO_SUCH_MAILBOX
+        if self._mail is not None:  # the transaction may have been reset meanwhile
+            self._recipients[key] = None
+        return replies.RECIPIENT_OK
 
     def _data_command(self, argument: str) -> None:
         if argument.strip():

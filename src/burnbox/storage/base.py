@@ -42,6 +42,9 @@ class Store(Protocol):
     async def inbox(self, address: str) -> Inbox:
         """Raises NotFound."""
 
+    async def update_inbox(self, inbox: Inbox) -> None:
+        """Replace a live inbox's record (its expiry); raises NotFound."""
+
     async def add(self, summaries: list[MessageSummary], raw: bytes) -> list[tuple[str, str]]:
         """Store one message for each summary's inbox, sharing `raw`.
 
@@ -55,11 +58,17 @@ class Store(Protocol):
     ) -> list[MessageSummary]:
         """Newest first; `before` is a message id (exclusive cursor)."""
 
+    async def usage(self, address: str) -> tuple[int, int]:
+        """(messages, bytes) held for an address."""
+
     async def summary(self, address: str, message_id: str) -> MessageSummary:
         """Raises NotFound."""
 
     async def raw(self, address: str, message_id: str) -> bytes:
         """Raises NotFound."""
+
+    async def mark_seen(self, address: str, message_id: str, seen: bool) -> MessageSummary:
+        """Set the seen flag; returns the updated summary. Raises NotFound."""
 
     async def delete(self, address: str, message_id: str) -> None:
         """Raises NotFound."""

@@ -95,6 +95,10 @@ class MemoryStore:
                 break
         return result
 
+    async def usage(self, address: str) -> tuple[int, int]:
+        box = self._boxes.get(address, {})
+        return len(box), sum(len(raw) for _summary, raw in box.values())
+
     async def summary(self, address: str, message_id: str) -> MessageSummary:
         return self._stored(address, message_id)[0]
 

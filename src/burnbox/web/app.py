@@ -1,8 +1,8 @@
-"""The ASGI application: health, readiness, metrics, and security headers."""
+"""The ASGI application: the API, live push, health, metrics, security headers."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
 from typing import Any
 
 from fastapi import FastAPI
@@ -11,9 +11,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from burnbox import __version__
-from burnbox.metrics import Metrics
+from burnbox.web import errors
+from burnbox.web.api import build_router
+from burnbox.web.live import build_live_router
+from burnbox.web.services import WebServices
 
-Readiness = Callable[[], Awaitable[dict[str, bool]]]
+MAX_BODY = 16 * 1024  # bytes of request body the API reads; the largest real one is ~200
 
 SECURITY_HEADERS = [
     (b"content-security-policy",
@@ -49,9 +52,50 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def create_app(metrics: Metrics, readiness: Readiness) -> FastAPI:
+class BodyLimit:
+    """Refuses request bodies over MAX_BODY with 413, whether or not they declare a length."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+            await _too_large(send)
+            return
+        seen = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY:
+                raise errors.ApiError(413, "payload_too_large", "Request body too large.")
+            return message
+
+        await self.app(scope, bounded_receive, send)
+
+
+async def _too_large(send: Send) -> None:
+    body = json.dumps({"error": {"code": "payload_too_large",
+                                 "message": f"Request bodies are limited to {MAX_BODY} bytes."}})
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body.encode()})
+
+
+def create_app(services: WebServices) -> FastAPI:
+    metrics, readiness = services.metrics, services.readiness
     app = FastAPI(title="burnbox", version=__version__, openapi_url="/api/openapi.json",
-                  docs_url="/api/docs", redoc_url=None)
+                  docs_url="/api/docs", redoc_url=None,
+                  description="Disposable inboxes: create one, wait for mail, read it. "
+                              "See docs/api.md.")
+    errors.install(app)
+    app.include_router(build_router(services))
+    app.include_router(build_live_router(services))
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive.")
     async def healthz() -> dict[str, str]:
@@ -69,5 +113,6 @@ def create_app(metrics: Metrics, readiness: Readiness) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
     return app

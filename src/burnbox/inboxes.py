@@ -1,0 +1,119 @@
+"""Inboxes and who may read them: creation, capability tokens, extension, burning.
+
+A token is 192 random bits, given once at creation and stored only as its
+SHA-256. Whoever may not read an inbox is told exactly what they would be
+told if it did not exist (NotFound), and the token's hash is computed either
+way, so the two cases cost the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+
+from burnbox.addressing import Address, AddressError, DomainPolicy, normalise_domain
+from burnbox.addressing import normalise_local, parse_address, random_local_part
+from burnbox.hub import Event, Hub
+from burnbox.ids import Clock
+from burnbox.model import Inbox
+from burnbox.storage.base import AddressTaken, NotFound, Store
+
+TOKEN_BYTES = 24  # 192 bits
+RANDOM_ATTEMPTS = 8  # random addresses tried before giving up (all taken is near impossible)
+_NO_TOKEN = hashlib.sha256(b"").digest()
+
+
+def token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+
+
+class InboxService:
+    def __init__(self, store: Store, hub: Hub, domains: DomainPolicy, *, clock: Clock,
+                 ttl: float, max_lifetime: float, public: bool,
+                 new_local_part: Callable[[], str] = random_local_part,
+                 new_token: Callable[[], str] = lambda: secrets.token_urlsafe(TOKEN_BYTES)) -> None:
+        self._store = store
+        self._hub = hub
+        self._domains = domains
+        self._clock = clock
+        self._ttl = timedelta(seconds=ttl)
+        self._max_lifetime = timedelta(seconds=max_lifetime)
+        self.public = public
+        self._new_local_part = new_local_part
+        self._new_token = new_token
+
+    async def create(self, local_part: str | None, domain: str | None) -> tuple[Inbox, str]:
+        """A new inbox and its token. Raises AddressError (bad or foreign address) or
+        AddressTaken (a chosen local part held by a live inbox)."""
+        chosen_domain = self._domain(domain)
+        token = self._new_token()
+        for _ in range(1 if local_part is not None else RANDOM_ATTEMPTS):
+            local = normalise_local(local_part if local_part is not None
+                                    else self._new_local_part())
+            now = self._clock()
+            inbox = Inbox(str(Address(local, chosen_domain)), token_hash(token), now,
+                          now + self._ttl)
+            try:
+                await self._store.create_inbox(inbox)
+            except AddressTaken:
+                if local_part is not None:
+                    raise
+                continue
+            return inbox, token
+        raise AddressTaken("no free random address")
+
+    async def open(self, address: str, token: str | None) -> Inbox:
+        """The inbox if `token` may read it; NotFound otherwise, whatever the reason."""
+        presented = token_hash(token) if token is not None else _NO_TOKEN
+        try:
+            normal = str(parse_address(address))
+        except AddressError:
+            raise NotFound(address) from None
+        now = self._clock()
+        try:
+            inbox = await self._store.inbox(normal)
+        except NotFound:
+            if self.public and self._domains.accepts(normal.rpartition("@")[2]):
+                return Inbox(normal, None, now, now + self._ttl)  # mail kept for anyone
+            raise
+        if inbox.expires_at <= now:
+            raise NotFound(normal)
+        if self.public:
+            return inbox
+        if token is None or inbox.token_hash is None or not hmac.compare_digest(
+                presented, inbox.token_hash):
+            raise NotFound(normal)
+        return inbox
+
+    async def exists(self, address: str) -> bool:
+        """A live inbox holds this (normalised) address: for unclaimed=reject."""
+        try:
+            inbox = await self._store.inbox(address)
+        except NotFound:
+            return False
+        return inbox.expires_at > self._clock()
+
+    async def extend(self, inbox: Inbox) -> Inbox:
+        now = self._clock()
+        limit = inbox.created_at + self._max_lifetime
+        extended = Inbox(inbox.address, inbox.token_hash, inbox.created_at,
+                         max(inbox.expires_at, min(now + self._ttl, limit)))
+        await self._store.update_inbox(extended)
+        return extended
+
+    async def burn(self, inbox: Inbox) -> int:
+        """Delete the inbox and all its mail at once."""
+        count = await self._store.delete_inbox(inbox.address)
+        self._hub.publish(Event("expired", inbox.address, ""))
+        return count
+
+    def _domain(self, domain: str | None) -> str:
+        if domain is None:
+            return self._domains.creatable[0]
+        normal = normalise_domain(domain)
+        if not self._domains.accepts(normal):
+            raise AddressError("that domain is not served here")
+        return normal

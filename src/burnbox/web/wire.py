@@ -1,0 +1,111 @@
+"""The API's JSON shapes. Requests refuse unknown fields; every field is bounded."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from burnbox.model import MessageSummary
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewInbox(Strict):
+    local_part: str | None = Field(
+        None, min_length=1, max_length=64, description="A chosen local part; random if absent.")
+    domain: str | None = Field(
+        None, min_length=1, max_length=253, description="One of GET /api/domains.")
+    cookie: bool = Field(
+        False, description="Also set the token as an HttpOnly, SameSite=Strict cookie "
+                           "(for browsers, which cannot send headers on EventSource).")
+
+
+class InboxCreated(BaseModel):
+    address: str
+    token: str = Field(description="The capability to read this inbox; shown once.")
+    expires_at: datetime
+
+
+class InboxInfo(BaseModel):
+    address: str
+    created_at: datetime
+    expires_at: datetime
+    messages: int
+    bytes: int
+
+
+class Domains(BaseModel):
+    domains: list[str]
+
+
+class Summary(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    received_at: datetime
+    expires_at: datetime
+    sender: str = Field(alias="from")
+    to: str
+    subject: str
+    date: str
+    message_id: str
+    snippet: str
+    size: int
+    attachments: int
+    seen: bool
+
+    @classmethod
+    def of(cls, summary: MessageSummary) -> Summary:
+        return cls(id=summary.id, received_at=summary.received_at,
+                   expires_at=summary.expires_at, sender=summary.sender, to=summary.to,
+                   subject=summary.subject, date=summary.date, message_id=summary.message_id,
+                   snippet=summary.snippet, size=summary.size, attachments=summary.attachments,
+                   seen=summary.seen)
+
+
+class SummaryPage(BaseModel):
+    messages: list[Summary]
+    next_before: str | None = Field(
+        description="Pass as `before` for the next (older) page; null on the last page.")
+
+
+class AttachmentOut(BaseModel):
+    index: int
+    filename: str
+    content_type: str
+    size: int
+    content_id: str
+    inline: bool
+    url: str
+
+
+class LinkOut(BaseModel):
+    url: str
+    text: str
+
+
+class MessageOut(BaseModel):
+    summary: Summary
+    headers: list[tuple[str, str]]
+    text: str
+    html: str = Field(description="Sanitised HTML; show it in a sandboxed frame.")
+    remote_blocked: list[str] = Field(description="Remote content that was not kept.")
+    attachments: list[AttachmentOut]
+    codes: list[str] = Field(description="Likely one-time codes, best first.")
+    links: list[LinkOut] = Field(description="Likely action links (verify, confirm...).")
+
+
+class SeenPatch(Strict):
+    seen: bool
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
