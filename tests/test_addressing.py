@@ -37,12 +37,12 @@ def test_path_forms() -> None:
 
 
 def test_domain_policy() -> None:
-    policy = DomainPolicy(("Example.ORG", "*.wild.test"))
+    policy = DomainPolicy(("Example.ORG", "*.wild.test", "b.test"))
     assert policy.accepts("example.org")
     assert policy.accepts("a.wild.test")
     assert policy.accepts("a.b.wild.test")
     assert not policy.accepts("wild.test")
     assert not policy.accepts("evilwild.test")
     assert not policy.accepts("example.org.evil.test")
-    assert policy.creatable == ("example.org",)
+    assert policy.creatable == ("example.org", "b.test")  # in the order configured
     assert DomainPolicy(("*.wild.test",)).creatable == ("wild.test",)

@@ -116,25 +116,26 @@ class DomainPolicy:
     """Which domains burnbox accepts mail for: exact names and `*.parent` wildcards."""
 
     def __init__(self, patterns: tuple[str, ...]) -> None:
-        exact: set[str] = set()
+        exact: dict[str, None] = {}  # ordered: the first configured domain is the default
         parents: list[str] = []
         for pattern in patterns:
             if pattern.startswith("*."):
                 parents.append("." + normalise_domain(pattern[2:]))
             else:
-                exact.add(normalise_domain(pattern))
-        self._exact = frozenset(exact)
+                exact[normalise_domain(pattern)] = None
+        self._exact = tuple(exact)
+        self._exact_set = frozenset(exact)
         self._parents = tuple(parents)
         self.patterns = patterns
 
     def accepts(self, domain: str) -> bool:
         """`domain` must already be normalised."""
-        return domain in self._exact or domain.endswith(self._parents)
+        return domain in self._exact_set or domain.endswith(self._parents)
 
     @property
     def creatable(self) -> tuple[str, ...]:
         """Domains at which a new inbox can be made (wildcards name no single domain)."""
-        return tuple(sorted(self._exact)) or tuple(p[1:] for p in self._parents)
+        return self._exact or tuple(p[1:] for p in self._parents)
 
 
 # Easy to read aloud and to type: no look-alike letters, no words that embarrass.

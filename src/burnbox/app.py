@@ -16,8 +16,8 @@ from burnbox.addressing import AddressError, DomainPolicy
 from burnbox.delivery import Deliverer
 from burnbox.hub import Hub
 from burnbox.ids import Clock, IdSource, MessageIds, system_clock
-from burnbox.metrics import Metrics
 from burnbox.inboxes import InboxService
+from burnbox.metrics import Metrics
 from burnbox.ratelimit import RateLimiter
 from burnbox.retention import Reaper
 from burnbox.settings import Endpoint, Settings, SettingsError, rate_limit
@@ -29,6 +29,7 @@ from burnbox.web.live import Live
 from burnbox.web.services import WebServices
 
 log = logging.getLogger(__name__)
+WS_MAX_MESSAGE = 64 * 1024  # bytes of one WebSocket frame from a client (we expect none)
 
 
 def build_store(settings: Settings) -> Store:
@@ -108,6 +109,7 @@ class App:
         grace = max(1, round(self.settings.shutdown_grace))
         config = uvicorn.Config(self.web, log_config=None, access_log=False, lifespan="off",
                                 server_header=False, ws="websockets-sansio",
+                                ws_max_size=WS_MAX_MESSAGE,
                                 timeout_graceful_shutdown=grace,
                                 proxy_headers=bool(self.settings.trusted_proxies),
                                 forwarded_allow_ips=list(self.settings.trusted_proxies) or None)

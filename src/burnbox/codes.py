@@ -54,7 +54,8 @@ _YEAR = re.compile(r"(?:19|20)\d\d")
 _ACTION = re.compile("|".join([
     r"verif", r"confirm", r"activat", r"validat", r"reset", r"sign[- ]?in", r"log[- ]?in",
     r"magic", r"password", r"bestätig", r"aktivier", r"confirmer", r"vérifi", r"activer",
-    r"réinitialis", r"confirmar", r"activar", r"\bativ", r"restablec", r"conferma", r"attiva", r"bevestig",
+    r"réinitialis", r"confirmar", r"activar", r"\bativ", r"restablec", r"conferma", r"attiva",
+    r"bevestig",
     r"potwierd", r"подтверд", r"验证", r"确认", r"認証", r"確認", r"인증", r"onboard",
 ]), re.IGNORECASE)
 _NOT_ACTION = re.compile(

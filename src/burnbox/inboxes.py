@@ -14,8 +14,15 @@ import secrets
 from collections.abc import Callable
 from datetime import timedelta
 
-from burnbox.addressing import Address, AddressError, DomainPolicy, normalise_domain
-from burnbox.addressing import normalise_local, parse_address, random_local_part
+from burnbox.addressing import (
+    Address,
+    AddressError,
+    DomainPolicy,
+    normalise_domain,
+    normalise_local,
+    parse_address,
+    random_local_part,
+)
 from burnbox.hub import Event, Hub
 from burnbox.ids import Clock
 from burnbox.model import Inbox

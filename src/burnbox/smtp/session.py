@@ -297,7 +297,7 @@ class SmtpSession(asyncio.Protocol):
     async def _check_recipient(self, key: str) -> bytes:
         try:
             exists = await self._ctx.recipient_check(key)  # type: ignore[misc]
-        except Exception as error:  # noqa: BLE001 - our fault: the sender retries
+        except Exception as error:
             log.error("recipient check failed (%s); answered 451", type(error).__name__)
             return replies.LOCAL_ERROR
         if not exists:

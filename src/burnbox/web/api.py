@@ -40,7 +40,7 @@ _UNSAFE_FILENAME = re.compile(r"[^\w.\- ]+")
 def build_router(services: WebServices) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["inboxes"])
 
-    Readable = Annotated[Inbox, Depends(readable_inbox(services))]
+    Readable = Annotated[Inbox, Depends(readable_inbox(services))]  # noqa: N806 - a type alias
 
     @router.get("/domains", response_model=Domains, summary="Domains new inboxes can use.")
     async def domains() -> Domains:

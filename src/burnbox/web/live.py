@@ -11,6 +11,7 @@ ids sort by arrival, so `Last-Event-ID` catch-up is exact: everything newer.
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Header, WebSocket, WebSocketDisconnect
@@ -73,22 +74,35 @@ class Live:
     def seen(self, summary: MessageSummary) -> None:
         self._hub.publish(Event("seen", summary.address, summary.id, summary))
 
-    async def events(self, address: str,
-                     last_event_id: str | None) -> AsyncIterator[Event | None]:
+    @asynccontextmanager
+    async def feed(self, address: str) -> AsyncIterator["Feed"]:
+        """Subscribed from the moment this is entered: tell the client only then."""
+        async with self._hub.subscribe(address) as subscription:
+            yield Feed(self, address, subscription)
+
+
+class Feed:
+    """One client's view of an inbox's events."""
+
+    def __init__(self, live: Live, address: str, subscription: Subscription) -> None:
+        self._live = live
+        self._address = address
+        self._subscription = subscription
+
+    async def events(self, last_event_id: str | None) -> AsyncIterator[Event | None]:
         """Missed messages after `last_event_id`, then live events until the inbox goes;
         None is a heartbeat (nothing happened for HEARTBEAT seconds)."""
-        async with self._hub.subscribe(address) as subscription:
-            last = last_event_id or ""
-            if last_event_id:
-                for summary in await self.newer(address, last_event_id):
-                    last = summary.id
-                    yield Event("message", address, summary.id, summary)
-            async for event in _follow(subscription):
-                if event is not None and event.kind == "message" and event.message_id <= last:
-                    continue  # already sent during catch-up
-                yield event
-                if event is not None and event.kind == "expired" and not event.message_id:
-                    return
+        last = last_event_id or ""
+        if last_event_id:
+            for summary in await self._live.newer(self._address, last_event_id):
+                last = summary.id
+                yield Event("message", self._address, summary.id, summary)
+        async for event in _follow(self._subscription):
+            if event is not None and event.kind == "message" and event.message_id <= last:
+                continue  # already sent during catch-up
+            yield event
+            if event is not None and event.kind == "expired" and not event.message_id:
+                return
 
 
 async def _follow(subscription: Subscription) -> AsyncIterator[Event | None]:
@@ -103,6 +117,15 @@ async def _follow(subscription: Subscription) -> AsyncIterator[Event | None]:
         except SubscriberDropped:
             return  # the client fell behind: it reconnects and catches up
         yield event
+
+
+async def _until_closed(socket: WebSocket) -> None:
+    """Read (and ignore) what the client sends until it disconnects."""
+    try:
+        while (await socket.receive())["type"] != "websocket.disconnect":
+            pass
+    except (WebSocketDisconnect, RuntimeError):
+        return
 
 
 def payload(event: Event) -> dict[str, object]:
@@ -120,7 +143,7 @@ def sse_frame(event: Event | None) -> str:
 
 def build_live_router(services: "WebServices") -> APIRouter:
     router = APIRouter(prefix="/api", tags=["push"])
-    Readable = Annotated[Inbox, Depends(readable_inbox(services))]
+    Readable = Annotated[Inbox, Depends(readable_inbox(services))]  # noqa: N806 - a type alias
 
     @router.get("/inboxes/{address}/events", response_class=StreamingResponse,
                 summary="Server-Sent Events: message, deleted, seen, expired; heartbeats.",
@@ -129,9 +152,10 @@ def build_live_router(services: "WebServices") -> APIRouter:
                      last_event_id: Annotated[str | None, Header(max_length=64)] = None,
                      ) -> StreamingResponse:
         async def stream() -> AsyncIterator[str]:
-            yield f"retry: {RECONNECT_MS}\n\n"
-            async for event in services.live.events(inbox.address, last_event_id):
-                yield sse_frame(event)
+            async with services.live.feed(inbox.address) as feed:
+                yield f"retry: {RECONNECT_MS}\n\n"  # first bytes: the client is subscribed
+                async for event in feed.events(last_event_id):
+                    yield sse_frame(event)
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={
             "Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"})
@@ -147,14 +171,23 @@ def build_live_router(services: "WebServices") -> APIRouter:
         except NotFound:
             await socket.close(code=WS_UNREADABLE)
             return
-        await socket.accept()
         after = socket.query_params.get("after", "")[:64] or None
-        try:
-            async for event in services.live.events(inbox.address, after):
-                if event is not None:  # uvicorn pings the socket itself
-                    await socket.send_json({"event": event.kind, "data": payload(event)})
-        except WebSocketDisconnect:
-            return
-        await socket.close(code=WS_UNREADABLE)
+        async with services.live.feed(inbox.address) as feed:
+            await socket.accept()  # subscribed first: nothing after the accept is missed
+
+            async def pump() -> None:
+                async for event in feed.events(after):
+                    if event is not None:  # uvicorn pings the socket itself
+                        await socket.send_json({"event": event.kind, "data": payload(event)})
+                await socket.close(code=WS_UNREADABLE)  # the inbox is gone
+
+            # An idle feed sends nothing, so only reading tells us the client has left.
+            tasks = {asyncio.ensure_future(pump()), asyncio.ensure_future(_until_closed(socket))}
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     return router
