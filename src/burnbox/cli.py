@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from burnbox import __version__
 from burnbox import settings as settings_module
+from burnbox.cli_client import add_commands
+from burnbox.cli_client import run as run_client
 from burnbox.settings import Settings, SettingsError
 
 
@@ -34,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     for item in dataclasses.fields(Settings):
         serve.add_argument("--" + item.name.replace("_", "-"), dest=item.name, default=None,
                            metavar="VALUE", help=item.metadata["help"].replace("%", "%%"))
+    add_commands(commands)
     return parser
 
 
@@ -72,4 +75,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as error:
             print(f"burnbox: cannot start: {error.strerror or error}", file=sys.stderr)
             return 1
-    return 2
+    return run_client(arguments)

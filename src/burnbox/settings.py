@@ -253,7 +253,9 @@ def load(
 
 
 def _check_known_keys(*sources: Mapping[str, Any]) -> None:
-    known = {env_key(item.name) for item in dataclasses.fields(Settings)} | {"BURNBOX_ENV_FILE"}
+    # BURNBOX_URL and BURNBOX_TOKEN belong to the client commands, not to the server.
+    known = {env_key(item.name) for item in dataclasses.fields(Settings)} | {
+        "BURNBOX_ENV_FILE", "BURNBOX_URL", "BURNBOX_TOKEN"}
     for source in sources:
         for key in source:
             if key.startswith(ENV_PREFIX) and key not in known:
