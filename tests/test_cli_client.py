@@ -48,7 +48,8 @@ def test_wait_blocks_until_mail_then_moves_on(server: Running) -> None:
     out, _ = waiting.communicate(timeout=40)
     assert waiting.returncode == 0
     result = json.loads(out)
-    assert result["subject"] == "Verify" and result["codes"] == ["4417"]
+    assert result["subject"] == "Verify"
+    assert result["codes"] == ["4417"]
     # It was marked seen: the next wait has nothing new and times out with exit code 1.
     again = burnbox(server, "wait", inbox["address"], "--timeout", "0.5", token=inbox["token"])
     assert again.returncode == 1

@@ -48,7 +48,7 @@ def build_router(services: WebServices) -> APIRouter:
 
     @router.post("/inboxes", status_code=201, response_model=InboxCreated,
                  summary="Create an inbox: a random address, or a chosen local part.",
-                 responses=error_responses(409, 422, 429))
+                 responses=error_responses(400, 409, 413, 422, 429))
     async def create_inbox(request: Request, response: Response,
                            wanted: NewInbox | None = None) -> InboxCreated:
         wanted = wanted or NewInbox()
@@ -161,7 +161,8 @@ def build_router(services: WebServices) -> APIRouter:
         return Response(status_code=204)
 
     @router.patch("/inboxes/{address}/messages/{message_id}", response_model=Summary,
-                  summary="Mark a message seen or unseen.", responses=error_responses(404, 422))
+                  summary="Mark a message seen or unseen.",
+                  responses=error_responses(400, 404, 413, 422))
     async def patch_message(inbox: Readable, message_id: IdPath, change: SeenPatch) -> Summary:
         try:
             updated = await services.store.mark_seen(inbox.address, message_id, change.seen)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+import swagger_ui_bundle  # type: ignore[import-untyped]
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,6 +20,13 @@ from burnbox.web.live import build_live_router
 from burnbox.web.services import WebServices
 
 MAX_BODY = 16 * 1024  # bytes of request body the API reads; the largest real one is ~200
+STATIC = Path(__file__).parent / "static"
+API_DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>burnbox API</title>
+<link rel="stylesheet" href="/api/docs/assets/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/api/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/static/api-docs.js"></script></body></html>"""
 
 SECURITY_HEADERS = [
     (b"content-security-policy",
@@ -90,10 +100,19 @@ async def _too_large(send: Send) -> None:
 def create_app(services: WebServices) -> FastAPI:
     metrics, readiness = services.metrics, services.readiness
     app = FastAPI(title="burnbox", version=__version__, openapi_url="/api/openapi.json",
-                  docs_url="/api/docs", redoc_url=None,
+                  docs_url=None, redoc_url=None,
                   description="Disposable inboxes: create one, wait for mail, read it. "
                               "See docs/api.md.")
     errors.install(app)
+    # Swagger UI from the swagger-ui-bundle package: no third-party host, no inline script.
+    app.mount("/api/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+              name="swagger-ui")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def api_docs() -> HTMLResponse:
+        return HTMLResponse(API_DOCS_PAGE)
+
     app.include_router(build_router(services))
     app.include_router(build_live_router(services))
 
@@ -109,7 +128,9 @@ def create_app(services: WebServices) -> FastAPI:
         body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (numbers only).")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics (numbers only).",
+             response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}})
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

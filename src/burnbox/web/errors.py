@@ -43,6 +43,17 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             for status in statuses}
 
 
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """The methods the routes matching this path accept (RFC 9110: 405 carries Allow)."""
+    allowed: set[str] = set()
+    for route in app.routes:
+        methods = getattr(route, "methods", None)
+        regex = getattr(route, "path_regex", None)
+        if methods and regex is not None and regex.match(request.url.path):
+            allowed |= set(methods)
+    return sorted(allowed)
+
+
 def install(app: FastAPI) -> None:
     async def api_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ApiError)
@@ -52,8 +63,11 @@ def install(app: FastAPI) -> None:
         assert isinstance(error, StarletteHTTPException)
         code = _STATUS_CODES.get(error.status_code, "error")
         message = error.detail if isinstance(error.detail, str) else code
-        return error_response(error.status_code, code, message,
-                              dict(error.headers) if error.headers else None)
+        headers = {name: value for name, value in (error.headers or {}).items()
+                   if name.lower() != "allow"}
+        if error.status_code == 405:  # Starlette names only the first route's methods
+            headers["Allow"] = ", ".join(_allowed_methods(app, request))
+        return error_response(error.status_code, code, message, headers or None)
 
     async def invalid(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)

@@ -21,6 +21,7 @@ from burnbox.hub import Event, Hub, SubscriberDropped, Subscription
 from burnbox.model import Inbox, MessageSummary
 from burnbox.storage.base import NotFound, Store
 from burnbox.web.auth import presented_token, readable_inbox
+from burnbox.web.errors import error_responses
 from burnbox.web.wire import Summary
 
 if TYPE_CHECKING:
@@ -147,7 +148,8 @@ def build_live_router(services: "WebServices") -> APIRouter:
 
     @router.get("/inboxes/{address}/events", response_class=StreamingResponse,
                 summary="Server-Sent Events: message, deleted, seen, expired; heartbeats.",
-                responses={200: {"content": {"text/event-stream": {}}}})
+                responses={200: {"content": {"text/event-stream": {}}},
+                           **error_responses(404, 422)})
     async def events(inbox: Readable,
                      last_event_id: Annotated[str | None, Header(max_length=64)] = None,
                      ) -> StreamingResponse:
