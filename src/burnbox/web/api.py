@@ -9,13 +9,15 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse
 
 from burnbox import codes, mime, render
-from burnbox.addressing import AddressError
+from burnbox.addressing import AddressError, parse_address
 from burnbox.model import Inbox, MessageSummary
 from burnbox.storage.base import AddressTaken, NotFound
 from burnbox.web.auth import cookie_name, readable_inbox
 from burnbox.web.errors import NOT_FOUND, ApiError, error_responses
+from burnbox.web.frame import frame_page, frame_policy, qr_svg
 from burnbox.web.services import WebServices
 from burnbox.web.wire import (
     AttachmentOut,
@@ -120,6 +122,31 @@ def build_router(services: WebServices) -> APIRouter:
                       ) -> MessageOut:
         summary, raw = await _load(services, inbox, message_id)
         return await _full_view(inbox, summary, raw, remote_allowed=remote == "allow")
+
+    @router.get("/inboxes/{address}/messages/{message_id}/html", response_class=HTMLResponse,
+                summary="The sanitised HTML as a page for a sandboxed frame (no script at all).",
+                responses=error_responses(404, 422))
+    async def message_html(inbox: Readable, message_id: IdPath,
+                           remote: Annotated[str, Query(pattern="^(allow|block)$")] = "block",
+                           ) -> HTMLResponse:
+        _, raw = await _load(services, inbox, message_id)
+        page = await asyncio.to_thread(frame_page, raw, remote == "allow")
+        return HTMLResponse(page, headers={
+            "Content-Security-Policy": frame_policy(remote == "allow"),
+            "X-Frame-Options": "SAMEORIGIN", "Cache-Control": "private, no-store"})
+
+    @router.get("/qr/{address}", response_class=Response, tags=["inboxes"],
+                summary="A QR code of an address, as SVG (an address is not a secret).",
+                responses={200: {"content": {"image/svg+xml": {}}}, **error_responses(404)})
+    async def qr_code(address: Annotated[str, Path(min_length=3, max_length=320)]) -> Response:
+        try:
+            normal = parse_address(address)
+        except AddressError:
+            raise NOT_FOUND from None
+        if not services.domains.accepts(normal.domain):
+            raise NOT_FOUND
+        return Response(qr_svg(f"mailto:{normal}"), media_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400"})
 
     @router.get("/inboxes/{address}/messages/{message_id}/raw", response_class=Response,
                 summary="The message as received (message/rfc822).",

@@ -8,7 +8,7 @@ from typing import Any
 
 import swagger_ui_bundle  # type: ignore[import-untyped]
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -108,6 +108,10 @@ def create_app(services: WebServices) -> FastAPI:
     app.mount("/api/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
               name="swagger-ui")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/docs", include_in_schema=False)
     async def api_docs() -> HTMLResponse:

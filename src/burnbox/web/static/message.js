@@ -1,0 +1,112 @@
+// One message: its code and link first, then HTML (sandboxed), text, headers, files.
+import { api, inboxPath } from "./api.js";
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+};
+
+export function formatWhen(iso) {
+  const date = new Date(iso);
+  const today = new Date().toDateString() === date.toDateString();
+  return today
+    ? date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
+    : date.toLocaleDateString([], { month: "short", day: "numeric" });
+}
+
+export class MessageView {
+  constructor({ onDeleted, notify, copy }) {
+    this.onDeleted = onDeleted;
+    this.notify = notify;
+    this.copy = copy;
+    this.current = null;
+    for (const tab of ["html", "text", "headers"]) {
+      $(`tab-${tab}`).addEventListener("click", () => this.show(tab));
+    }
+    $("remote-toggle").addEventListener("change", () => this.loadFrame());
+    $("v-delete").addEventListener("click", () => this.remove());
+    $("back").addEventListener("click", () => this.close());
+  }
+
+  async open(address, id) {
+    const view = await api("GET", `${inboxPath(address)}/messages/${id}`);
+    this.current = { address, id, view };
+    const { summary } = view;
+    $("v-subject").textContent = summary.subject || "(no subject)";
+    $("v-from").textContent = summary.from || "(no sender)";
+    $("v-date").textContent = new Date(summary.received_at).toLocaleString();
+    $("v-date").dateTime = summary.received_at;
+    this.renderExtract(view);
+    $("v-text").textContent = view.text || "(no text part)";
+    $("v-headers").replaceChildren(...view.headers.map(([name, value]) =>
+      el("tr", {}, el("th", { scope: "row", textContent: name }), el("td", { textContent: value }))));
+    $("v-attachments").replaceChildren(...view.attachments.filter((a) => !a.inline).map((a) =>
+      el("li", {}, el("a", { className: "button clip", href: a.url, download: a.filename,
+        textContent: `${a.filename} (${Math.ceil(a.size / 1024)} KB)` }))));
+    $("v-raw").href = `${inboxPath(address)}/messages/${id}/raw`;
+    $("remote").hidden = view.remote_blocked.length === 0;
+    $("remote-count").textContent = `${view.remote_blocked.length} remote item(s) blocked.`;
+    $("remote-toggle").checked = false;
+    $("view").hidden = false;
+    document.body.classList.add("reading");
+    this.show(view.html ? "html" : "text");
+    if (!summary.seen) {
+      api("PATCH", `${inboxPath(address)}/messages/${id}`, { seen: true }).catch(() => {});
+    }
+  }
+
+  renderExtract(view) {
+    const items = [];
+    for (const code of view.codes) {
+      items.push(el("div", { className: "item" },
+        el("span", { className: "code", textContent: code }),
+        el("button", { type: "button", className: "primary", textContent: "Copy code",
+          onclick: () => this.copy(code, "Code copied") })));
+    }
+    for (const link of view.links.slice(0, 1)) {
+      items.push(el("div", { className: "item" },
+        el("a", { className: "button primary", href: link.url, target: "_blank",
+          rel: "noopener noreferrer", textContent: link.text || "Open link" }),
+        el("button", { type: "button", textContent: "Copy link",
+          onclick: () => this.copy(link.url, "Link copied") })));
+    }
+    $("v-extract").replaceChildren(...items);
+    $("v-extract").hidden = items.length === 0;
+  }
+
+  show(tab) {
+    for (const name of ["html", "text", "headers"]) {
+      $(`tab-${name}`).setAttribute("aria-selected", String(name === tab));
+    }
+    $("v-html").hidden = tab !== "html";
+    $("v-text").hidden = tab !== "text";
+    $("v-headers").hidden = tab !== "headers";
+    $("remote").hidden = tab !== "html" || !this.current || !this.current.view.remote_blocked.length;
+    if (tab === "html") this.loadFrame();
+  }
+
+  loadFrame() {
+    if (!this.current) return;
+    const remote = $("remote-toggle").checked ? "allow" : "block";
+    const { address, id } = this.current;
+    $("v-html").src = `${inboxPath(address)}/messages/${id}/html?remote=${remote}`;
+  }
+
+  async remove() {
+    if (!this.current) return;
+    const { address, id } = this.current;
+    await api("DELETE", `${inboxPath(address)}/messages/${id}`);
+    this.close();
+    this.onDeleted(id);
+    this.notify("Message deleted");
+  }
+
+  close() {
+    this.current = null;
+    $("view").hidden = true;
+    $("v-html").src = "about:blank";
+    document.body.classList.remove("reading");
+  }
+}

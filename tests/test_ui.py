@@ -1,0 +1,363 @@
+"""The web UI in real headless Chromium (Playwright), with mail sent over real SMTP.
+
+Screenshots are written to tests/artifacts/ (desktop and phone, light and dark).
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Response,
+    expect,
+    sync_playwright,
+)
+
+from tests.conftest import Running
+from tests.tools import require
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+FIRST_LOAD_BUDGET = 60 * 1024
+MARKER = "/__pwned__"
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = playwright.chromium.launch(
+        executable_path=require("chromium"),
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+    yield chromium
+    chromium.close()
+
+
+class Visit:
+    """A page on the server, with every request it and its frames make recorded."""
+
+    def __init__(self, context: BrowserContext, server: Running) -> None:
+        self.server = server
+        self.context = context
+        self.page: Page = context.new_page()
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        # Nothing may leave the machine; anything aimed elsewhere is recorded, then refused.
+        self.page.route("**/*", lambda route: route.continue_() if self.local(route.request.url)
+                        else route.abort())
+
+    def local(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return parts.scheme in {"data", "about", "blob"} or parts.netloc == (
+            f"127.0.0.1:{self.server.http_port}")
+
+    def open(self) -> str:
+        self.page.goto(self.server.http + "/")
+        self.page.locator("#address", has_text="@").wait_for()
+        return self.page.text_content("#address") or ""
+
+    def remote_requests(self) -> list[str]:
+        return [url for url in self.requests if not self.local(url)]
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def visit(browser: Browser, server: Running) -> Iterator[Visit]:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.grant_permissions(["clipboard-read", "clipboard-write"],
+                              origin=server.http)
+    yield Visit(context, server)
+    context.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def send(server: Running, message: EmailMessage) -> float:
+    """Send over SMTP; returns the time the 250 came back."""
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as client:
+        client.send_message(message)
+        return time.perf_counter()
+
+
+def verification_mail(to: str, subject: str = "Confirm your Acme account") -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "Acme <no-reply@acme.test>"
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content("Your verification code is 482913.\n")
+    message.add_alternative(
+        "<h2>Welcome</h2><p>Your verification code is <b>482913</b>.</p>"
+        "<p><a href='https://acme.test/confirm?k=1'>Confirm my account</a></p>"
+        "<img src='https://track.test/pixel.gif' alt='tracker'>", subtype="html")
+    message.add_attachment(b"attached notes\n", maintype="text", subtype="plain",
+                           filename="notes.txt")
+    return message
+
+
+def test_the_whole_journey(visit: Visit) -> None:
+    page, server = visit.page, visit.server
+    address = visit.open()
+    assert address.endswith("@localhost")
+    page.locator("#countdown", has_text=re.compile(r"^\d\d:\d\d:\d\d$")).wait_for()
+
+    # Mail appears without a reload, and the tab title counts it.
+    send(server, verification_mail(address))
+    page.locator("#messages button", has_text="Confirm your Acme account").wait_for()
+    assert page.title() == "(1) burnbox"
+
+    # Open it: the code and the link stand first; copy the code.
+    page.locator("#messages button").first.click()
+    page.locator("#v-extract .code", has_text="482913").wait_for()
+    page.get_by_role("button", name="Copy code").click()
+    page.locator("#toast", has_text="Code copied").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == "482913"
+    assert page.title() == "burnbox"  # opened, so seen
+
+    # Remote content is blocked until asked for, then loaded (and refused by the test route).
+    frame = page.frame_locator("#v-html")
+    frame.locator("h2", has_text="Welcome").wait_for()
+    assert visit.remote_requests() == []
+    page.locator("#remote-toggle").check()
+    frame.locator("img[src='https://track.test/pixel.gif']").wait_for(state="attached")
+    assert any("track.test/pixel.gif" in url for url in visit.remote_requests())
+
+    # Download the attachment.
+    with page.expect_download() as download:
+        page.locator("#v-attachments a", has_text="notes.txt").click()
+    assert download.value.suggested_filename == "notes.txt"
+    assert Path(download.value.path()).read_bytes() == b"attached notes\n"
+
+    # Delete it.
+    page.get_by_role("button", name="Delete").click()
+    page.locator("#messages button").wait_for(state="detached")
+    assert page.locator("#empty").is_visible()
+
+    # A second inbox; reload keeps both in the switcher.
+    page.get_by_role("button", name="New address").click()
+    expect(page.locator("#address")).not_to_have_text(address)
+    second = page.text_content("#address")
+    assert second != address
+    page.reload()
+    page.locator("#address", has_text=second or "").wait_for()
+    options = page.locator("#switcher option").all_text_contents()
+    assert set(options) == {address, second}
+
+    # Burn the current inbox: it is gone, and the page moves to the other one.
+    page.get_by_role("button", name="Burn now").click()
+    page.locator("#address", has_text=address).wait_for()
+    assert page.locator("#switcher option").all_text_contents() == [address]
+    assert visit.errors == []
+
+
+def test_choose_a_name_and_taken_address(visit: Visit) -> None:
+    page = visit.page
+    visit.open()
+    page.get_by_role("button", name="Choose a name").click()
+    page.locator("#choose-local").fill("my-signup")
+    page.locator("#choose button[type=submit]").click()
+    page.locator("#address", has_text="my-signup@localhost").wait_for()
+    page.get_by_role("button", name="Choose a name").click()
+    page.locator("#choose-local").fill("my-signup")
+    page.locator("#choose button[type=submit]").click()
+    page.locator("#toast", has_text="already taken").wait_for()
+
+
+def test_rate_limited_state(browser: Browser, start_burnbox: Callable[..., Running]) -> None:
+    server = start_burnbox(inbox_create_rate="1/h")
+    context = browser.new_context()
+    try:
+        visit = Visit(context, server)
+        visit.open()
+        visit.page.get_by_role("button", name="New address").click()
+        visit.page.locator("#toast", has_text="Too many new addresses").wait_for()
+    finally:
+        context.close()
+
+
+def test_expired_inbox(visit: Visit) -> None:
+    page, server = visit.page, visit.server
+    address = visit.open()
+    page.locator("#countdown", has_text=re.compile(r"^\d\d:")).wait_for()
+    server.call(server.app.inboxes.burn(server.call(server.app.store.inbox(address))))
+    page.locator("#countdown", has_text="expired").wait_for()
+    page.locator("#toast", has_text="expired").wait_for()
+    assert page.locator("#extend").is_disabled()
+
+
+def test_server_unreachable_then_back(browser: Browser, tmp_path: Path) -> None:
+    """A real outage: the server process dies, the page says so and keeps trying; when a
+    new (RAM-only, so empty) server answers, the page finds its inbox gone."""
+    http_port, smtp_port = free_port(), free_port()
+
+    def start() -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "burnbox", "serve", "--http-listen", f"127.0.0.1:{http_port}",
+             "--smtp-listen", f"127.0.0.1:{smtp_port}", "--env-file", "/dev/null"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("burnbox ")  # the banner: listening
+        return process
+
+    first = start()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{http_port}/")
+        page.locator("#countdown", has_text=re.compile(r"^\d\d:")).wait_for()
+        first.kill()
+        first.communicate()
+        page.locator("#toast", has_text=re.compile("Connection lost|cannot be reached")).wait_for()
+        second = start()
+        try:
+            page.locator("#countdown", has_text="expired").wait_for(timeout=60_000)
+        finally:
+            second.terminate()
+            second.communicate()
+    finally:
+        context.close()
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+
+
+def test_mail_shows_within_a_second(visit: Visit) -> None:
+    page, server = visit.page, visit.server
+    address = visit.open()
+    page.locator("#messages").wait_for(state="attached")
+    visit.page.locator("#empty").wait_for()
+    delays = []
+    for number in range(7):
+        sent = send(server, verification_mail(address, f"Latency probe {number}"))
+        page.locator("#messages button", has_text=f"Latency probe {number}").wait_for()
+        delays.append(time.perf_counter() - sent)
+    median = statistics.median(delays)
+    print(f"SMTP 250 to message shown: median {median * 1000:.0f} ms, "
+          f"max {max(delays) * 1000:.0f} ms")
+    assert median < 1.0
+
+
+def test_first_load_budget(visit: Visit) -> None:
+    sizes: dict[str, int] = {}
+
+    def measure(response: Response) -> None:
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            return
+        headers = sum(len(name) + len(value) for name, value in response.headers.items())
+        sizes[response.url] = len(response.body()) + headers
+
+    visit.page.on("response", measure)
+    visit.open()
+    visit.page.locator("#messages").wait_for(state="attached")
+    total = sum(sizes.values())
+    print(f"first load: {total} bytes over {len(sizes)} responses")
+    assert visit.remote_requests() == []
+    assert total < FIRST_LOAD_BUDGET
+
+
+HOSTILE = [
+    "<script>window.__pwned=1</script>",
+    "<img src=x onerror=\"window.__pwned=1\">",
+    "<svg><script>window.__pwned=1</script></svg><svg onload=\"window.__pwned=1\"></svg>",
+    "<a href=\"javascript:window.__pwned=1\" id=js>click</a>",
+    "<iframe src=\"data:text/html,<script>parent.__pwned=1</script>\"></iframe>",
+    "<iframe srcdoc=\"<script>parent.__pwned=1</script>\"></iframe>",
+    "<div style=\"background:url(javascript:window.__pwned=1);width:expression(window.__pwned=1)\">"
+    "css</div>",
+    "<style>@import url(\"{base}/__pwned__/import.css\");"
+    "body{{background:url({base}/__pwned__/bg.png)}}</style>",
+    "<link rel=stylesheet href=\"{base}/__pwned__/link.css\">",
+    "<meta http-equiv=\"refresh\" content=\"0;url={base}/__pwned__/refresh\">",
+    "<base href=\"https://evil.test/\"><img src=\"relative.png\">",
+    "<form action=\"{base}/__pwned__/form\"><input name=q value=x><button>go</button></form>",
+    "<object data=\"{base}/__pwned__/object\"></object><embed src=\"{base}/__pwned__/embed\">",
+    "<img src=\"https://remote.test/pixel.gif\"><img srcset=\"https://remote.test/a.png 2x\">",
+    "<table background=\"https://remote.test/bg.png\"><tr><td>x</td></tr></table>",
+    "<scr<script>ipt>window.__pwned=1</scr</script>ipt><img src=\"x\" onerror=window.__pwned=1//",
+    "<body onload=\"window.__pwned=1\"><details open ontoggle=\"window.__pwned=1\">d</details>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=window.__pwned=1>",
+]
+
+
+def test_hostile_mail_executes_nothing_and_loads_nothing_remote(visit: Visit) -> None:
+    page, server = visit.page, visit.server
+    address = visit.open()
+    base = server.http
+    for number, payload in enumerate(HOSTILE):
+        message = EmailMessage()
+        message["From"] = "\"<img src=x onerror=window.__pwned=1>\" <evil@example.org>"
+        message["To"] = address
+        message["Subject"] = f"<script>window.__pwned=1</script> hostile {number}"
+        message.set_content(f"text part {number}")
+        message.add_alternative(f"<p>hostile {number}</p>{payload.format(base=base)}",
+                                subtype="html")
+        send(server, message)
+    page.locator("#messages button", has_text=f"hostile {len(HOSTILE) - 1}").wait_for()
+    for number in range(len(HOSTILE)):
+        page.locator("#messages button", has_text=f"hostile {number}").first.click()
+        frame = page.frame_locator("#v-html")
+        frame.locator("p", has_text=f"hostile {number}").wait_for()
+        link = frame.locator("#js")
+        if link.count():
+            link.click()
+        for candidate in page.frames:
+            assert candidate.evaluate("window.__pwned") is None, (number, candidate.url)
+    # Header values are text everywhere: the markup shows as characters.
+    last = len(HOSTILE) - 1
+    assert page.locator("#v-subject").text_content() == (
+        f"<script>window.__pwned=1</script> hostile {last}")
+    assert page.locator("#v-from").text_content() == (
+        '"<img src=x onerror=window.__pwned=1>" <evil@example.org>')
+    assert page.evaluate("window.__pwned") is None
+    assert [url for url in visit.requests if MARKER in url] == []
+    assert visit.remote_requests() == []
+
+
+@pytest.mark.parametrize(("name", "width", "height", "scheme"), [
+    ("desktop-light", 1280, 860, "light"), ("desktop-dark", 1280, 860, "dark"),
+    ("phone-light", 360, 740, "light"), ("phone-dark", 360, 740, "dark"),
+])
+def test_screenshots(browser: Browser, server: Running, name: str, width: int, height: int,
+                     scheme: str) -> None:
+    context = browser.new_context(viewport={"width": width, "height": height},
+                                  color_scheme=scheme)  # type: ignore[arg-type]
+    try:
+        visit = Visit(context, server)
+        address = visit.open()
+        send(server, verification_mail(address))
+        visit.page.locator("#messages button").first.wait_for()
+        visit.shot(f"{name}-list")
+        visit.page.locator("#messages button").first.click()
+        visit.page.frame_locator("#v-html").locator("h2").wait_for()
+        visit.shot(f"{name}-message")
+        page_width = visit.page.evaluate("document.documentElement.scrollWidth")
+        assert page_width <= width, "nothing may overflow sideways"
+        assert visit.errors == []
+    finally:
+        context.close()
