@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 from collections.abc import Callable
 from email.message import EmailMessage
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -145,13 +146,20 @@ def hostile_message(to: str) -> EmailMessage:
     return message
 
 
-def test_full_view_is_sanitised_with_codes_links_and_attachments(server: Running) -> None:
+def delivered_view(server: Running, make: Callable[[str], EmailMessage]) -> tuple[
+        dict[str, str], dict[str, Any], dict[str, Any]]:
+    """A new inbox, the one message sent to it, and that message's full view."""
     inbox = create(server)
-    send(server, inbox["address"], hostile_message(inbox["address"]))
+    send(server, inbox["address"], make(inbox["address"]))
     [summary] = httpx.get(url(server, inbox["address"], "/messages"),
                           headers=auth(inbox)).json()["messages"]
     view = httpx.get(url(server, inbox["address"], f"/messages/{summary['id']}"),
                      headers=auth(inbox)).json()
+    return inbox, summary, view
+
+
+def test_full_view_is_sanitised_with_codes_links_and_attachments(server: Running) -> None:
+    inbox, summary, view = delivered_view(server, hostile_message)
     html = view["html"]
     for bad in ("script", "onclick", "javascript:", "track.test"):
         assert bad not in html
@@ -168,12 +176,7 @@ def test_full_view_is_sanitised_with_codes_links_and_attachments(server: Running
 
 
 def test_attachment_and_raw_downloads_are_safe(server: Running) -> None:
-    inbox = create(server)
-    send(server, inbox["address"], hostile_message(inbox["address"]))
-    [summary] = httpx.get(url(server, inbox["address"], "/messages"),
-                          headers=auth(inbox)).json()["messages"]
-    view = httpx.get(url(server, inbox["address"], f"/messages/{summary['id']}"),
-                     headers=auth(inbox)).json()
+    inbox, summary, view = delivered_view(server, hostile_message)
     evil = next(a for a in view["attachments"] if a["filename"].endswith("evil.html"))
     download = httpx.get(server.http + evil["url"], headers=auth(inbox))
     assert download.status_code == 200

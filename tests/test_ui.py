@@ -361,3 +361,35 @@ def test_screenshots(browser: Browser, server: Running, name: str, width: int, h
         assert visit.errors == []
     finally:
         context.close()
+
+
+def test_keyboard_alone(visit: Visit) -> None:
+    page, server = visit.page, visit.server
+    address = visit.open()
+    send(server, verification_mail(address, "Keyboard mail"))
+    page.locator("#messages button", has_text="Keyboard mail").wait_for()
+    for _ in range(30):  # Tab through the page until the message is focused
+        page.keyboard.press("Tab")
+        if "Keyboard mail" in (page.evaluate("document.activeElement.textContent") or ""):
+            break
+    else:
+        pytest.fail("the message list cannot be reached with Tab")
+    page.keyboard.press("Enter")
+    page.locator("#v-extract .code").wait_for()
+    page.keyboard.press("Escape")
+    page.locator("#view").wait_for(state="hidden")
+
+
+def test_nothing_shifts_when_mail_arrives(visit: Visit) -> None:
+    page, server = visit.page, visit.server
+    address = visit.open()
+    send(server, verification_mail(address, "Reading this one"))
+    page.locator("#messages button", has_text="Reading this one").click()
+    page.frame_locator("#v-html").locator("h2").wait_for()
+    watched = ("#inbox-card", "#view", "#v-subject", "#v-html")
+    before = [page.locator(selector).bounding_box() for selector in watched]
+    for number in range(3):
+        send(server, verification_mail(address, f"Arrived meanwhile {number}"))
+        page.locator("#messages button", has_text=f"Arrived meanwhile {number}").wait_for()
+    after = [page.locator(selector).bounding_box() for selector in watched]
+    assert after == before

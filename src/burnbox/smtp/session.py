@@ -187,26 +187,24 @@ class SmtpSession(asyncio.Protocol):
     # -- commands ---------------------------------------------------------
 
     def _ehlo(self, argument: str) -> None:
-        if not self._count_junk():
-            return
-        if not argument.strip():
-            self._error(replies.EHLO_SYNTAX)
-            return
-        self._helo = clean_helo(argument) or "unknown"
-        self._esmtp = True
-        self._reset_transaction()
-        self._out.append(self._ctx.ehlo_reply(tls_active=self._tls))
+        if self._greet(argument, esmtp=True):
+            self._out.append(self._ctx.ehlo_reply(tls_active=self._tls))
 
     def _helo_command(self, argument: str) -> None:
+        if self._greet(argument, esmtp=False):
+            self._out.append(replies.reply(f"250 {self._ctx.config.hostname}"))
+
+    def _greet(self, argument: str, *, esmtp: bool) -> bool:
+        """EHLO/HELO: remember the client's name and start afresh; False if refused."""
         if not self._count_junk():
-            return
+            return False
         if not argument.strip():
             self._error(replies.EHLO_SYNTAX)
-            return
+            return False
         self._helo = clean_helo(argument) or "unknown"
-        self._esmtp = False
+        self._esmtp = esmtp
         self._reset_transaction()
-        self._out.append(replies.reply(f"250 {self._ctx.config.hostname}"))
+        return True
 
     def _mail_command(self, argument: str) -> None:
         if not self._helo:

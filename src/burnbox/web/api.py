@@ -123,9 +123,9 @@ def build_router(services: WebServices) -> APIRouter:
         summary, raw = await _load(services, inbox, message_id)
         return await _full_view(inbox, summary, raw, remote_allowed=remote == "allow")
 
-    @router.get("/inboxes/{address}/messages/{message_id}/html", response_class=HTMLResponse,
+    @router.get("/inboxes/{address}/messages/{message_id}/html", response_class=Response,
                 summary="The sanitised HTML as a page for a sandboxed frame (no script at all).",
-                responses=error_responses(404, 422))
+                responses={200: {"content": {"text/html": {}}}, **error_responses(404, 422)})
     async def message_html(inbox: Readable, message_id: IdPath,
                            remote: Annotated[str, Query(pattern="^(allow|block)$")] = "block",
                            ) -> HTMLResponse:

@@ -40,8 +40,8 @@ SECURITY_HEADERS = [
 ]
 
 
-class SecurityHeaders:
-    """Adds the security headers to every response that does not set its own."""
+class HttpMiddleware:
+    """Pure ASGI middleware for plain HTTP; WebSocket and lifespan pass straight through."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -49,8 +49,17 @@ class SecurityHeaders:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
+        else:
+            await self.http(scope, receive, send)
 
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class SecurityHeaders(HttpMiddleware):
+    """Adds the security headers to every response that does not set its own."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
@@ -62,16 +71,10 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """Refuses request bodies over MAX_BODY with 413, whether or not they declare a length."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
             await _too_large(send)

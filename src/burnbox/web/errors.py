@@ -39,8 +39,10 @@ def error_response(status: int, code: str, message: str,
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the given error statuses."""
-    return {status: {"model": ErrorBody, "description": _STATUS_CODES.get(status, "error")}
-            for status in statuses}
+    # The media type is named: FastAPI would otherwise document errors under the route's
+    # own type (text/html, message/rfc822), and they are always JSON.
+    return {status: {"model": ErrorBody, "description": _STATUS_CODES.get(status, "error"),
+                     "content": {"application/json": {}}} for status in statuses}
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
