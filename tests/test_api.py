@@ -41,7 +41,8 @@ def test_create_a_random_inbox(server: Running) -> None:
     local, _, domain = inbox["address"].partition("@")
     assert domain == "localhost"
     assert len(local.split("-")) == 3
-    assert len(inbox["token"]) >= 32  # 192 bits in URL-safe base64
+    assert inbox["token"].startswith("bbx_")
+    assert len(inbox["token"]) >= 4 + 32  # 192 bits in URL-safe base64 after the prefix
     assert inbox["expires_at"] == "2026-11-22T12:00:00Z"
 
 

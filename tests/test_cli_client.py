@@ -12,7 +12,7 @@ from tests.test_api import send
 
 def burnbox(server: Running, *args: str, token: str | None = None,
             timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    extra = ["--token", token] if token else []
+    extra = [f"--token={token}"] if token else []
     return subprocess.run([sys.executable, "-m", "burnbox", *args, "--url", server.http, *extra],
                           capture_output=True, text=True, timeout=timeout, check=False)
 

@@ -29,6 +29,9 @@ from burnbox.model import Inbox
 from burnbox.storage.base import AddressTaken, NotFound, Store
 
 TOKEN_BYTES = 24  # 192 bits
+# A fixed prefix: a token never starts with "-" (which a command line would take for an
+# option), and secret scanners can recognise a leaked burnbox token.
+TOKEN_PREFIX = "bbx_"
 RANDOM_ATTEMPTS = 8  # random addresses tried before giving up (all taken is near impossible)
 _NO_TOKEN = hashlib.sha256(b"").digest()
 
@@ -41,7 +44,8 @@ class InboxService:
     def __init__(self, store: Store, hub: Hub, domains: DomainPolicy, *, clock: Clock,
                  ttl: float, max_lifetime: float, public: bool,
                  new_local_part: Callable[[], str] = random_local_part,
-                 new_token: Callable[[], str] = lambda: secrets.token_urlsafe(TOKEN_BYTES)) -> None:
+                 new_token: Callable[[], str] = lambda: TOKEN_PREFIX + secrets.token_urlsafe(
+                     TOKEN_BYTES)) -> None:
         self._store = store
         self._hub = hub
         self._domains = domains
