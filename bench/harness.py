@@ -10,6 +10,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ class Server:
     http_port: int = 0
 
     def stored(self) -> int | None:
-        if self.name == "burnbox":
+        if self.name.startswith("burnbox"):
             url = f"http://127.0.0.1:{self.http_port}/metrics"
             with urllib.request.urlopen(url, timeout=10) as response:
                 text = response.read().decode()
@@ -82,7 +83,8 @@ def start_burnbox(**settings: str) -> Server:
     process = subprocess.Popen([PYTHON, "-m", "burnbox", "serve", "--env-file", "/dev/null"],
                                env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     wait_for_port(port)
-    return Server("burnbox", process, port, http_port)
+    return Server("burnbox-" + settings["store"].split(":")[0] if "store" in settings
+                  else "burnbox", process, port, http_port)
 
 
 def start_aiosmtpd() -> Server:
@@ -101,7 +103,13 @@ def start_smtp_sink() -> Server:
     return Server("smtp-sink", process, port)
 
 
-STARTERS = {"burnbox": start_burnbox, "aiosmtpd": start_aiosmtpd, "smtp-sink": start_smtp_sink}
+def start_burnbox_sqlite() -> Server:
+    folder = tempfile.mkdtemp(prefix="burnbox-bench-")
+    return start_burnbox(store=f"sqlite://{folder}/bench.db")
+
+
+STARTERS = {"burnbox": start_burnbox, "burnbox-sqlite": start_burnbox_sqlite,
+            "aiosmtpd": start_aiosmtpd, "smtp-sink": start_smtp_sink}
 
 
 def median(values: list[float]) -> float:

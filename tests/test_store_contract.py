@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from pathlib import Path
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -12,25 +13,33 @@ import pytest
 from burnbox.model import Inbox, MessageSummary
 from burnbox.storage.base import AddressTaken, NotFound, Store, StoreFull
 from burnbox.storage.memory import MemoryStore
+from burnbox.storage.sqlite import SqliteStore
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 StoreFactory = Callable[..., Store]
 
 
-def memory_store(max_bytes: int = 10**9, inbox_max_messages: int = 1000) -> Store:
+def memory_store(folder: Path, max_bytes: int = 10**9,
+                 inbox_max_messages: int = 1000) -> Store:
     return MemoryStore(max_bytes=max_bytes, inbox_max_messages=inbox_max_messages)
 
 
-BACKENDS = {"memory": memory_store}
+def sqlite_store(folder: Path, max_bytes: int = 10**9, inbox_max_messages: int = 1000) -> Store:
+    return SqliteStore(str(folder / "burnbox.db"), max_bytes=max_bytes,
+                       inbox_max_messages=inbox_max_messages)
+
+
+BACKENDS: dict[str, Callable[..., Store]] = {"memory": memory_store, "sqlite": sqlite_store}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[StoreFactory]:
+async def make_store(request: pytest.FixtureRequest,
+                     tmp_path: Path) -> AsyncIterator[StoreFactory]:
     opened: list[Store] = []
     factory = BACKENDS[request.param]
 
     def make(**limits: int) -> Store:
-        store = factory(**limits)
+        store = factory(tmp_path / f"store{len(opened)}", **limits)
         opened.append(store)
         return store
 

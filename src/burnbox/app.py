@@ -20,10 +20,11 @@ from burnbox.inboxes import InboxService
 from burnbox.metrics import Metrics
 from burnbox.ratelimit import RateLimiter
 from burnbox.retention import Reaper
-from burnbox.settings import Endpoint, Settings, SettingsError, rate_limit
+from burnbox.settings import Endpoint, Settings, SettingsError, rate_limit, sqlite_path
 from burnbox.smtp.server import SmtpConfig, SmtpContext, SmtpServer, tls_context
 from burnbox.storage.base import Store
 from burnbox.storage.memory import MemoryStore
+from burnbox.storage.sqlite import SqliteStore
 from burnbox.web.app import create_app
 from burnbox.web.live import Live
 from burnbox.web.services import WebServices
@@ -33,8 +34,11 @@ WS_MAX_MESSAGE = 64 * 1024  # bytes of one WebSocket frame from a client (we exp
 
 
 def build_store(settings: Settings) -> Store:
-    return MemoryStore(max_bytes=settings.store_max_bytes,
-                       inbox_max_messages=settings.inbox_max_messages)
+    limits = {"max_bytes": settings.store_max_bytes,
+              "inbox_max_messages": settings.inbox_max_messages}
+    if settings.store.startswith("sqlite://"):
+        return SqliteStore(sqlite_path(settings.store), **limits)
+    return MemoryStore(**limits)
 
 
 def build_domains(settings: Settings) -> DomainPolicy:

@@ -31,7 +31,7 @@ from burnbox.storage.base import AddressTaken, NotFound, Store
 TOKEN_BYTES = 24  # 192 bits
 # A fixed prefix: a token never starts with "-" (which a command line would take for an
 # option), and secret scanners can recognise a leaked burnbox token.
-TOKEN_PREFIX = "bbx_"
+TOKEN_PREFIX = "bbx_"  # noqa: S105 - a prefix, not a secret
 RANDOM_ATTEMPTS = 8  # random addresses tried before giving up (all taken is near impossible)
 _NO_TOKEN = hashlib.sha256(b"").digest()
 

@@ -126,7 +126,8 @@ class Settings:
         "subdomain of example.org. Mail for any other domain is refused (never an open relay).")
     store: str = _setting(
         "memory://", str,
-        "Where mail is kept: `memory://` (RAM only, wiped at restart).")
+        "Where mail is kept: `memory://` (RAM only, wiped at restart) or "
+        "`sqlite:///var/lib/burnbox/mail.db` (durable, one node; the path follows `sqlite://`).")
     hostname: str = _setting(
         "", str, "The name this server gives in its SMTP greeting and Received: headers "
         "(default: the machine's fully qualified name).")
@@ -271,6 +272,14 @@ def _check_consistency(settings: Settings) -> None:
         path = getattr(settings, path_key)
         if path and not Path(path).is_file():
             raise SettingsError(f"{env_key(path_key)}: no such file: {path}")
-    if not settings.store.startswith("memory://"):
+    if settings.store.startswith("sqlite://") and not sqlite_path(settings.store):
+        raise SettingsError("BURNBOX_STORE: a SQLite URL names a file: sqlite:///path/to/file.db")
+    if not settings.store.startswith(("memory://", "sqlite://")):
         raise SettingsError(f"BURNBOX_STORE: unsupported store URL {settings.store!r} "
-                            "(this version supports memory://)")
+                            "(memory:// or sqlite:///path)")
+
+
+def sqlite_path(url: str) -> str:
+    """Everything after `sqlite://`: `sqlite:///var/lib/b.db` is absolute, `sqlite://b.db`
+    relative to the working directory."""
+    return url.removeprefix("sqlite://")

@@ -1,0 +1,35 @@
+"""Summary rows ↔ MessageSummary, shared by the SQL stores."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from burnbox.model import MessageSummary
+
+# The column order every SQL store selects and inserts summaries in.
+SUMMARY_COLUMNS = ("address, id, received_at, expires_at, size, sender, recipients, subject, "
+                   "snippet, attachments, date, message_id, seen")
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def from_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, UTC)
+
+
+def summary_values(summary: MessageSummary) -> tuple[Any, ...]:
+    return (summary.address, summary.id, to_ms(summary.received_at),
+            to_ms(summary.expires_at), summary.size, summary.sender, summary.to, summary.subject,
+            summary.snippet, summary.attachments, summary.date, summary.message_id,
+            summary.seen)
+
+
+def summary_of(row: Sequence[Any]) -> MessageSummary:
+    return MessageSummary(
+        address=row[0], id=row[1], received_at=from_ms(row[2]), expires_at=from_ms(row[3]),
+        size=row[4], sender=row[5], to=row[6], subject=row[7], snippet=row[8],
+        attachments=row[9], date=row[10], message_id=row[11], seen=bool(row[12]))

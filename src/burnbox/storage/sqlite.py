@@ -1,0 +1,270 @@
+"""The SQLite store: one durable node. WAL, one writer, group commit.
+
+`synchronous=NORMAL` in WAL mode: a commit is in the WAL (the OS page cache)
+before add() returns, so a killed process loses nothing; only a power cut
+could drop the last commits. The writer connection is the only one that
+writes, so the counters kept here (for metrics and the byte cap) are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from burnbox.model import Inbox, MessageSummary, StoreStats
+from burnbox.storage.base import AddressTaken, NotFound, StoreFull
+from burnbox.storage.batching import GroupCommitter
+from burnbox.storage.rows import SUMMARY_COLUMNS, from_ms, summary_of, summary_values, to_ms
+
+_PLACEHOLDERS = ", ".join("?" * 14)
+
+
+@dataclass(frozen=True)
+class _Add:
+    summaries: list[MessageSummary]
+    raw: bytes
+
+
+def migrations() -> list[tuple[int, str]]:
+    folder = resources.files("burnbox.storage") / "schema" / "sqlite"
+    found = [(int(item.name.split("_", 1)[0]), item.read_text())
+             for item in folder.iterdir() if item.name.endswith(".sql")]
+    return sorted(found)
+
+
+class SqliteStore:
+    def __init__(self, path: str, *, max_bytes: int, inbox_max_messages: int) -> None:
+        self._path = path
+        self._max_bytes = max_bytes
+        self._inbox_max = inbox_max_messages
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._adds: GroupCommitter[_Add, list[tuple[str, str]]] = GroupCommitter(self._commit)
+        self._messages = self._bytes = self._inboxes = 0
+
+    # -- life --------------------------------------------------------------
+
+    async def open(self) -> None:
+        Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await aiosqlite.connect(self._path, isolation_level=None)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                       "busy_timeout=5000"):
+            await self._writer.execute(f"PRAGMA {pragma}")
+        await self._migrate()
+        self._reader = await aiosqlite.connect(self._path, isolation_level=None)
+        await self._reader.execute("PRAGMA busy_timeout=5000")
+        row = await self._one("SELECT count(*), coalesce(sum(stored), 0) FROM messages")
+        self._messages, self._bytes = row[0], row[1]
+        self._inboxes = (await self._one("SELECT count(*) FROM inboxes"))[0]
+        self._adds.start()
+
+    async def _migrate(self) -> None:
+        assert self._writer is not None
+        version = (await (await self._writer.execute("PRAGMA user_version")).fetchone() or (0,))[0]
+        for number, script in migrations():
+            if number > version:
+                await self._writer.executescript(
+                    f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+
+    async def close(self) -> None:
+        await self._adds.stop()
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                await connection.close()
+        self._reader = self._writer = None
+
+    async def ping(self) -> bool:
+        return bool((await self._one("SELECT 1"))[0] == 1)
+
+    def stats(self) -> StoreStats:
+        return StoreStats(self._messages, self._bytes, self._inboxes)
+
+    # -- inboxes -----------------------------------------------------------
+
+    async def create_inbox(self, inbox: Inbox) -> None:
+        writer = self._write()
+        cursor = await writer.execute(
+            "INSERT INTO inboxes VALUES (?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET "
+            "token_hash = excluded.token_hash, created_at = excluded.created_at, "
+            "expires_at = excluded.expires_at WHERE inboxes.expires_at <= excluded.created_at",
+            (inbox.address, inbox.token_hash, to_ms(inbox.created_at), to_ms(inbox.expires_at)))
+        if cursor.rowcount == 0:
+            raise AddressTaken(inbox.address)
+        self._inboxes = (await self._one("SELECT count(*) FROM inboxes", writer))[0]
+
+    async def inbox(self, address: str) -> Inbox:
+        row = await self._maybe("SELECT * FROM inboxes WHERE address = ?", (address,))
+        if row is None:
+            raise NotFound(address)
+        return Inbox(row[0], row[1], from_ms(row[2]), from_ms(row[3]))
+
+    async def update_inbox(self, inbox: Inbox) -> None:
+        cursor = await self._write().execute(
+            "UPDATE inboxes SET expires_at = ? WHERE address = ?",
+            (to_ms(inbox.expires_at), inbox.address))
+        if cursor.rowcount == 0:
+            raise NotFound(inbox.address)
+
+    # -- messages ------------------------------------------------------------
+
+    async def add(self, summaries: list[MessageSummary], raw: bytes) -> list[tuple[str, str]]:
+        if len(raw) * len(summaries) > self._max_bytes:
+            raise StoreFull("message larger than the store")
+        return await self._adds.submit(_Add(summaries, raw))
+
+    async def _commit(self, batch: list[_Add]) -> list[list[tuple[str, str]] | BaseException]:
+        writer = self._write()
+        results: list[list[tuple[str, str]] | BaseException] = []
+        await writer.execute("BEGIN IMMEDIATE")
+        try:
+            for job in batch:
+                evicted: list[tuple[str, str]] = []
+                for summary in job.summaries:
+                    evicted += await self._make_room(writer, summary.address, len(job.raw))
+                    await writer.execute(
+                        f"INSERT INTO messages ({SUMMARY_COLUMNS}, stored) "
+                        f"VALUES ({_PLACEHOLDERS})", (*summary_values(summary), len(job.raw)))
+                    await writer.execute("INSERT INTO bodies VALUES (?, ?, ?)",
+                                         (summary.address, summary.id, job.raw))
+                    self._messages += 1
+                    self._bytes += len(job.raw)
+                results.append(evicted)
+            await writer.execute("COMMIT")
+        except BaseException:
+            await writer.execute("ROLLBACK")
+            await self._recount()
+            raise
+        return results
+
+    async def _make_room(self, writer: aiosqlite.Connection, address: str,
+                         size: int) -> list[tuple[str, str]]:
+        gone: list[tuple[str, str]] = []
+        count = (await self._one("SELECT count(*) FROM messages WHERE address = ?", writer,
+                                 (address,)))[0]
+        if count >= self._inbox_max:
+            gone += await self._evict(writer, "WHERE address = ?", (address,),
+                                      count - self._inbox_max + 1)
+        while self._bytes + size > self._max_bytes and self._messages:
+            gone += await self._evict(writer, "", (), 1)
+        return gone
+
+    async def _evict(self, writer: aiosqlite.Connection, where: str, parameters: tuple[str, ...],
+                     count: int) -> list[tuple[str, str]]:
+        rows = await self._returning(
+            "DELETE FROM messages WHERE (address, id) IN (SELECT address, id FROM messages "
+            f"{where} ORDER BY id LIMIT ?) RETURNING address, id, stored", (*parameters, count))
+        for _address, _id, size in rows:
+            self._messages -= 1
+            self._bytes -= size
+        return [(row[0], row[1]) for row in rows]
+
+    async def summaries(self, address: str, *, before: str | None = None,
+                        limit: int = 50) -> list[MessageSummary]:
+        rows = await self._all(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = ? AND (? IS NULL OR id < ?)"
+            " ORDER BY id DESC LIMIT ?", (address, before, before, limit))
+        return [summary_of(row) for row in rows]
+
+    async def usage(self, address: str) -> tuple[int, int]:
+        row = await self._one("SELECT count(*), coalesce(sum(stored), 0) FROM messages "
+                              "WHERE address = ?", parameters=(address,))
+        return row[0], row[1]
+
+    async def summary(self, address: str, message_id: str) -> MessageSummary:
+        row = await self._maybe(f"SELECT {SUMMARY_COLUMNS} FROM messages "
+                                "WHERE address = ? AND id = ?", (address, message_id))
+        if row is None:
+            raise NotFound(message_id)
+        return summary_of(row)
+
+    async def raw(self, address: str, message_id: str) -> bytes:
+        row = await self._maybe("SELECT raw FROM bodies WHERE address = ? AND id = ?",
+                                (address, message_id))
+        if row is None:
+            raise NotFound(message_id)
+        return bytes(row[0])
+
+    async def mark_seen(self, address: str, message_id: str, seen: bool) -> MessageSummary:
+        cursor = await self._write().execute(
+            "UPDATE messages SET seen = ? WHERE address = ? AND id = ?",
+            (seen, address, message_id))
+        if cursor.rowcount == 0:
+            raise NotFound(message_id)
+        return await self.summary(address, message_id)
+
+    async def delete(self, address: str, message_id: str) -> None:
+        rows = await self._returning(
+            "DELETE FROM messages WHERE address = ? AND id = ? RETURNING stored",
+            (address, message_id))
+        if not rows:
+            raise NotFound(message_id)
+        self._messages -= 1
+        self._bytes -= rows[0][0]
+
+    async def delete_inbox(self, address: str) -> int:
+        writer = self._write()
+        rows = await self._returning(
+            "DELETE FROM messages WHERE address = ? RETURNING stored", (address,))
+        await writer.execute("DELETE FROM inboxes WHERE address = ?", (address,))
+        self._messages -= len(rows)
+        self._bytes -= sum(row[0] for row in rows)
+        self._inboxes = (await self._one("SELECT count(*) FROM inboxes", writer))[0]
+        return len(rows)
+
+    async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
+        moment = to_ms(now)
+        purged: list[tuple[str, str]] = []
+        while True:  # small batches: the writer is shared with ingest
+            rows = await self._returning(
+                "DELETE FROM messages WHERE (address, id) IN (SELECT address, id FROM messages "
+                "WHERE expires_at <= ? LIMIT 500) RETURNING address, id, stored", (moment,))
+            self._messages -= len(rows)
+            self._bytes -= sum(row[2] for row in rows)
+            purged += [(row[0], row[1]) for row in rows]
+            if len(rows) < 500:
+                break
+        expired = await self._returning("SELECT address FROM inboxes WHERE expires_at <= ?",
+                                        (moment,))
+        for (address,) in expired:
+            held = await self._returning("SELECT id FROM messages WHERE address = ?", (address,))
+            purged += [(address, row[0]) for row in held]
+            await self.delete_inbox(address)
+            purged.append((address, ""))
+        return purged
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _write(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("store is not open")
+        return self._writer
+
+    async def _recount(self) -> None:
+        row = await self._one("SELECT count(*), coalesce(sum(stored), 0) FROM messages",
+                              self._write())
+        self._messages, self._bytes = row[0], row[1]
+
+    async def _returning(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
+        """Run a writing statement on the writer; its RETURNING rows."""
+        return list(await (await self._write().execute(sql, parameters)).fetchall())
+
+    async def _all(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
+        if self._reader is None:
+            raise RuntimeError("store is not open")
+        return list(await (await self._reader.execute(sql, parameters)).fetchall())
+
+    async def _maybe(self, sql: str, parameters: tuple[object, ...] = ()) -> Any:
+        rows = await self._all(sql, parameters)
+        return rows[0] if rows else None
+
+    async def _one(self, sql: str, connection: aiosqlite.Connection | None = None,
+                   parameters: tuple[object, ...] = ()) -> Any:
+        target = connection or self._reader or self._write()
+        row = await (await target.execute(sql, parameters)).fetchone()
+        assert row is not None
+        return row
