@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gc
 import sys
-from pathlib import Path
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
