@@ -108,7 +108,20 @@ def start_burnbox_sqlite() -> Server:
     return start_burnbox(store=f"sqlite://{folder}/bench.db")
 
 
+POSTGRES = os.environ.get("BURNBOX_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+def start_burnbox_postgres() -> Server:
+    """A fresh database per run (dropped when the next run starts)."""
+    name = "burnbox_bench"
+    for sql in (f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"):
+        subprocess.run(["psql", f"{POSTGRES}/postgres", "-qc", sql], check=True,
+                       capture_output=True)
+    return start_burnbox(store=f"{POSTGRES}/{name}")
+
+
 STARTERS = {"burnbox": start_burnbox, "burnbox-sqlite": start_burnbox_sqlite,
+            "burnbox-postgresql": start_burnbox_postgres,
             "aiosmtpd": start_aiosmtpd, "smtp-sink": start_smtp_sink}
 
 

@@ -104,9 +104,12 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--sqlite", action="store_true",
                         help="also measure burnbox on its SQLite store")
+    parser.add_argument("--postgres", action="store_true",
+                        help="also measure burnbox on PostgreSQL ($BURNBOX_BENCH_POSTGRES)")
     arguments = parser.parse_args()
-    servers = ["burnbox", *(["burnbox-sqlite"] if arguments.sqlite else []), "aiosmtpd",
-               "smtp-sink"]
+    durable = [*(["burnbox-sqlite"] if arguments.sqlite else []),
+               *(["burnbox-postgresql"] if arguments.postgres else [])]
+    servers = ["burnbox", *durable, "aiosmtpd", "smtp-sink"]
     print(f"median of {arguments.runs} runs; msgs/s")
     print(f"{'scenario':16} {'burnbox':>9} {'aiosmtpd':>9} {'smtp-sink':>9} {'x aiosmtpd':>10} "
           f"{'% sink':>7} {'peak MiB':>8} {'exact':>5}")
@@ -122,11 +125,11 @@ def main() -> None:
               f"{rates['smtp-sink']:9.0f} {rates['burnbox'] / rates['aiosmtpd']:10.2f} "
               f"{100 * rates['burnbox'] / rates['smtp-sink']:6.0f}% "
               f"{peak['burnbox'] / 1024:8.0f} {result['exact']!s:>5}", flush=True)
-        if "burnbox-sqlite" in rates:
-            print(f"{'  on SQLite':16} {rates['burnbox-sqlite']:9.0f} {'':9} {'':9} "
-                  f"{rates['burnbox-sqlite'] / rates['aiosmtpd']:10.2f} "
-                  f"{100 * rates['burnbox-sqlite'] / rates['smtp-sink']:6.0f}% "
-                  f"{peak['burnbox-sqlite'] / 1024:8.0f}", flush=True)
+        for name in durable:
+            print(f"{'  ' + name.split('-')[1]:16} {rates[name]:9.0f} {'':9} {'':9} "
+                  f"{rates[name] / rates['aiosmtpd']:10.2f} "
+                  f"{100 * rates[name] / rates['smtp-sink']:6.0f}% "
+                  f"{peak[name] / 1024:8.0f} {result['exact']!s:>5}", flush=True)
     if not arguments.no_memory:
         for count, size in ((10_000, 2000), (1_000, 100_000)):
             memory = memory_scenario(count, size)

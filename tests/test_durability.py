@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import re
 import signal
@@ -11,6 +12,11 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
+
+from tests.postgres import postgres_url, reset
+
+__all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
 
 STORED = re.compile(rb"250 2\.0\.0 OK: stored as (\w+)")
 
@@ -50,8 +56,17 @@ def burst(port: int, connection: int, count: int) -> list[str]:
         return ids
 
 
-def test_sqlite_keeps_every_250_across_kill_9(tmp_path: Path) -> None:
-    store = f"sqlite://{tmp_path / 'burnbox.db'}"
+@pytest.fixture(params=["sqlite", "postgres"])
+def durable_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'burnbox.db'}"
+    url = str(request.getfixturevalue("postgres_url"))
+    asyncio.run(reset(url))
+    return url
+
+
+def test_every_250_survives_kill_9(durable_store: str) -> None:
+    store = durable_store
     smtp_port, http_port = free_port(), free_port()
     first = serve(store, smtp_port, http_port)
     try:

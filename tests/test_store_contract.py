@@ -13,7 +13,11 @@ import pytest
 from burnbox.model import Inbox, MessageSummary
 from burnbox.storage.base import AddressTaken, NotFound, Store, StoreFull
 from burnbox.storage.memory import MemoryStore
+from burnbox.storage.postgres import PostgresStore
 from burnbox.storage.sqlite import SqliteStore
+from tests.postgres import postgres_url, reset
+
+__all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 StoreFactory = Callable[..., Store]
@@ -29,7 +33,12 @@ def sqlite_store(folder: Path, max_bytes: int = 10**9, inbox_max_messages: int =
                        inbox_max_messages=inbox_max_messages)
 
 
-BACKENDS: dict[str, Callable[..., Store]] = {"memory": memory_store, "sqlite": sqlite_store}
+def postgres_store(url: str, max_bytes: int = 10**9, inbox_max_messages: int = 1000) -> Store:
+    return PostgresStore(url, max_bytes=max_bytes, inbox_max_messages=inbox_max_messages)
+
+
+BACKENDS: dict[str, Callable[..., Store]] = {
+    "memory": memory_store, "sqlite": sqlite_store, "postgres": postgres_store}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -37,9 +46,14 @@ async def make_store(request: pytest.FixtureRequest,
                      tmp_path: Path) -> AsyncIterator[StoreFactory]:
     opened: list[Store] = []
     factory = BACKENDS[request.param]
+    where: object = tmp_path
+    if request.param == "postgres":
+        where = request.getfixturevalue("postgres_url")
+        await reset(str(where))
 
     def make(**limits: int) -> Store:
-        store = factory(tmp_path / f"store{len(opened)}", **limits)
+        target = where if request.param == "postgres" else tmp_path / f"store{len(opened)}"
+        store = factory(target, **limits)
         opened.append(store)
         return store
 

@@ -20,10 +20,18 @@ from burnbox.inboxes import InboxService
 from burnbox.metrics import Metrics
 from burnbox.ratelimit import RateLimiter
 from burnbox.retention import Reaper
-from burnbox.settings import Endpoint, Settings, SettingsError, rate_limit, sqlite_path
+from burnbox.settings import (
+    POSTGRES_SCHEMES,
+    Endpoint,
+    Settings,
+    SettingsError,
+    rate_limit,
+    sqlite_path,
+)
 from burnbox.smtp.server import SmtpConfig, SmtpContext, SmtpServer, tls_context
 from burnbox.storage.base import Store
 from burnbox.storage.memory import MemoryStore
+from burnbox.storage.postgres import PostgresStore
 from burnbox.storage.sqlite import SqliteStore
 from burnbox.web.app import create_app
 from burnbox.web.live import Live
@@ -38,6 +46,8 @@ def build_store(settings: Settings) -> Store:
               "inbox_max_messages": settings.inbox_max_messages}
     if settings.store.startswith("sqlite://"):
         return SqliteStore(sqlite_path(settings.store), **limits)
+    if settings.store.startswith(POSTGRES_SCHEMES):
+        return PostgresStore(settings.store, **limits)
     return MemoryStore(**limits)
 
 

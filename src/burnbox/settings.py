@@ -18,6 +18,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 ENV_PREFIX = "BURNBOX_"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 class SettingsError(ValueError):
@@ -127,7 +128,8 @@ class Settings:
     store: str = _setting(
         "memory://", str,
         "Where mail is kept: `memory://` (RAM only, wiped at restart) or "
-        "`sqlite:///var/lib/burnbox/mail.db` (durable, one node; the path follows `sqlite://`).")
+        "`sqlite:///var/lib/burnbox/mail.db` (durable, one node; the path follows `sqlite://`) "
+        "or `postgresql://user@host/db` (production, shared by every node).")
     hostname: str = _setting(
         "", str, "The name this server gives in its SMTP greeting and Received: headers "
         "(default: the machine's fully qualified name).")
@@ -274,9 +276,9 @@ def _check_consistency(settings: Settings) -> None:
             raise SettingsError(f"{env_key(path_key)}: no such file: {path}")
     if settings.store.startswith("sqlite://") and not sqlite_path(settings.store):
         raise SettingsError("BURNBOX_STORE: a SQLite URL names a file: sqlite:///path/to/file.db")
-    if not settings.store.startswith(("memory://", "sqlite://")):
+    if not settings.store.startswith(("memory://", "sqlite://", *POSTGRES_SCHEMES)):
         raise SettingsError(f"BURNBOX_STORE: unsupported store URL {settings.store!r} "
-                            "(memory:// or sqlite:///path)")
+                            "(memory://, sqlite:///path or postgresql://...)")
 
 
 def sqlite_path(url: str) -> str:

@@ -1,0 +1,259 @@
+"""The PostgreSQL store: production, shared by every node.
+
+Deliveries from concurrent sessions share commits (GroupCommitter): one
+transaction inserts a whole batch with executemany, trims each inbox to its
+cap, evicts the oldest mail while the shared byte count (a trigger-kept row)
+is over the cap, and commits once; add() returns only after that COMMIT.
+Migrations are numbered SQL files applied at open under an advisory lock, so
+nodes starting together apply each one once. Purges delete in small batches.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+from burnbox.model import Inbox, MessageSummary, StoreStats
+from burnbox.storage.base import AddressTaken, NotFound, StoreError, StoreFull
+from burnbox.storage.batching import GroupCommitter
+from burnbox.storage.rows import SUMMARY_COLUMNS, from_ms, summary_of, summary_values, to_ms
+
+MIGRATION_LOCK = 0x6275726E626F78  # "burnbox": the advisory lock migrations run under
+PURGE_BATCH = 500  # rows one purge statement deletes: ingest never waits long behind it
+EVICT_BATCH = 100
+COMMAND_TIMEOUT = 30.0  # seconds any one statement may take before the sender hears 451
+POOL_SIZE = 10
+_INSERT_MESSAGE = (f"INSERT INTO messages ({SUMMARY_COLUMNS}, stored) VALUES "
+                   f"({', '.join(f'${n}' for n in range(1, 15))})")
+
+
+@dataclass(frozen=True)
+class _Add:
+    summaries: list[MessageSummary]
+    raw: bytes
+
+
+def migrations() -> list[tuple[int, str]]:
+    folder = resources.files("burnbox.storage") / "schema" / "postgres"
+    return sorted((int(item.name.split("_", 1)[0]), item.read_text())
+                  for item in folder.iterdir() if item.name.endswith(".sql"))
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, max_bytes: int, inbox_max_messages: int) -> None:
+        self._url = url
+        self._max_bytes = max_bytes
+        self._inbox_max = inbox_max_messages
+        self._pool: asyncpg.Pool | None = None
+        self._adds: GroupCommitter[_Add, list[tuple[str, str]]] = GroupCommitter(self._commit)
+        self._stats = StoreStats(0, 0, 0)
+
+    # -- life --------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(self._url, min_size=2, max_size=POOL_SIZE,
+                                               command_timeout=COMMAND_TIMEOUT)
+        async with self._pool.acquire() as connection:
+            await self._migrate(connection)
+        await self.refresh_stats()
+        self._adds.start()
+
+    @staticmethod
+    async def _migrate(connection: Any) -> None:
+        await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        try:
+            await connection.execute("CREATE TABLE IF NOT EXISTS burnbox_migrations ("
+                                     "version integer PRIMARY KEY, applied_at timestamptz "
+                                     "NOT NULL DEFAULT now())")
+            done = {row[0] for row in await connection.fetch(
+                "SELECT version FROM burnbox_migrations")}
+            for number, script in migrations():
+                if number not in done:
+                    async with connection.transaction():
+                        await connection.execute(script)
+                        await connection.execute(
+                            "INSERT INTO burnbox_migrations (version) VALUES ($1)", number)
+        finally:
+            await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+
+    async def close(self) -> None:
+        await self._adds.stop()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def ping(self) -> bool:
+        return bool(await self._value("SELECT 1") == 1)
+
+    def stats(self) -> StoreStats:
+        return self._stats
+
+    async def refresh_stats(self) -> None:
+        """Other nodes write too: metrics read this snapshot, refreshed after writes."""
+        row = await self._row("SELECT messages, bytes, (SELECT count(*) FROM inboxes) FROM usage")
+        self._stats = StoreStats(row[0], row[1], row[2])
+
+    # -- inboxes -----------------------------------------------------------
+
+    async def create_inbox(self, inbox: Inbox) -> None:
+        inserted = await self._value(
+            "INSERT INTO inboxes VALUES ($1, $2, $3, $4) ON CONFLICT (address) DO UPDATE SET "
+            "token_hash = excluded.token_hash, created_at = excluded.created_at, "
+            "expires_at = excluded.expires_at WHERE inboxes.expires_at <= excluded.created_at "
+            "RETURNING 1", inbox.address, inbox.token_hash, to_ms(inbox.created_at),
+            to_ms(inbox.expires_at))
+        if inserted is None:  # a live inbox holds it: the conditional update did nothing
+            raise AddressTaken(inbox.address)
+        await self.refresh_stats()
+
+    async def inbox(self, address: str) -> Inbox:
+        row = await self._maybe("SELECT * FROM inboxes WHERE address = $1", address)
+        if row is None:
+            raise NotFound(address)
+        return Inbox(row[0], row[1], from_ms(row[2]), from_ms(row[3]))
+
+    async def update_inbox(self, inbox: Inbox) -> None:
+        result = await self._execute("UPDATE inboxes SET expires_at = $1 WHERE address = $2",
+                                     to_ms(inbox.expires_at), inbox.address)
+        if result == "UPDATE 0":
+            raise NotFound(inbox.address)
+
+    # -- messages ------------------------------------------------------------
+
+    async def add(self, summaries: list[MessageSummary], raw: bytes) -> list[tuple[str, str]]:
+        if len(raw) * len(summaries) > self._max_bytes:
+            raise StoreFull("message larger than the store")
+        return await self._adds.submit(_Add(summaries, raw))
+
+    async def _commit(self, batch: list[_Add]) -> list[list[tuple[str, str]] | BaseException]:
+        pool = self._ready()
+        async with pool.acquire() as connection, connection.transaction():
+            await connection.executemany(_INSERT_MESSAGE, [
+                (*summary_values(summary), len(job.raw))
+                for job in batch for summary in job.summaries])
+            await connection.executemany("INSERT INTO bodies VALUES ($1, $2, $3)", [
+                (summary.address, summary.id, job.raw)
+                for job in batch for summary in job.summaries])
+            evicted = await self._trim(connection, batch)
+            usage: Any = await connection.fetchrow("SELECT messages, bytes FROM usage")
+        self._stats = StoreStats(usage[0], usage[1], self._stats.inboxes)
+        # Evictions are reported once (with the first write): each becomes a "deleted" event.
+        return [evicted, *([] for _ in batch[1:])]
+
+    async def _trim(self, connection: Any, batch: list[_Add]) -> list[tuple[str, str]]:
+        evicted: list[tuple[str, str]] = []
+        per_inbox = Counter(summary.address for job in batch for summary in job.summaries)
+        for address in per_inbox:
+            rows = await connection.fetch(
+                "DELETE FROM messages WHERE address = $1 AND id IN (SELECT id FROM messages "
+                "WHERE address = $1 ORDER BY id DESC OFFSET $2) RETURNING address, id",
+                address, self._inbox_max)
+            evicted += [(row[0], row[1]) for row in rows]
+        while (excess := await connection.fetchval("SELECT bytes FROM usage")
+               - self._max_bytes) > 0:
+            # Exactly the oldest rows whose bytes cover the excess, no more.
+            rows = await connection.fetch(
+                "DELETE FROM messages WHERE (address, id) IN (SELECT address, id FROM ("
+                "SELECT address, id, stored, sum(stored) OVER (ORDER BY id) AS running FROM ("
+                "SELECT address, id, stored FROM messages ORDER BY id LIMIT $2) oldest) counted "
+                "WHERE running - stored < $1) RETURNING address, id", excess, EVICT_BATCH)
+            if not rows:
+                break
+            evicted += [(row[0], row[1]) for row in rows]
+        return evicted
+
+    async def summaries(self, address: str, *, before: str | None = None,
+                        limit: int = 50) -> list[MessageSummary]:
+        rows = await self._fetch(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = $1 "
+            "AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3", address, before, limit)
+        return [summary_of(row) for row in rows]
+
+    async def usage(self, address: str) -> tuple[int, int]:
+        row = await self._row("SELECT count(*), coalesce(sum(stored), 0) FROM messages "
+                              "WHERE address = $1", address)
+        return int(row[0]), int(row[1])
+
+    async def summary(self, address: str, message_id: str) -> MessageSummary:
+        row = await self._maybe(f"SELECT {SUMMARY_COLUMNS} FROM messages "
+                                "WHERE address = $1 AND id = $2", address, message_id)
+        if row is None:
+            raise NotFound(message_id)
+        return summary_of(row)
+
+    async def raw(self, address: str, message_id: str) -> bytes:
+        value = await self._value("SELECT raw FROM bodies WHERE address = $1 AND id = $2",
+                                  address, message_id)
+        if value is None:
+            raise NotFound(message_id)
+        return bytes(value)
+
+    async def mark_seen(self, address: str, message_id: str, seen: bool) -> MessageSummary:
+        row = await self._maybe(f"UPDATE messages SET seen = $3 WHERE address = $1 AND id = $2 "
+                                f"RETURNING {SUMMARY_COLUMNS}", address, message_id, seen)
+        if row is None:
+            raise NotFound(message_id)
+        return summary_of(row)
+
+    async def delete(self, address: str, message_id: str) -> None:
+        result = await self._execute("DELETE FROM messages WHERE address = $1 AND id = $2",
+                                     address, message_id)
+        if result == "DELETE 0":
+            raise NotFound(message_id)
+        await self.refresh_stats()
+
+    async def delete_inbox(self, address: str) -> int:
+        async with self._ready().acquire() as connection, connection.transaction():
+            result = await connection.execute("DELETE FROM messages WHERE address = $1", address)
+            await connection.execute("DELETE FROM inboxes WHERE address = $1", address)
+        await self.refresh_stats()
+        return int(result.split()[-1])
+
+    async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
+        moment = to_ms(now)
+        purged: list[tuple[str, str]] = []
+        while True:
+            rows = await self._fetch(
+                "DELETE FROM messages WHERE (address, id) IN (SELECT address, id FROM messages "
+                "WHERE expires_at <= $1 LIMIT $2) RETURNING address, id", moment, PURGE_BATCH)
+            purged += [(row[0], row[1]) for row in rows]
+            if len(rows) < PURGE_BATCH:
+                break
+        for row in await self._fetch("SELECT address FROM inboxes WHERE expires_at <= $1",
+                                     moment):
+            held = await self._fetch("SELECT id FROM messages WHERE address = $1", row[0])
+            purged += [(row[0], message[0]) for message in held]
+            await self.delete_inbox(row[0])
+            purged.append((row[0], ""))
+        await self.refresh_stats()
+        return purged
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _ready(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("store is not open")
+        return self._pool
+
+    async def _fetch(self, sql: str, *arguments: object) -> list[Any]:
+        return list(await self._ready().fetch(sql, *arguments))
+
+    async def _maybe(self, sql: str, *arguments: object) -> Any:
+        return await self._ready().fetchrow(sql, *arguments)
+
+    async def _row(self, sql: str, *arguments: object) -> Any:
+        row = await self._ready().fetchrow(sql, *arguments)
+        if row is None:
+            raise StoreError("expected a row")
+        return row
+
+    async def _value(self, sql: str, *arguments: object) -> Any:
+        return await self._ready().fetchval(sql, *arguments)
+
+    async def _execute(self, sql: str, *arguments: object) -> str:
+        return str(await self._ready().execute(sql, *arguments))

@@ -1,0 +1,59 @@
+-- Times are bigint milliseconds since the epoch (UTC), as in the SQLite store.
+CREATE TABLE inboxes (
+    address     text PRIMARY KEY,
+    token_hash  bytea,
+    created_at  bigint NOT NULL,
+    expires_at  bigint NOT NULL
+);
+CREATE INDEX inboxes_by_expiry ON inboxes (expires_at);
+
+-- Summary rows: what lists and pushes need, never the body.
+CREATE TABLE messages (
+    address     text NOT NULL,
+    id          text NOT NULL,
+    received_at bigint NOT NULL,
+    expires_at  bigint NOT NULL,
+    size        integer NOT NULL,
+    sender      text NOT NULL,
+    recipients  text NOT NULL,
+    subject     text NOT NULL,
+    snippet     text NOT NULL,
+    attachments integer NOT NULL,
+    date        text NOT NULL,
+    message_id  text NOT NULL,
+    seen        boolean NOT NULL DEFAULT false,
+    stored      integer NOT NULL,  -- bytes this row holds (its raw message): caps and metrics
+    PRIMARY KEY (address, id)
+);
+CREATE INDEX messages_by_age ON messages (id);
+CREATE INDEX messages_by_expiry ON messages (expires_at);
+
+-- Raw messages, apart from the summary rows (TOAST keeps them out of the index pages).
+CREATE TABLE bodies (
+    address text NOT NULL,
+    id      text NOT NULL,
+    raw     bytea NOT NULL,
+    PRIMARY KEY (address, id),
+    FOREIGN KEY (address, id) REFERENCES messages (address, id) ON DELETE CASCADE
+);
+
+-- What every node holds together, kept exact by a trigger: the byte cap and the metrics
+-- read one row instead of scanning.
+CREATE TABLE usage (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    messages  bigint NOT NULL,
+    bytes     bigint NOT NULL
+);
+INSERT INTO usage VALUES (true, 0, 0);
+
+CREATE FUNCTION burnbox_count_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE usage SET messages = messages + 1, bytes = bytes + NEW.stored;
+        RETURN NEW;
+    END IF;
+    UPDATE usage SET messages = messages - 1, bytes = bytes - OLD.stored;
+    RETURN OLD;
+END $$;
+CREATE TRIGGER messages_usage AFTER INSERT OR DELETE ON messages
+    FOR EACH ROW EXECUTE FUNCTION burnbox_count_usage();
