@@ -19,6 +19,7 @@ from burnbox.ids import Clock, IdSource, MessageIds, system_clock
 from burnbox.inboxes import InboxService
 from burnbox.metrics import Metrics
 from burnbox.ratelimit import RateLimiter
+from burnbox.relay import Channel, PostgresChannel, RedisChannel, Relay
 from burnbox.retention import Reaper
 from burnbox.settings import (
     POSTGRES_SCHEMES,
@@ -49,6 +50,15 @@ def build_store(settings: Settings) -> Store:
     if settings.store.startswith(POSTGRES_SCHEMES):
         return PostgresStore(settings.store, **limits)
     return MemoryStore(**limits)
+
+
+def build_relay(settings: Settings, hub: Hub, metrics: Metrics) -> Relay | None:
+    if settings.hub == "local":
+        return None
+    url = settings.store if settings.hub == "postgres" else settings.hub
+    channel: Channel = (RedisChannel(url) if url.startswith(("redis://", "rediss://"))
+                        else PostgresChannel(url))
+    return Relay(hub, channel, metrics)
 
 
 def build_domains(settings: Settings) -> DomainPolicy:
@@ -82,6 +92,8 @@ class App:
         self.store = build_store(settings)
         self.metrics.watch_store(self.store.stats)
         self.hub = Hub()
+        self.relay = build_relay(settings, self.hub, self.metrics)
+        self.metrics.push_subscribers.set_function(lambda: self.hub.subscriber_count)
         self.domains = build_domains(settings)
         self.deliverer = Deliverer(
             self.store, self.hub, self.metrics, clock=clock, ids=ids or MessageIds(clock),
@@ -117,6 +129,8 @@ class App:
 
     async def start(self) -> None:
         await self.store.open()
+        if self.relay is not None:
+            await self.relay.start()
         self.smtp_endpoint = await self.smtp.start(self.settings.smtp_listen)
         sock = _listening_socket(self.settings.http_listen)
         self.http_endpoint = Endpoint(self.settings.http_listen.host, sock.getsockname()[1])
@@ -139,19 +153,33 @@ class App:
         for task in reaper:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.stop()
         await self.store.close()
 
     def banner(self) -> str:
         store = self.settings.store
         note = " (RAM only: a restart wipes all mail)" if store.startswith("memory:") else ""
         tls = " (STARTTLS on)" if self.settings.tls_enabled else ""
+        via = self.settings.hub.split(":")[0]
+        via = self.settings.hub.split(":")[0]
+        hub = "" if self.relay is None else f"\n  push     across nodes via {via}"
         return "\n".join([
             f"burnbox {__version__} ready",
             f"  SMTP     {self.smtp_endpoint}{tls}",
             f"  HTTP     http://{self.http_endpoint}/",
             f"  domains  {', '.join(self.domains.patterns)}",
-            f"  store    {store}{note}",
+            f"  store    {_redacted(store)}{note}{hub}",
         ])
+
+
+def _redacted(url: str) -> str:
+    """A store URL as printed: without its password."""
+    head, at, tail = url.rpartition("@")
+    if not at or "://" not in head:
+        return url
+    scheme, _, credentials = head.partition("://")
+    return f"{scheme}://{credentials.split(':')[0]}@{tail}"
 
 
 async def serve(settings: Settings) -> None:

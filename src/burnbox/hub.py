@@ -8,7 +8,7 @@ from its last event id). Nothing is kept for an inbox nobody watches.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -56,6 +56,8 @@ class Hub:
     def __init__(self, queue_size: int = SUBSCRIBER_QUEUE) -> None:
         self._queue_size = queue_size
         self._subscribers: dict[str, set[Subscription]] = {}
+        # Set by a cross-node relay: called (without waiting) for every event published here.
+        self.outbox: Callable[[Event], None] | None = None
 
     @property
     def subscriber_count(self) -> int:
@@ -65,6 +67,13 @@ class Hub:
         return address in self._subscribers
 
     def publish(self, event: Event) -> None:
+        """An event that happened on this node: to local subscribers and to other nodes."""
+        self.receive(event)
+        if self.outbox is not None:
+            self.outbox(event)
+
+    def receive(self, event: Event) -> None:
+        """An event for local subscribers only (it came from another node)."""
         subscribers = self._subscribers.get(event.address)
         if not subscribers:
             return

@@ -47,6 +47,16 @@ class Metrics:
             "burnbox_messages_purged", "Messages removed because their time was up.",
             registry=self.registry)
 
+        self.relay_received = Counter(
+            "burnbox_relay_received", "Events received from other nodes.",
+            registry=self.registry)
+        self.relay_dropped = Counter(
+            "burnbox_relay_dropped", "Events not sent to other nodes (outbox full).",
+            registry=self.registry)
+        self.push_subscribers = Gauge(
+            "burnbox_push_subscribers", "Push streams (SSE, WebSocket, long-poll) open now.",
+            registry=self.registry)
+
     def watch_store(self, stats: Callable[[], StoreStats]) -> None:
         self.registry.register(_StoreCollector(stats))
 

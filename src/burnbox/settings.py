@@ -130,6 +130,10 @@ class Settings:
         "Where mail is kept: `memory://` (RAM only, wiped at restart) or "
         "`sqlite:///var/lib/burnbox/mail.db` (durable, one node; the path follows `sqlite://`) "
         "or `postgresql://user@host/db` (production, shared by every node).")
+    hub: str = _setting(
+        "local", str,
+        "How push reaches the other nodes: `local` (one node), `postgres` (LISTEN/NOTIFY on "
+        "the store's database), or a `postgresql://...` or `redis://...` URL.")
     hostname: str = _setting(
         "", str, "The name this server gives in its SMTP greeting and Received: headers "
         "(default: the machine's fully qualified name).")
@@ -279,6 +283,17 @@ def _check_consistency(settings: Settings) -> None:
     if not settings.store.startswith(("memory://", "sqlite://", *POSTGRES_SCHEMES)):
         raise SettingsError(f"BURNBOX_STORE: unsupported store URL {settings.store!r} "
                             "(memory://, sqlite:///path or postgresql://...)")
+    _check_hub(settings)
+
+
+def _check_hub(settings: Settings) -> None:
+    if settings.hub == "postgres" and not settings.store.startswith(POSTGRES_SCHEMES):
+        raise SettingsError("BURNBOX_HUB: `postgres` uses the store's database, but "
+                            "BURNBOX_STORE is not a PostgreSQL URL")
+    if settings.hub not in {"local", "postgres"} and not settings.hub.startswith(
+            (*POSTGRES_SCHEMES, "redis://", "rediss://")):
+        raise SettingsError(f"BURNBOX_HUB: {settings.hub!r} is not local, postgres, "
+                            "a postgresql:// URL or a redis:// URL")
 
 
 def sqlite_path(url: str) -> str:

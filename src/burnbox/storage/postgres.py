@@ -24,6 +24,7 @@ from burnbox.storage.batching import GroupCommitter
 from burnbox.storage.rows import SUMMARY_COLUMNS, from_ms, summary_of, summary_values, to_ms
 
 MIGRATION_LOCK = 0x6275726E626F78  # "burnbox": the advisory lock migrations run under
+PURGE_LOCK = MIGRATION_LOCK + 1  # held by the one node purging now
 PURGE_BATCH = 500  # rows one purge statement deletes: ingest never waits long behind it
 EVICT_BATCH = 100
 COMMAND_TIMEOUT = 30.0  # seconds any one statement may take before the sender hears 451
@@ -148,7 +149,10 @@ class PostgresStore:
     async def _trim(self, connection: Any, batch: list[_Add]) -> list[tuple[str, str]]:
         evicted: list[tuple[str, str]] = []
         per_inbox = Counter(summary.address for job in batch for summary in job.summaries)
-        for address in per_inbox:
+        over = await connection.fetch(
+            "SELECT address FROM address_counts WHERE address = ANY($1) AND messages > $2",
+            list(per_inbox), self._inbox_max)
+        for (address,) in over:
             rows = await connection.fetch(
                 "DELETE FROM messages WHERE address = $1 AND id IN (SELECT id FROM messages "
                 "WHERE address = $1 ORDER BY id DESC OFFSET $2) RETURNING address, id",
@@ -215,6 +219,16 @@ class PostgresStore:
         return int(result.split()[-1])
 
     async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
+        """One node purges at a time; the others find the lock taken and skip this round."""
+        async with self._ready().acquire() as guard:
+            if not await guard.fetchval("SELECT pg_try_advisory_lock($1)", PURGE_LOCK):
+                return []
+            try:
+                return await self._purge(now)
+            finally:
+                await guard.execute("SELECT pg_advisory_unlock($1)", PURGE_LOCK)
+
+    async def _purge(self, now: datetime) -> list[tuple[str, str]]:
         moment = to_ms(now)
         purged: list[tuple[str, str]] = []
         while True:

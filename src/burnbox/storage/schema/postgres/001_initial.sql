@@ -46,13 +46,24 @@ CREATE TABLE usage (
 );
 INSERT INTO usage VALUES (true, 0, 0);
 
+-- Messages held per address, so a delivery trims an inbox only when it is over its cap,
+-- without counting the inbox's rows every time.
+CREATE TABLE address_counts (
+    address  text PRIMARY KEY,
+    messages integer NOT NULL
+);
+
 CREATE FUNCTION burnbox_count_usage() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
         UPDATE usage SET messages = messages + 1, bytes = bytes + NEW.stored;
+        INSERT INTO address_counts VALUES (NEW.address, 1)
+            ON CONFLICT (address) DO UPDATE SET messages = address_counts.messages + 1;
         RETURN NEW;
     END IF;
     UPDATE usage SET messages = messages - 1, bytes = bytes - OLD.stored;
+    UPDATE address_counts SET messages = messages - 1 WHERE address = OLD.address;
+    DELETE FROM address_counts WHERE address = OLD.address AND messages <= 0;
     RETURN OLD;
 END $$;
 CREATE TRIGGER messages_usage AFTER INSERT OR DELETE ON messages
