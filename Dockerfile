@@ -8,7 +8,7 @@ RUN python -m pip install --no-cache-dir --prefix=/install .
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /var/lib/burnbox --create-home burnbox
 COPY --from=build /install /usr/local
-USER burnbox
+USER 10001:10001
 WORKDIR /var/lib/burnbox
 ENV BURNBOX_SMTP_LISTEN=0.0.0.0:2525 \
     BURNBOX_HTTP_LISTEN=0.0.0.0:8025 \

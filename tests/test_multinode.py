@@ -80,3 +80,29 @@ def test_mail_received_on_one_node_is_pushed_on_the_other(nodes: tuple[Node, Nod
             "missed 1", "missed 2"]
         send(a, inbox["address"], "live again")
         assert json.loads(next(events).data)["subject"] == "live again"
+
+
+def test_workers_share_the_listeners(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    url = str(request.getfixturevalue("postgres_url"))
+    asyncio.run(reset(url))
+    smtp, http = free_port(), free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "burnbox", "serve", "--store", url, "--workers", "2",
+         "--smtp-listen", f"127.0.0.1:{smtp}", "--http-listen", f"127.0.0.1:{http}",
+         "--access", "public", "--env-file", "/dev/null"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert process.stdout is not None
+        banner = "".join(process.stdout.readline() for _ in range(7))
+        assert "workers  2" in banner and "push     across nodes via postgres" in banner, banner
+        workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(workers) == 2
+        node = Node(process, smtp, f"http://127.0.0.1:{http}")
+        for number in range(40):  # new connections: the kernel spreads them over the workers
+            send(node, "shared@localhost", f"w{number}")
+        listed = httpx.get(f"{node.http}/api/inboxes/shared@localhost/messages?limit=100")
+        assert len(listed.json()["messages"]) == 40
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr

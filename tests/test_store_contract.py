@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -220,3 +221,17 @@ async def test_age_index_stays_proportional_after_many_deletes(mail: Mail) -> No
     for summary in summaries[:4900]:
         await store.delete(summary.address, summary.id)
     assert len(store._arrivals) < 2100  # compacted, not 5000 stale entries
+
+
+async def test_concurrent_adds_share_commits_and_keep_the_caps(make_store: StoreFactory,
+                                                               mail: Mail) -> None:
+    store = await opened(make_store, inbox_max_messages=5)
+    sent = [mail("a@localhost") for _ in range(12)]
+    results = await asyncio.gather(*(store.add([summary], b"xy") for summary in sent))
+    kept = await store.summaries("a@localhost")
+    assert [s.id for s in kept] == [s.id for s in reversed(sent[-5:])]
+    evicted = sorted(pair for result in results for pair in result)
+    assert evicted == sorted(("a@localhost", s.id) for s in sent[:7])
+    assert store.stats().messages == 5
+    assert store.stats().bytes == 10
+    assert await store.usage("a@localhost") == (5, 10)

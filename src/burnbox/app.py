@@ -76,9 +76,10 @@ class _EmbeddedHttpServer(uvicorn.Server):
         yield
 
 
-def _listening_socket(endpoint: Endpoint) -> socket.socket:
+def _listening_socket(endpoint: Endpoint, *, shared: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-    return socket.create_server((endpoint.host, endpoint.port), family=family, backlog=4096)
+    return socket.create_server((endpoint.host, endpoint.port), family=family, backlog=4096,
+                                reuse_port=shared)
 
 
 class App:
@@ -131,8 +132,9 @@ class App:
         await self.store.open()
         if self.relay is not None:
             await self.relay.start()
-        self.smtp_endpoint = await self.smtp.start(self.settings.smtp_listen)
-        sock = _listening_socket(self.settings.http_listen)
+        shared = self.settings.workers > 1
+        self.smtp_endpoint = await self.smtp.start(self.settings.smtp_listen, shared=shared)
+        sock = _listening_socket(self.settings.http_listen, shared=shared)
         self.http_endpoint = Endpoint(self.settings.http_listen.host, sock.getsockname()[1])
         grace = max(1, round(self.settings.shutdown_grace))
         config = uvicorn.Config(self.web, log_config=None, access_log=False, lifespan="off",
@@ -170,6 +172,7 @@ class App:
             f"  HTTP     http://{self.http_endpoint}/",
             f"  domains  {', '.join(self.domains.patterns)}",
             f"  store    {_redacted(store)}{note}{hub}",
+            *([f"  workers  {self.settings.workers}"] if self.settings.workers > 1 else []),
         ])
 
 
@@ -182,11 +185,12 @@ def _redacted(url: str) -> str:
     return f"{scheme}://{credentials.split(':')[0]}@{tail}"
 
 
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, *, worker: int = 0) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
     app = App(settings)
     await app.start()
-    print(app.banner(), flush=True)
+    if worker == 0:
+        print(app.banner(), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

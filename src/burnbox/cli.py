@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import resource
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -52,16 +54,54 @@ def _run_serve(arguments: argparse.Namespace) -> int:
     # uvicorn's own lines repeat what our banner says (and access logs carry addresses).
     logging.getLogger("uvicorn").setLevel(max(logging.WARNING, logging.root.level))
     _raise_open_file_limit()
+    settings = settings_module.with_workers_hub(settings)
+    if settings.workers > 1:
+        return _run_workers(settings)
+    _run_worker(settings, 0)
+    return 0
+
+
+def _run_worker(settings: Settings, worker: int) -> None:
     from burnbox.app import serve  # the heavy imports, only once the settings are good
 
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, worker=worker))
     else:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(settings))
-    return 0
+            runner.run(serve(settings, worker=worker))
+
+
+def _run_workers(settings: Settings) -> int:
+    """Fork the workers before any event loop exists; pass SIGTERM/SIGINT on; wait."""
+    children = []
+    for worker in range(settings.workers):
+        pid = os.fork()
+        if pid == 0:
+            code = 1  # unless the worker ran and stopped cleanly
+            try:
+                _run_worker(settings, worker)
+                code = 0
+            except OSError as error:
+                print(f"burnbox: worker {worker} cannot start: {error.strerror or error}",
+                      file=sys.stderr)
+            finally:
+                os._exit(code)  # a forked child never returns into the parent's code
+        children.append(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    for child in children:
+        _, code = os.waitpid(child, 0)
+        status = max(status, os.waitstatus_to_exitcode(code))
+    return status
 
 
 def main(argv: Sequence[str] | None = None) -> int:

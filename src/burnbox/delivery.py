@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 from burnbox import mime, overview
@@ -46,7 +47,9 @@ class Deliverer:
                 message_id=parsed.message_id, to=parsed.to)
             for address in dict.fromkeys(addresses)
         ]
+        started = time.perf_counter()
         evicted = await self._store.add(summaries, raw)
+        self._metrics.store_seconds.observe(time.perf_counter() - started)
         self._metrics.received.inc(len(summaries))
         for summary in summaries:
             self._hub.publish(Event("message", summary.address, summary.id, summary))

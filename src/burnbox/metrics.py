@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -56,6 +56,18 @@ class Metrics:
         self.push_subscribers = Gauge(
             "burnbox_push_subscribers", "Push streams (SSE, WebSocket, long-poll) open now.",
             registry=self.registry)
+
+        self.store_seconds = Histogram(
+            "burnbox_store_add_seconds", "Time to store one delivered message (to commit).",
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0))
+        self.purge_seconds = Histogram(
+            "burnbox_purge_seconds", "Duration of each purge run (count: purge runs).",
+            registry=self.registry, buckets=(0.001, 0.01, 0.1, 1.0, 10.0, 60.0))
+        self.relay_lag = Histogram(
+            "burnbox_relay_lag_seconds", "From publish on one node to arrival on this one.",
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0))
 
     def watch_store(self, stats: Callable[[], StoreStats]) -> None:
         self.registry.register(_StoreCollector(stats))

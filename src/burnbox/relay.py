@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from typing import Any, Protocol
 
@@ -35,7 +36,8 @@ class Channel(Protocol):
 
 def encode(node: str, event: Event) -> str:
     summary = event.summary
-    body: dict[str, Any] = {"n": node, "k": event.kind, "a": event.address, "i": event.message_id}
+    body: dict[str, Any] = {"n": node, "k": event.kind, "a": event.address,
+                            "i": event.message_id, "t": time.time()}
     if summary is not None:
         body["s"] = [summary.id, summary.address, to_ms(summary.received_at),
                      to_ms(summary.expires_at), summary.size, summary.sender, summary.subject,
@@ -44,7 +46,8 @@ def encode(node: str, event: Event) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
-def decode(payload: str) -> tuple[str, Event]:
+def decode(payload: str) -> tuple[str, float, Event]:
+    """(sending node, when it was sent (epoch seconds), the event)."""
     body = json.loads(payload)
     summary = None
     if "s" in body:
@@ -53,7 +56,7 @@ def decode(payload: str) -> tuple[str, Event]:
                                  expires_at=from_ms(s[3]), size=s[4], sender=s[5], subject=s[6],
                                  snippet=s[7], attachments=s[8], date=s[9], message_id=s[10],
                                  to=s[11], seen=s[12])
-    return body["n"], Event(body["k"], body["a"], body["i"], summary)
+    return body["n"], float(body["t"]), Event(body["k"], body["a"], body["i"], summary)
 
 
 class Relay:
@@ -85,12 +88,13 @@ class Relay:
 
     def _heard(self, payload: str) -> None:
         try:
-            node, event = decode(payload)
+            node, sent, event = decode(payload)
         except (ValueError, KeyError, IndexError, TypeError):
             log.warning("ignored a malformed cross-node event")
             return
         if node != self.node:
             self._metrics.relay_received.inc()
+            self._metrics.relay_lag.observe(max(time.time() - sent, 0.0))
             self._hub.receive(event)
 
     async def _send_forever(self) -> None:

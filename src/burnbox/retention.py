@@ -24,7 +24,8 @@ class Reaper:
 
     async def run_once(self) -> int:
         """Purge once; returns how many messages went."""
-        purged = await self._store.purge_expired(self._clock())
+        with self._metrics.purge_seconds.time():
+            purged = await self._store.purge_expired(self._clock())
         messages = 0
         for address, message_id in purged:
             messages += bool(message_id)

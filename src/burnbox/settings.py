@@ -134,6 +134,10 @@ class Settings:
         "local", str,
         "How push reaches the other nodes: `local` (one node), `postgres` (LISTEN/NOTIFY on "
         "the store's database), or a `postgresql://...` or `redis://...` URL.")
+    workers: int = _setting(
+        1, parse_positive_int,
+        "Processes sharing the listeners (SO_REUSEPORT). More than one needs a shared store "
+        "(PostgreSQL, or SQLite with BURNBOX_HUB set) and explicit ports.")
     hostname: str = _setting(
         "", str, "The name this server gives in its SMTP greeting and Received: headers "
         "(default: the machine's fully qualified name).")
@@ -284,6 +288,7 @@ def _check_consistency(settings: Settings) -> None:
         raise SettingsError(f"BURNBOX_STORE: unsupported store URL {settings.store!r} "
                             "(memory://, sqlite:///path or postgresql://...)")
     _check_hub(settings)
+    _check_workers(settings)
 
 
 def _check_hub(settings: Settings) -> None:
@@ -294,6 +299,26 @@ def _check_hub(settings: Settings) -> None:
             (*POSTGRES_SCHEMES, "redis://", "rediss://")):
         raise SettingsError(f"BURNBOX_HUB: {settings.hub!r} is not local, postgres, "
                             "a postgresql:// URL or a redis:// URL")
+
+
+def _check_workers(settings: Settings) -> None:
+    if settings.workers == 1:
+        return
+    if settings.store.startswith("memory://"):
+        raise SettingsError("BURNBOX_WORKERS: several workers need a shared store "
+                            "(postgresql:// or sqlite://); memory:// is per process")
+    if 0 in (settings.smtp_listen.port, settings.http_listen.port):
+        raise SettingsError("BURNBOX_WORKERS: several workers need explicit ports, not 0")
+    if settings.hub == "local" and not settings.store.startswith(POSTGRES_SCHEMES):
+        raise SettingsError("BURNBOX_HUB: with several workers, push must cross processes: "
+                            "set it to a redis:// or postgresql:// URL")
+
+
+def with_workers_hub(settings: Settings) -> Settings:
+    """Several workers on PostgreSQL push through its LISTEN/NOTIFY unless told otherwise."""
+    if settings.workers > 1 and settings.hub == "local":
+        return dataclasses.replace(settings, hub="postgres")
+    return settings
 
 
 def sqlite_path(url: str) -> str:

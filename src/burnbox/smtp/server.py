@@ -135,12 +135,13 @@ class SmtpServer:
         self.context = context
         self._server: asyncio.Server | None = None
 
-    async def start(self, endpoint: Endpoint) -> Endpoint:
-        """Listen; returns the endpoint really bound (port 0 becomes a real port)."""
+    async def start(self, endpoint: Endpoint, *, shared: bool = False) -> Endpoint:
+        """Listen; returns the endpoint really bound (port 0 becomes a real port).
+        `shared`: other worker processes listen on the same port (SO_REUSEPORT)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: SmtpSession(self.context), endpoint.host, endpoint.port,
-            reuse_address=True, backlog=4096)
+            reuse_address=True, reuse_port=shared or None, backlog=4096)
         bound = self._server.sockets[0].getsockname()
         return Endpoint(endpoint.host, int(bound[1]))
 

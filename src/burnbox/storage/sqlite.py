@@ -8,6 +8,7 @@ writes, so the counters kept here (for metrics and the byte cap) are exact.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -46,6 +47,9 @@ class SqliteStore:
         self._reader: aiosqlite.Connection | None = None
         self._adds: GroupCommitter[_Add, list[tuple[str, str]]] = GroupCommitter(self._commit)
         self._messages = self._bytes = self._inboxes = 0
+        # Messages per address, exact because this connection is the only writer: an inbox
+        # is trimmed only when over its cap, without counting its rows per delivery.
+        self._counts: dict[str, int] = {}
 
     # -- life --------------------------------------------------------------
 
@@ -122,34 +126,47 @@ class SqliteStore:
         results: list[list[tuple[str, str]] | BaseException] = []
         await writer.execute("BEGIN IMMEDIATE")
         try:
-            for job in batch:
-                evicted: list[tuple[str, str]] = []
-                for summary in job.summaries:
-                    evicted += await self._make_room(writer, summary.address, len(job.raw))
-                    await writer.execute(
-                        f"INSERT INTO messages ({SUMMARY_COLUMNS}, stored) "
-                        f"VALUES ({_PLACEHOLDERS})", (*summary_values(summary), len(job.raw)))
-                    await writer.execute("INSERT INTO bodies VALUES (?, ?, ?)",
-                                         (summary.address, summary.id, job.raw))
-                    self._messages += 1
-                    self._bytes += len(job.raw)
-                results.append(evicted)
+            rows = [(summary, job.raw) for job in batch for summary in job.summaries]
+            for summary, _ in rows:
+                await self._count(summary.address)  # counted before this batch's rows land
+            await writer.executemany(
+                f"INSERT INTO messages ({SUMMARY_COLUMNS}, stored) VALUES ({_PLACEHOLDERS})",
+                [(*summary_values(summary), len(raw)) for summary, raw in rows])
+            await writer.executemany("INSERT INTO bodies VALUES (?, ?, ?)",
+                                     [(summary.address, summary.id, raw) for summary, raw in rows])
+            for summary, raw in rows:
+                self._messages += 1
+                self._bytes += len(raw)
+                self._counts[summary.address] += 1
+            evicted = await self._make_room(writer, {summary.address for summary, _ in rows})
+            results = [evicted, *([] for _ in batch[1:])]
             await writer.execute("COMMIT")
-        except BaseException:
+        except BaseException as error:
             await writer.execute("ROLLBACK")
             await self._recount()
+            if isinstance(error, sqlite3.OperationalError) and getattr(
+                    error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StoreFull("the disk or the database quota is full") from error
             raise
         return results
 
-    async def _make_room(self, writer: aiosqlite.Connection, address: str,
-                         size: int) -> list[tuple[str, str]]:
+    async def _count(self, address: str) -> int:
+        """Messages held for an address (counted once, then kept up to date)."""
+        if address not in self._counts:
+            self._counts[address] = (await self._one(
+                "SELECT count(*) FROM messages WHERE address = ?", self._write(),
+                (address,)))[0]
+        return self._counts[address]
+
+    async def _make_room(self, writer: aiosqlite.Connection,
+                         addresses: set[str]) -> list[tuple[str, str]]:
+        """Oldest first: each inbox down to its cap, then the store down to its byte cap."""
         gone: list[tuple[str, str]] = []
-        count = (await self._one("SELECT count(*) FROM messages WHERE address = ?", writer,
-                                 (address,)))[0]
-        if count >= self._inbox_max:
-            gone += await self._evict(writer, "WHERE address = ?", (address,),
-                                      count - self._inbox_max + 1)
-        while self._bytes + size > self._max_bytes and self._messages:
+        for address in addresses:
+            if self._counts.get(address, 0) > self._inbox_max:
+                gone += await self._evict(writer, "WHERE address = ?", (address,),
+                                          self._counts[address] - self._inbox_max)
+        while self._bytes > self._max_bytes and self._messages:
             gone += await self._evict(writer, "", (), 1)
         return gone
 
@@ -158,10 +175,16 @@ class SqliteStore:
         rows = await self._returning(
             "DELETE FROM messages WHERE (address, id) IN (SELECT address, id FROM messages "
             f"{where} ORDER BY id LIMIT ?) RETURNING address, id, stored", (*parameters, count))
-        for _address, _id, size in rows:
+        self._forget(rows)
+        return [(row[0], row[1]) for row in rows]
+
+    def _forget(self, rows: list[Any]) -> None:
+        """Account for deleted (address, id, stored) rows."""
+        for address, _id, size in rows:
             self._messages -= 1
             self._bytes -= size
-        return [(row[0], row[1]) for row in rows]
+            if address in self._counts:
+                self._counts[address] -= 1
 
     async def summaries(self, address: str, *, before: str | None = None,
                         limit: int = 50) -> list[MessageSummary]:
@@ -199,20 +222,19 @@ class SqliteStore:
 
     async def delete(self, address: str, message_id: str) -> None:
         rows = await self._returning(
-            "DELETE FROM messages WHERE address = ? AND id = ? RETURNING stored",
+            "DELETE FROM messages WHERE address = ? AND id = ? RETURNING address, id, stored",
             (address, message_id))
         if not rows:
             raise NotFound(message_id)
-        self._messages -= 1
-        self._bytes -= rows[0][0]
+        self._forget(rows)
 
     async def delete_inbox(self, address: str) -> int:
         writer = self._write()
         rows = await self._returning(
-            "DELETE FROM messages WHERE address = ? RETURNING stored", (address,))
+            "DELETE FROM messages WHERE address = ? RETURNING address, id, stored", (address,))
         await writer.execute("DELETE FROM inboxes WHERE address = ?", (address,))
-        self._messages -= len(rows)
-        self._bytes -= sum(row[0] for row in rows)
+        self._forget(rows)
+        self._counts.pop(address, None)
         self._inboxes = (await self._one("SELECT count(*) FROM inboxes", writer))[0]
         return len(rows)
 
@@ -223,8 +245,7 @@ class SqliteStore:
             rows = await self._returning(
                 "DELETE FROM messages WHERE (address, id) IN (SELECT address, id FROM messages "
                 "WHERE expires_at <= ? LIMIT 500) RETURNING address, id, stored", (moment,))
-            self._messages -= len(rows)
-            self._bytes -= sum(row[2] for row in rows)
+            self._forget(rows)
             purged += [(row[0], row[1]) for row in rows]
             if len(rows) < 500:
                 break
@@ -248,6 +269,7 @@ class SqliteStore:
         row = await self._one("SELECT count(*), coalesce(sum(stored), 0) FROM messages",
                               self._write())
         self._messages, self._bytes = row[0], row[1]
+        self._counts.clear()  # a rolled-back batch: count again when next needed
 
     async def _returning(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
         """Run a writing statement on the writer; its RETURNING rows."""

@@ -53,18 +53,31 @@ CREATE TABLE address_counts (
     messages integer NOT NULL
 );
 
-CREATE FUNCTION burnbox_count_usage() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Statement-level triggers with transition tables: a batch inserted in one statement
+-- updates the counters once, not once per row.
+CREATE FUNCTION burnbox_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        UPDATE usage SET messages = messages + 1, bytes = bytes + NEW.stored;
-        INSERT INTO address_counts VALUES (NEW.address, 1)
-            ON CONFLICT (address) DO UPDATE SET messages = address_counts.messages + 1;
-        RETURN NEW;
-    END IF;
-    UPDATE usage SET messages = messages - 1, bytes = bytes - OLD.stored;
-    UPDATE address_counts SET messages = messages - 1 WHERE address = OLD.address;
-    DELETE FROM address_counts WHERE address = OLD.address AND messages <= 0;
-    RETURN OLD;
+    UPDATE usage SET messages = messages + added.n, bytes = bytes + added.b
+        FROM (SELECT count(*) AS n, coalesce(sum(stored), 0) AS b FROM inserted) added;
+    INSERT INTO address_counts
+        SELECT address, count(*) FROM inserted GROUP BY address
+        ON CONFLICT (address) DO UPDATE SET messages = address_counts.messages + excluded.messages;
+    RETURN NULL;
 END $$;
-CREATE TRIGGER messages_usage AFTER INSERT OR DELETE ON messages
-    FOR EACH ROW EXECUTE FUNCTION burnbox_count_usage();
+
+CREATE FUNCTION burnbox_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE usage SET messages = messages - gone.n, bytes = bytes - gone.b
+        FROM (SELECT count(*) AS n, coalesce(sum(stored), 0) AS b FROM deleted) gone;
+    UPDATE address_counts SET messages = address_counts.messages - gone.n
+        FROM (SELECT address, count(*) AS n FROM deleted GROUP BY address) gone
+        WHERE address_counts.address = gone.address;
+    DELETE FROM address_counts WHERE messages <= 0
+        AND address IN (SELECT DISTINCT address FROM deleted);
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER messages_inserted AFTER INSERT ON messages
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION burnbox_count_inserted();
+CREATE TRIGGER messages_deleted AFTER DELETE ON messages
+    REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION burnbox_count_deleted();

@@ -1,0 +1,118 @@
+"""Faults, each on resources of the test's own: a private PostgreSQL cluster, a full disk."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Conversation
+from tests.test_durability import STORED, free_port, serve
+
+PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+
+
+class Cluster:
+    """A PostgreSQL cluster in a temporary directory, on its own port: never the shared one."""
+
+    def __init__(self) -> None:
+        if not PG_BIN:
+            if os.environ.get("CI"):
+                pytest.fail("PostgreSQL server binaries are missing")
+            pytest.skip("PostgreSQL server binaries are not installed")
+        self.bin = Path(PG_BIN[-1])
+        self.root = Path(tempfile.mkdtemp(prefix="burnbox-pg-"))
+        self.root.chmod(0o755)
+        self.data = self.root / "data"
+        self.data.mkdir()
+        self.port = free_port()
+        self._as_postgres = os.geteuid() == 0  # initdb refuses to run as root
+        if self._as_postgres:
+            account = pwd.getpwnam("postgres")
+            os.chown(self.data, account.pw_uid, account.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E",
+                  "UTF8", "--no-sync")
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *arguments: str) -> None:
+        command = [str(self.bin / tool), *arguments]
+        if self._as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.data / "log"), "-o",
+                  f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c fsync=off",
+                  "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-m", "fast", "stop")
+
+    def remove(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-w", "-m", "immediate", "stop")
+        except subprocess.CalledProcessError:
+            pass  # already stopped
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    private = Cluster()
+    private.start()
+    yield private
+    private.remove()
+
+
+def deliver(conversation: Conversation, number: int) -> str:
+    """One transaction; the whole final reply."""
+    assert conversation.command("MAIL FROM:<a@example.org>").startswith("250")
+    assert conversation.command("RCPT TO:<outage@localhost>").startswith("250")
+    assert conversation.command("DATA").startswith("354")
+    return conversation.command(f"Subject: {number}\r\n\r\nx\r\n.")
+
+
+def test_postgres_outage_answers_451_then_recovers(cluster: Cluster) -> None:
+    smtp_port, http_port = free_port(), free_port()
+    node = serve(cluster.url, smtp_port, http_port)
+    ready = f"http://127.0.0.1:{http_port}/readyz"
+    stored: list[str] = []
+    conversation = Conversation(smtp_port)
+    try:
+        conversation.command("EHLO outage")
+        first = deliver(conversation, 0)
+        assert first.startswith("250")
+        stored.append(STORED.search(first.encode()).group(1).decode())  # type: ignore[union-attr]
+
+        cluster.stop()
+        during = deliver(conversation, 1)
+        assert during == "451 4.3.0 Local error in processing; try again later"
+        assert httpx.get(ready).status_code == 503
+        assert node.poll() is None  # burnbox stays up
+
+        cluster.start()
+        answers = []
+        for attempt in range(2, 60):  # a sender's retries; no sleep: each is a transaction
+            reply = deliver(conversation, attempt)
+            answers.append(reply[:3])
+            if reply.startswith("250"):
+                stored.append(STORED.search(reply.encode()).group(1).decode())  # type: ignore[union-attr]
+                break
+        assert answers[-1] == "250", answers
+        assert set(answers[:-1]) <= {"451"}  # never a 5yz on our fault
+        assert httpx.get(ready).status_code == 200
+        listed = httpx.get(f"http://127.0.0.1:{http_port}/api/inboxes/outage@localhost/"
+                           "messages").json()["messages"]
+        assert sorted(m["id"] for m in listed) == sorted(stored)  # every 250 is there
+    finally:
+        conversation.close()
+        node.terminate()
+        node.communicate(timeout=30)
