@@ -30,8 +30,10 @@ def test_dockerfile_passes_hadolint() -> None:
 def test_the_images_install_step_gives_a_working_server(tmp_path: Path) -> None:
     """`pip install --prefix=/install .` as in the Dockerfile, then run from that prefix."""
     prefix = tmp_path / "install"
+    # --ignore-installed: otherwise pip first uninstalls the burnbox the tests are running.
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-cache-dir",
-                    "--quiet", f"--prefix={prefix}", str(ROOT)], check=True, timeout=300)
+                    "--ignore-installed", "--quiet", f"--prefix={prefix}", str(ROOT)],
+                   check=True, timeout=300)
     site = next(prefix.glob("lib/python*/site-packages"))
     installed = site / "burnbox"
     assert (installed / "web" / "static" / "index.html").is_file()
@@ -48,7 +50,8 @@ def test_the_images_install_step_gives_a_working_server(tmp_path: Path) -> None:
         assert process.stdout.readline().startswith("burnbox ")
         assert httpx.get(f"http://127.0.0.1:{http}/readyz").status_code == 200
         page = httpx.get(f"http://127.0.0.1:{http}/")
-        assert page.status_code == 200 and "burnbox" in page.text
+        assert page.status_code == 200
+        assert "burnbox" in page.text
         imported = subprocess.run(
             [sys.executable, "-c", "import burnbox; print(burnbox.__file__)"],
             env={"PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1"},

@@ -94,7 +94,8 @@ def test_workers_share_the_listeners(request: pytest.FixtureRequest, tmp_path: P
     try:
         assert process.stdout is not None
         banner = "".join(process.stdout.readline() for _ in range(7))
-        assert "workers  2" in banner and "push     across nodes via postgres" in banner, banner
+        assert "workers  2" in banner, banner
+        assert "push     across nodes via postgres" in banner, banner
         workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         assert len(workers) == 2
         node = Node(process, smtp, f"http://127.0.0.1:{http}")

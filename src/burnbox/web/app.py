@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import swagger_ui_bundle  # type: ignore[import-untyped]
+import swagger_ui_bundle  # type: ignore[import-untyped,unused-ignore]
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
