@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     for item in dataclasses.fields(Settings):
         serve.add_argument("--" + item.name.replace("_", "-"), dest=item.name, default=None,
                            metavar="VALUE", help=item.metadata["help"].replace("%", "%%"))
+    doctor = commands.add_parser("doctor", help="check DNS, SMTP reachability, TLS and settings")
+    doctor.add_argument("domain", help="a domain burnbox should receive mail for")
+    doctor.add_argument("--env-file", default=".env", help="settings file (default: .env)")
+    doctor.add_argument("--smtp", action="append", metavar="HOST:PORT",
+                        help="check this SMTP server instead of the domain's MX hosts")
+    doctor.add_argument("--ca-file", help="trust this CA (PEM) for the TLS check")
     add_commands(commands)
     return parser
 
@@ -115,4 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as error:
             print(f"burnbox: cannot start: {error.strerror or error}", file=sys.stderr)
             return 1
+    if arguments.command == "doctor":
+        from burnbox.doctor import run as run_doctor
+
+        return run_doctor(arguments.domain, arguments.env_file, arguments.smtp, arguments.ca_file)
     return run_client(arguments)

@@ -10,7 +10,7 @@ nodes starting together apply each one once. Purges delete in small batches.
 
 from __future__ import annotations
 
-from collections import Counter
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
@@ -26,16 +26,9 @@ from burnbox.storage.rows import SUMMARY_COLUMNS, from_ms, summary_of, summary_v
 MIGRATION_LOCK = 0x6275726E626F78  # "burnbox": the advisory lock migrations run under
 PURGE_LOCK = MIGRATION_LOCK + 1  # held by the one node purging now
 PURGE_BATCH = 500  # rows one purge statement deletes: ingest never waits long behind it
-EVICT_BATCH = 100
 COMMAND_TIMEOUT = 30.0  # seconds any one statement may take before the sender hears 451
 POOL_SIZE = 10
-# A whole batch in one statement each: one round trip, and the counting triggers fire once.
-_COLUMN_TYPES = ("text", "text", "bigint", "bigint", "integer", "text", "text", "text", "text",
-                 "integer", "text", "text", "boolean", "integer")
-_INSERT_MESSAGES = (f"INSERT INTO messages ({SUMMARY_COLUMNS}, stored) SELECT * FROM unnest("
-                    + ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(_COLUMN_TYPES, 1))
-                    + ")")
-_INSERT_BODIES = "INSERT INTO bodies SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])"
+_ADD_BATCH = "SELECT burnbox_add(" + ", ".join(f"${n}" for n in range(1, 18)) + ")"
 
 
 @dataclass(frozen=True)
@@ -142,45 +135,19 @@ class PostgresStore:
         except (asyncpg.DiskFullError, asyncpg.InsufficientResourcesError) as error:
             raise StoreFull("the database has no room") from error
 
-    async def _commit_batch(self, batch: list[_Add]) -> list[list[tuple[str, str]] | BaseException]:
-        pool = self._ready()
+    async def _commit_batch(self, batch: list[_Add]) -> list[
+            list[tuple[str, str]] | BaseException]:
         rows = [(*summary_values(summary), len(job.raw))
                 for job in batch for summary in job.summaries]
         columns = [list(column) for column in zip(*rows, strict=True)]
         raws = [job.raw for job in batch for _ in job.summaries]
-        async with pool.acquire() as connection, connection.transaction():
-            await connection.execute(_INSERT_MESSAGES, *columns)
-            await connection.execute(_INSERT_BODIES, columns[0], columns[1], raws)
-            evicted = await self._trim(connection, batch)
-            usage: Any = await connection.fetchrow("SELECT messages, bytes FROM usage")
-        self._stats = StoreStats(usage[0], usage[1], self._stats.inboxes)
+        # One statement, so one round trip and one commit (autocommit) for the whole batch.
+        answer = json.loads(await self._ready().fetchval(
+            _ADD_BATCH, *columns, raws, self._inbox_max, self._max_bytes))
+        self._stats = StoreStats(answer["messages"], answer["bytes"], self._stats.inboxes)
+        evicted = [(address, message_id) for address, message_id in answer["evicted"]]
         # Evictions are reported once (with the first write): each becomes a "deleted" event.
         return [evicted, *([] for _ in batch[1:])]
-
-    async def _trim(self, connection: Any, batch: list[_Add]) -> list[tuple[str, str]]:
-        evicted: list[tuple[str, str]] = []
-        per_inbox = Counter(summary.address for job in batch for summary in job.summaries)
-        over = await connection.fetch(
-            "SELECT address FROM address_counts WHERE address = ANY($1) AND messages > $2",
-            list(per_inbox), self._inbox_max)
-        for (address,) in over:
-            rows = await connection.fetch(
-                "DELETE FROM messages WHERE address = $1 AND id IN (SELECT id FROM messages "
-                "WHERE address = $1 ORDER BY id DESC OFFSET $2) RETURNING address, id",
-                address, self._inbox_max)
-            evicted += [(row[0], row[1]) for row in rows]
-        while (excess := await connection.fetchval("SELECT bytes FROM usage")
-               - self._max_bytes) > 0:
-            # Exactly the oldest rows whose bytes cover the excess, no more.
-            rows = await connection.fetch(
-                "DELETE FROM messages WHERE (address, id) IN (SELECT address, id FROM ("
-                "SELECT address, id, stored, sum(stored) OVER (ORDER BY id) AS running FROM ("
-                "SELECT address, id, stored FROM messages ORDER BY id LIMIT $2) oldest) counted "
-                "WHERE running - stored < $1) RETURNING address, id", excess, EVICT_BATCH)
-            if not rows:
-                break
-            evicted += [(row[0], row[1]) for row in rows]
-        return evicted
 
     async def summaries(self, address: str, *, before: str | None = None,
                         limit: int = 50) -> list[MessageSummary]:

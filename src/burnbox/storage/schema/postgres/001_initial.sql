@@ -81,3 +81,56 @@ CREATE TRIGGER messages_inserted AFTER INSERT ON messages
     REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION burnbox_count_inserted();
 CREATE TRIGGER messages_deleted AFTER DELETE ON messages
     REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION burnbox_count_deleted();
+
+-- One delivery batch in one statement (one round trip, one commit): insert the summaries and
+-- bodies, trim each inbox that went over its cap, evict the oldest mail while over the byte
+-- cap, and answer with what was evicted and the new totals.
+CREATE FUNCTION burnbox_add(
+    addresses text[], ids text[], received bigint[], expires bigint[], sizes integer[],
+    senders text[], recipients text[], subjects text[], snippets text[], attachment_counts integer[],
+    dates text[], message_ids text[], seens boolean[], stored_sizes integer[], raws bytea[],
+    inbox_max integer, max_bytes bigint
+) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    evicted jsonb := '[]'::jsonb;
+    gone jsonb;
+    excess bigint;
+BEGIN
+    INSERT INTO messages (address, id, received_at, expires_at, size, sender, recipients,
+                          subject, snippet, attachments, date, message_id, seen, stored)
+        SELECT * FROM unnest(addresses, ids, received, expires, sizes, senders, recipients,
+                             subjects, snippets, attachment_counts, dates, message_ids, seens,
+                             stored_sizes);
+    INSERT INTO bodies SELECT * FROM unnest(addresses, ids, raws);
+    WITH over AS (
+        SELECT c.address FROM address_counts c
+        WHERE c.address = ANY(addresses) AND c.messages > inbox_max
+    ), trimmed AS (
+        DELETE FROM messages m WHERE (m.address, m.id) IN (
+            SELECT r.address, r.id FROM (
+                SELECT address, id, row_number() OVER (PARTITION BY address ORDER BY id DESC) AS n
+                FROM messages WHERE address IN (SELECT address FROM over)) r
+            WHERE r.n > inbox_max)
+        RETURNING m.address, m.id
+    )
+    SELECT coalesce(jsonb_agg(jsonb_build_array(address, id)), '[]') INTO gone FROM trimmed;
+    evicted := evicted || gone;
+    LOOP
+        SELECT u.bytes - max_bytes INTO excess FROM usage u;  -- parameters are not columns
+        EXIT WHEN excess <= 0;
+        WITH oldest AS (
+            SELECT address, id, stored AS s, sum(stored) OVER (ORDER BY id) AS running
+            FROM (SELECT address, id, stored FROM messages ORDER BY id LIMIT 100) o
+        ), removed AS (
+            DELETE FROM messages m WHERE (m.address, m.id) IN (
+                SELECT address, id FROM oldest WHERE running - s < excess)
+            RETURNING m.address, m.id
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_array(address, id)), '[]') INTO gone FROM removed;
+        EXIT WHEN gone = '[]'::jsonb;
+        evicted := evicted || gone;
+    END LOOP;
+    RETURN jsonb_build_object('evicted', evicted,
+                              'messages', (SELECT messages FROM usage),
+                              'bytes', (SELECT bytes FROM usage));
+END $$;
