@@ -57,6 +57,8 @@ class Server:
     http_port: int = 0
 
     def stored(self) -> int | None:
+        if self.name.startswith("burnbox-postgresql"):
+            return stored_in_postgres()
         if self.name.startswith("burnbox"):
             url = f"http://127.0.0.1:{self.http_port}/metrics"
             with urllib.request.urlopen(url, timeout=10) as response:
@@ -111,17 +113,31 @@ def start_burnbox_sqlite() -> Server:
 POSTGRES = os.environ.get("BURNBOX_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
 
-def start_burnbox_postgres() -> Server:
+BENCH_DATABASE = "burnbox_bench"
+
+
+def start_burnbox_postgres(workers: int = 1) -> Server:
     """A fresh database per run (dropped when the next run starts)."""
-    name = "burnbox_bench"
-    for sql in (f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"):
+    for sql in (f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)",
+                f"CREATE DATABASE {BENCH_DATABASE}"):
         subprocess.run(["psql", f"{POSTGRES}/postgres", "-qc", sql], check=True,
                        capture_output=True)
-    return start_burnbox(store=f"{POSTGRES}/{name}")
+    server = start_burnbox(store=f"{POSTGRES}/{BENCH_DATABASE}", workers=str(workers))
+    server.name = "burnbox-postgresql" + (f"-{workers}w" if workers > 1 else "")
+    return server
+
+
+def stored_in_postgres() -> int:
+    """The shared count, straight from the database (each worker's metrics see one worker)."""
+    result = subprocess.run(["psql", f"{POSTGRES}/{BENCH_DATABASE}", "-tAc",
+                             "SELECT messages FROM usage"], check=True, capture_output=True,
+                            text=True)
+    return int(result.stdout.strip())
 
 
 STARTERS = {"burnbox": start_burnbox, "burnbox-sqlite": start_burnbox_sqlite,
             "burnbox-postgresql": start_burnbox_postgres,
+            "burnbox-postgresql-2w": lambda: start_burnbox_postgres(workers=2),
             "aiosmtpd": start_aiosmtpd, "smtp-sink": start_smtp_sink}
 
 

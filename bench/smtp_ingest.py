@@ -106,9 +106,12 @@ def main() -> None:
                         help="also measure burnbox on its SQLite store")
     parser.add_argument("--postgres", action="store_true",
                         help="also measure burnbox on PostgreSQL ($BURNBOX_BENCH_POSTGRES)")
+    parser.add_argument("--workers", action="store_true",
+                        help="with --postgres: also burnbox --workers 2 on PostgreSQL")
     arguments = parser.parse_args()
     durable = [*(["burnbox-sqlite"] if arguments.sqlite else []),
-               *(["burnbox-postgresql"] if arguments.postgres else [])]
+               *(["burnbox-postgresql"] if arguments.postgres else []),
+               *(["burnbox-postgresql-2w"] if arguments.postgres and arguments.workers else [])]
     servers = ["burnbox", *durable, "aiosmtpd", "smtp-sink"]
     print(f"median of {arguments.runs} runs; msgs/s")
     print(f"{'scenario':16} {'burnbox':>9} {'aiosmtpd':>9} {'smtp-sink':>9} {'x aiosmtpd':>10} "
@@ -126,7 +129,7 @@ def main() -> None:
               f"{100 * rates['burnbox'] / rates['smtp-sink']:6.0f}% "
               f"{peak['burnbox'] / 1024:8.0f} {result['exact']!s:>5}", flush=True)
         for name in durable:
-            print(f"{'  ' + name.split('-')[1]:16} {rates[name]:9.0f} {'':9} {'':9} "
+            print(f"{'  ' + name.removeprefix('burnbox-'):16} {rates[name]:9.0f} {'':9} {'':9} "
                   f"{rates[name] / rates['aiosmtpd']:10.2f} "
                   f"{100 * rates[name] / rates['smtp-sink']:6.0f}% "
                   f"{peak[name] / 1024:8.0f} {result['exact']!s:>5}", flush=True)
