@@ -71,12 +71,12 @@ def cluster() -> Iterator[Cluster]:
     private.remove()
 
 
-def deliver(conversation: Conversation, number: int) -> str:
+def deliver(conversation: Conversation, number: int, body: str = "x") -> str:
     """One transaction; the whole final reply."""
     assert conversation.command("MAIL FROM:<a@example.org>").startswith("250")
     assert conversation.command("RCPT TO:<outage@localhost>").startswith("250")
     assert conversation.command("DATA").startswith("354")
-    return conversation.command(f"Subject: {number}\r\n\r\nx\r\n.")
+    return conversation.command(f"Subject: {number}\r\n\r\n{body}\r\n.")
 
 
 def test_postgres_outage_answers_451_then_recovers(cluster: Cluster) -> None:
@@ -115,3 +115,52 @@ def test_postgres_outage_answers_451_then_recovers(cluster: Cluster) -> None:
         conversation.close()
         node.terminate()
         node.communicate(timeout=30)
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A real, tiny filesystem (tmpfs of 1 MiB) that fills up."""
+    mount_point = Path(tempfile.mkdtemp(prefix="burnbox-full-"))
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a tmpfs for the disk-full test: {result.stderr}")
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    shutil.rmtree(mount_point, ignore_errors=True)
+
+
+def test_disk_full_answers_452_then_recovers(small_disk: Path) -> None:
+    smtp_port, http_port = free_port(), free_port()
+    node = serve(f"sqlite://{small_disk / 'burnbox.db'}", smtp_port, http_port)
+    conversation = Conversation(smtp_port)
+    stored: list[str] = []
+    body = "x" * 40_000
+    try:
+        conversation.command("EHLO full")
+        replies = []
+        for number in range(80):  # 80 x 40 KB cannot fit in 1 MiB
+            reply = deliver(conversation, number, body)
+            replies.append(reply[:9])
+            if reply.startswith("250"):
+                stored.append(STORED.search(reply.encode()).group(1).decode())  # type: ignore[union-attr]
+            else:
+                break
+        assert replies[-1] == "452 4.3.1", replies
+        assert set(replies[:-1]) == {"250 2.0.0"}
+        assert node.poll() is None
+
+        subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+        after = deliver(conversation, 99, body)
+        assert after.startswith("250"), after
+        stored.append(STORED.search(after.encode()).group(1).decode())  # type: ignore[union-attr]
+        listed = httpx.get(f"http://127.0.0.1:{http_port}/api/inboxes/outage@localhost/"
+                           "messages?limit=100").json()["messages"]
+        assert sorted(m["id"] for m in listed) == sorted(stored)
+    finally:
+        conversation.close()
+        node.terminate()
+        node.communicate(timeout=30)
+

@@ -25,6 +25,7 @@ from burnbox.storage.rows import from_ms, to_ms
 log = logging.getLogger(__name__)
 CHANNEL = "burnbox_events"
 OUTBOX = 10_000  # events waiting to be sent to other nodes
+PACKET = 7_000  # bytes of events sent in one message (PostgreSQL NOTIFY takes under 8,000)
 RECONNECT_DELAY = 1.0  # seconds between attempts to reach the channel again
 
 

@@ -142,7 +142,8 @@ class SqliteStore:
             results = [evicted, *([] for _ in batch[1:])]
             await writer.execute("COMMIT")
         except BaseException as error:
-            await writer.execute("ROLLBACK")
+            if writer.in_transaction:  # SQLite ends the transaction itself on SQLITE_FULL
+                await writer.execute("ROLLBACK")
             await self._recount()
             if isinstance(error, sqlite3.OperationalError) and getattr(
                     error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
