@@ -42,6 +42,9 @@ SCENARIOS = [
 ]
 
 
+SPREAD = False  # --spread: every message to an inbox of its own (smtp-source -N)
+
+
 def drive(port: int, scenario: Scenario) -> float:
     """Send the scenario's mail; returns msgs/s."""
     command = ["smtp-source", "-s", str(scenario.sessions), "-m", str(scenario.messages),
@@ -49,6 +52,8 @@ def drive(port: int, scenario: Scenario) -> float:
                "-C", "5", f"127.0.0.1:{port}"]
     if scenario.reuse:
         command.insert(1, "-d")
+    if SPREAD:
+        command.insert(1, "-N")
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, timeout=600)
     return scenario.messages / (time.perf_counter() - started)
@@ -106,9 +111,13 @@ def main() -> None:
                         help="also measure burnbox on its SQLite store")
     parser.add_argument("--postgres", action="store_true",
                         help="also measure burnbox on PostgreSQL ($BURNBOX_BENCH_POSTGRES)")
+    parser.add_argument("--spread", action="store_true",
+                        help="every message to its own inbox, as a public service sees mail")
     parser.add_argument("--workers", action="store_true",
                         help="with --postgres: also burnbox --workers 2 on PostgreSQL")
     arguments = parser.parse_args()
+    global SPREAD  # noqa: PLW0603 - a run-wide switch, set once from the command line
+    SPREAD = arguments.spread
     durable = [*(["burnbox-sqlite"] if arguments.sqlite else []),
                *(["burnbox-postgresql"] if arguments.postgres else []),
                *(["burnbox-postgresql-2w"] if arguments.postgres and arguments.workers else [])]

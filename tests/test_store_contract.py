@@ -235,3 +235,39 @@ async def test_concurrent_adds_share_commits_and_keep_the_caps(make_store: Store
     assert store.stats().messages == 5
     assert store.stats().bytes == 10
     assert await store.usage("a@localhost") == (5, 10)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_counts_caps_and_expiry_survive_a_restart(backend: str, mail: Mail,
+                                                        tmp_path: Path,
+                                                        request: pytest.FixtureRequest) -> None:
+    if backend == "postgres":
+        where: object = request.getfixturevalue("postgres_url")
+        await reset(str(where))
+    else:
+        where = tmp_path / "restart"
+    limits = {"max_bytes": 1000, "inbox_max_messages": 3}
+    first = BACKENDS[backend](where, **limits)
+    await first.open()
+    await first.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
+    short = [mail("a@localhost", ttl=60) for _ in range(2)]
+    long = [mail("a@localhost", ttl=7200) for _ in range(2)]
+    for summary in short + long:
+        await first.add([summary], b"y" * 100)
+    before = (first.stats(), await first.summaries("a@localhost"))
+    await first.close()
+
+    second = BACKENDS[backend](where, **limits)
+    await second.open()
+    try:
+        assert (second.stats(), await second.summaries("a@localhost")) == before
+        assert before[0].messages == 3  # the cap held before the restart
+        assert await second.raw("a@localhost", long[-1].id) == b"y" * 100
+        purged = await second.purge_expired(NOW + timedelta(minutes=5))
+        assert purged == [("a@localhost", short[1].id)]
+        await second.add([mail("a@localhost")], b"z" * 100)
+        await second.add([mail("a@localhost")], b"z" * 100)
+        assert len(await second.summaries("a@localhost")) == 3  # and after it
+        assert second.stats().bytes == 300
+    finally:
+        await second.close()
