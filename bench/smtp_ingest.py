@@ -42,24 +42,22 @@ SCENARIOS = [
 ]
 
 
-SPREAD = False  # --spread: every message to an inbox of its own (smtp-source -N)
-
-
-def drive(port: int, scenario: Scenario) -> float:
+def drive(port: int, scenario: Scenario, *, spread: bool = False) -> float:
     """Send the scenario's mail; returns msgs/s."""
     command = ["smtp-source", "-s", str(scenario.sessions), "-m", str(scenario.messages),
                "-l", str(scenario.size), "-f", "bench@example.org", "-t", "bench@localhost",
                "-C", "5", f"127.0.0.1:{port}"]
     if scenario.reuse:
         command.insert(1, "-d")
-    if SPREAD:
+    if spread:  # every message to an inbox of its own (smtp-source -N)
         command.insert(1, "-N")
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True, timeout=600)
     return scenario.messages / (time.perf_counter() - started)
 
 
-def run_scenario(scenario: Scenario, runs: int, servers: list[str]) -> dict[str, object]:
+def run_scenario(scenario: Scenario, runs: int, servers: list[str], *,
+                 spread: bool = False) -> dict[str, object]:
     rates: dict[str, list[float]] = {name: [] for name in servers}
     peak: dict[str, int] = {}
     exact = True
@@ -67,7 +65,7 @@ def run_scenario(scenario: Scenario, runs: int, servers: list[str]) -> dict[str,
         for name in servers:
             server = STARTERS[name]()
             try:
-                rates[name].append(drive(server.port, scenario))
+                rates[name].append(drive(server.port, scenario, spread=spread))
                 peak[name] = max(peak.get(name, 0), rss_kib(server.process.pid, "VmHWM"))
                 stored = server.stored()
             finally:
@@ -116,8 +114,6 @@ def main() -> None:
     parser.add_argument("--workers", action="store_true",
                         help="with --postgres: also burnbox --workers 2 on PostgreSQL")
     arguments = parser.parse_args()
-    global SPREAD  # noqa: PLW0603 - a run-wide switch, set once from the command line
-    SPREAD = arguments.spread
     durable = [*(["burnbox-sqlite"] if arguments.sqlite else []),
                *(["burnbox-postgresql"] if arguments.postgres else []),
                *(["burnbox-postgresql-2w"] if arguments.postgres and arguments.workers else [])]
@@ -128,7 +124,7 @@ def main() -> None:
     for scenario in SCENARIOS:
         if arguments.only not in scenario.name:
             continue
-        result = run_scenario(scenario, arguments.runs, servers)
+        result = run_scenario(scenario, arguments.runs, servers, spread=arguments.spread)
         rates = result["rates"]
         assert isinstance(rates, dict)
         peak = result["peak"]

@@ -132,9 +132,9 @@ def test_store_full_answers_452(start_burnbox: Callable[..., Running],
 def test_a_fault_on_our_side_answers_451_without_details(
         start_burnbox: Callable[..., Running],
         connect: Callable[[Running], Conversation]) -> None:
-    """A real fault: the thread pool that parses large messages is gone."""
+    """A real fault: the process pool that parses large messages is gone."""
     server = start_burnbox(ingest_parse_inline_max=100)
-    server.call(server.loop.shutdown_default_executor())
+    server.app.parse_pool.close()
     conversation = connect(server)
     begin(conversation)
     conversation.command("DATA")
@@ -261,6 +261,6 @@ def test_heavy_message_does_not_stall_other_sessions(
     assert reply.startswith(b"250")
     assert parse_time > 0.3, "the message was not heavy enough to show anything"
     assert rounds > 5
-    assert slowest < 0.25, f"a NOOP waited {slowest:.3f}s while a message was parsed"
+    assert slowest < 0.1, f"a NOOP waited {slowest:.3f}s while a message was parsed"
 
 

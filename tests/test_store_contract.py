@@ -9,12 +9,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from burnbox.model import Inbox, MessageSummary
 from burnbox.storage.base import AddressTaken, NotFound, Store, StoreFull
 from burnbox.storage.memory import MemoryStore
-from burnbox.storage.postgres import PostgresStore
+from burnbox.storage.postgres import PURGE_LOCK, PostgresStore
 from burnbox.storage.sqlite import SqliteStore
 from tests.postgres import postgres_url, reset
 
@@ -271,3 +272,23 @@ async def test_counts_caps_and_expiry_survive_a_restart(backend: str, mail: Mail
         assert second.stats().bytes == 300
     finally:
         await second.close()
+
+
+async def test_only_one_node_purges_at_a_time(mail: Mail, request: pytest.FixtureRequest) -> None:
+    url = str(request.getfixturevalue("postgres_url"))
+    await reset(url)
+    store = PostgresStore(url, max_bytes=10**9, inbox_max_messages=1000)
+    await store.open()
+    other_node = await asyncpg.connect(url)
+    try:
+        expired = mail("a@localhost", ttl=60)
+        await store.add([expired], b"x")
+        await other_node.execute("SELECT pg_advisory_lock($1)", PURGE_LOCK)  # purging there
+        assert await store.purge_expired(NOW + timedelta(hours=1)) == []
+        assert store.stats().messages == 1  # left for the node that holds the lock
+        await other_node.execute("SELECT pg_advisory_unlock($1)", PURGE_LOCK)
+        assert await store.purge_expired(NOW + timedelta(hours=1)) == [("a@localhost",
+                                                                        expired.id)]
+    finally:
+        await other_node.close()
+        await store.close()

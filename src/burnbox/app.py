@@ -18,6 +18,7 @@ from burnbox.hub import Hub
 from burnbox.ids import Clock, IdSource, MessageIds, system_clock
 from burnbox.inboxes import InboxService
 from burnbox.metrics import Metrics
+from burnbox.parsing import ParsePool
 from burnbox.ratelimit import RateLimiter
 from burnbox.relay import Channel, PostgresChannel, RedisChannel, Relay
 from burnbox.retention import Reaper
@@ -96,9 +97,11 @@ class App:
         self.relay = build_relay(settings, self.hub, self.metrics)
         self.metrics.push_subscribers.set_function(lambda: self.hub.subscriber_count)
         self.domains = build_domains(settings)
+        self.parse_pool = ParsePool()
         self.deliverer = Deliverer(
             self.store, self.hub, self.metrics, clock=clock, ids=ids or MessageIds(clock),
-            message_ttl=settings.message_ttl, parse_inline_max=settings.ingest_parse_inline_max)
+            message_ttl=settings.message_ttl, parse_inline_max=settings.ingest_parse_inline_max,
+            parse_pool=self.parse_pool)
         self.reaper = Reaper(self.store, self.hub, self.metrics, clock=clock,
                              interval=settings.reap_interval)
         self.inboxes = InboxService(
@@ -157,6 +160,7 @@ class App:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.relay is not None:
             await self.relay.stop()
+        self.parse_pool.close()
         await self.store.close()
 
     def banner(self) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 
@@ -11,12 +10,14 @@ from burnbox.hub import Event, Hub
 from burnbox.ids import Clock, IdSource
 from burnbox.metrics import Metrics
 from burnbox.model import MessageSummary
+from burnbox.parsing import ParsePool
 from burnbox.storage.base import Store
 
 
 class Deliverer:
     def __init__(self, store: Store, hub: Hub, metrics: Metrics, *, clock: Clock,
-                 ids: IdSource, message_ttl: float, parse_inline_max: int) -> None:
+                 ids: IdSource, message_ttl: float, parse_inline_max: int,
+                 parse_pool: ParsePool) -> None:
         self._store = store
         self._hub = hub
         self._metrics = metrics
@@ -24,6 +25,7 @@ class Deliverer:
         self._ids = ids
         self._ttl = timedelta(seconds=message_ttl)
         self._parse_inline_max = parse_inline_max
+        self._parse_pool = parse_pool
 
     async def deliver(self, addresses: list[str], raw: bytes) -> list[str]:
         """Store one copy of `raw` per distinct inbox address; returns the message ids.
@@ -36,7 +38,7 @@ class Deliverer:
         if parsed is None and len(raw) <= self._parse_inline_max:
             parsed = mime.overview(raw)
         elif parsed is None:  # a full parse of a large message must not stall the loop
-            parsed = await asyncio.to_thread(mime.overview, raw)
+            parsed = await self._parse_pool.overview(raw)
         now = self._clock()
         expires = now + self._ttl
         summaries = [
