@@ -11,9 +11,7 @@ nodes starting together apply each one once. Purges delete in small batches.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
 import asyncpg
@@ -21,7 +19,15 @@ import asyncpg
 from burnbox.model import Inbox, MessageSummary, StoreStats
 from burnbox.storage.base import AddressTaken, NotFound, StoreError, StoreFull
 from burnbox.storage.batching import GroupCommitter
-from burnbox.storage.rows import SUMMARY_COLUMNS, from_ms, summary_of, summary_values, to_ms
+from burnbox.storage.rows import (
+    SUMMARY_COLUMNS,
+    PendingAdd,
+    from_ms,
+    migrations,
+    summary_of,
+    summary_values,
+    to_ms,
+)
 
 MIGRATION_LOCK = 0x6275726E626F78  # "burnbox": the advisory lock migrations run under
 PURGE_LOCK = MIGRATION_LOCK + 1  # held by the one node purging now
@@ -31,16 +37,6 @@ POOL_SIZE = 10
 _ADD_BATCH = "SELECT burnbox_add(" + ", ".join(f"${n}" for n in range(1, 18)) + ")"
 
 
-@dataclass(frozen=True)
-class _Add:
-    summaries: list[MessageSummary]
-    raw: bytes
-
-
-def migrations() -> list[tuple[int, str]]:
-    folder = resources.files("burnbox.storage") / "schema" / "postgres"
-    return sorted((int(item.name.split("_", 1)[0]), item.read_text())
-                  for item in folder.iterdir() if item.name.endswith(".sql"))
 
 
 class PostgresStore:
@@ -49,7 +45,7 @@ class PostgresStore:
         self._max_bytes = max_bytes
         self._inbox_max = inbox_max_messages
         self._pool: asyncpg.Pool | None = None
-        self._adds: GroupCommitter[_Add, list[tuple[str, str]]] = GroupCommitter(self._commit)
+        self._adds: GroupCommitter[PendingAdd, list[tuple[str, str]]] = GroupCommitter(self._commit)
         self._stats = StoreStats(0, 0, 0)
 
     # -- life --------------------------------------------------------------
@@ -71,7 +67,7 @@ class PostgresStore:
                                      "NOT NULL DEFAULT now())")
             done = {row[0] for row in await connection.fetch(
                 "SELECT version FROM burnbox_migrations")}
-            for number, script in migrations():
+            for number, script in migrations("postgres"):
                 if number not in done:
                     async with connection.transaction():
                         await connection.execute(script)
@@ -125,17 +121,17 @@ class PostgresStore:
     # -- messages ------------------------------------------------------------
 
     async def add(self, summaries: list[MessageSummary], raw: bytes) -> list[tuple[str, str]]:
-        if len(raw) * len(summaries) > self._max_bytes:
-            raise StoreFull("message larger than the store")
-        return await self._adds.submit(_Add(summaries, raw))
+        pending = PendingAdd(summaries, raw)
+        pending.check_fits(self._max_bytes)
+        return await self._adds.submit(pending)
 
-    async def _commit(self, batch: list[_Add]) -> list[list[tuple[str, str]] | BaseException]:
+    async def _commit(self, batch: list[PendingAdd]) -> list[list[tuple[str, str]] | BaseException]:
         try:
             return await self._commit_batch(batch)
         except (asyncpg.DiskFullError, asyncpg.InsufficientResourcesError) as error:
             raise StoreFull("the database has no room") from error
 
-    async def _commit_batch(self, batch: list[_Add]) -> list[
+    async def _commit_batch(self, batch: list[PendingAdd]) -> list[
             list[tuple[str, str]] | BaseException]:
         rows = [(*summary_values(summary), len(job.raw))
                 for job in batch for summary in job.summaries]

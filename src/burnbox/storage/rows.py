@@ -1,12 +1,15 @@
-"""Summary rows ↔ MessageSummary, shared by the SQL stores."""
+"""What the SQL stores share: summary rows, pending adds, migrations."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any
 
 from burnbox.model import MessageSummary
+from burnbox.storage.base import StoreFull
 
 # The column order every SQL store selects and inserts summaries in.
 SUMMARY_COLUMNS = ("address, id, received_at, expires_at, size, sender, recipients, subject, "
@@ -33,3 +36,22 @@ def summary_of(row: Sequence[Any]) -> MessageSummary:
         address=row[0], id=row[1], received_at=from_ms(row[2]), expires_at=from_ms(row[3]),
         size=row[4], sender=row[5], to=row[6], subject=row[7], snippet=row[8],
         attachments=row[9], date=row[10], message_id=row[11], seen=bool(row[12]))
+
+
+@dataclass(frozen=True)
+class PendingAdd:
+    """One delivery waiting for its group commit."""
+
+    summaries: list[MessageSummary]
+    raw: bytes
+
+    def check_fits(self, max_bytes: int) -> None:
+        if len(self.raw) * len(self.summaries) > max_bytes:
+            raise StoreFull("message larger than the store")
+
+
+def migrations(dialect: str) -> list[tuple[int, str]]:
+    """(number, SQL) of every migration for `dialect` (sqlite, postgres), in order."""
+    folder = resources.files("burnbox.storage") / "schema" / dialect
+    return sorted((int(item.name.split("_", 1)[0]), item.read_text())
+                  for item in folder.iterdir() if item.name.endswith(".sql"))

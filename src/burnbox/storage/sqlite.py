@@ -9,9 +9,7 @@ writes, so the counters kept here (for metrics and the byte cap) are exact.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +18,19 @@ import aiosqlite
 from burnbox.model import Inbox, MessageSummary, StoreStats
 from burnbox.storage.base import AddressTaken, NotFound, StoreFull
 from burnbox.storage.batching import GroupCommitter
-from burnbox.storage.rows import SUMMARY_COLUMNS, from_ms, summary_of, summary_values, to_ms
+from burnbox.storage.rows import (
+    SUMMARY_COLUMNS,
+    PendingAdd,
+    from_ms,
+    migrations,
+    summary_of,
+    summary_values,
+    to_ms,
+)
 
 _PLACEHOLDERS = ", ".join("?" * 14)
 
 
-@dataclass(frozen=True)
-class _Add:
-    summaries: list[MessageSummary]
-    raw: bytes
-
-
-def migrations() -> list[tuple[int, str]]:
-    folder = resources.files("burnbox.storage") / "schema" / "sqlite"
-    found = [(int(item.name.split("_", 1)[0]), item.read_text())
-             for item in folder.iterdir() if item.name.endswith(".sql")]
-    return sorted(found)
 
 
 class SqliteStore:
@@ -45,7 +40,7 @@ class SqliteStore:
         self._inbox_max = inbox_max_messages
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._adds: GroupCommitter[_Add, list[tuple[str, str]]] = GroupCommitter(self._commit)
+        self._adds: GroupCommitter[PendingAdd, list[tuple[str, str]]] = GroupCommitter(self._commit)
         self._messages = self._bytes = self._inboxes = 0
         # Messages per address, exact because this connection is the only writer: an inbox
         # is trimmed only when over its cap, without counting its rows per delivery.
@@ -70,7 +65,7 @@ class SqliteStore:
     async def _migrate(self) -> None:
         assert self._writer is not None
         version = (await (await self._writer.execute("PRAGMA user_version")).fetchone() or (0,))[0]
-        for number, script in migrations():
+        for number, script in migrations("sqlite"):
             if number > version:
                 await self._writer.executescript(
                     f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
@@ -117,11 +112,11 @@ class SqliteStore:
     # -- messages ------------------------------------------------------------
 
     async def add(self, summaries: list[MessageSummary], raw: bytes) -> list[tuple[str, str]]:
-        if len(raw) * len(summaries) > self._max_bytes:
-            raise StoreFull("message larger than the store")
-        return await self._adds.submit(_Add(summaries, raw))
+        pending = PendingAdd(summaries, raw)
+        pending.check_fits(self._max_bytes)
+        return await self._adds.submit(pending)
 
-    async def _commit(self, batch: list[_Add]) -> list[list[tuple[str, str]] | BaseException]:
+    async def _commit(self, batch: list[PendingAdd]) -> list[list[tuple[str, str]] | BaseException]:
         writer = self._write()
         results: list[list[tuple[str, str]] | BaseException] = []
         await writer.execute("BEGIN IMMEDIATE")
