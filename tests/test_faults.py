@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import glob
 import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,10 @@ import httpx
 import pytest
 
 from tests.conftest import Conversation
+from tests.postgres import postgres_url, reset
 from tests.test_durability import STORED, free_port, serve
+
+__all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
 
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 
@@ -164,3 +169,54 @@ def test_disk_full_answers_452_then_recovers(small_disk: Path) -> None:
         node.terminate()
         node.communicate(timeout=30)
 
+
+
+def test_a_hanging_store_answers_451(request: pytest.FixtureRequest) -> None:
+    """A real hang: another session holds the messages table locked; the watchdog gives up
+    on the delivery and the sender is told 451, then mail flows again when the lock goes."""
+    url = str(request.getfixturevalue("postgres_url"))
+    asyncio.run(reset(url))
+    smtp_port, http_port = free_port(), free_port()
+    node = subprocess.Popen(
+        [sys.executable, "-m", "burnbox", "serve", "--store", url, "--env-file", "/dev/null",
+         "--smtp-listen", f"127.0.0.1:{smtp_port}", "--http-listen", f"127.0.0.1:{http_port}",
+         "--smtp-delivery-timeout", "0.5", "--smtp-idle-timeout", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert node.stdout is not None
+    assert node.stdout.readline().startswith("burnbox ")
+    lock_holder = subprocess.Popen(
+        ["psql", url, "-v", "ON_ERROR_STOP=1", "-c",
+         "BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(30); COMMIT;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conversation = Conversation(smtp_port)
+    try:
+        conversation.command("EHLO hang")
+        wait_for_lock(url)
+        assert deliver(conversation, 1) == "451 4.3.0 Local error in processing; try again later"
+        # Killing psql leaves its backend sleeping with the lock: end the backend itself.
+        subprocess.run(["psql", url, "-tAc", "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+                        "JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'messages' "
+                        "AND l.mode = 'AccessExclusiveLock'"], check=True, capture_output=True)
+        lock_holder.wait()
+        conversation.close()
+        conversation = Conversation(smtp_port)
+        conversation.command("EHLO after")
+        assert deliver(conversation, 2).startswith("250")
+    finally:
+        conversation.close()
+        lock_holder.kill()
+        lock_holder.communicate()
+        node.terminate()
+        node.communicate(timeout=30)
+
+
+def wait_for_lock(url: str) -> None:
+    """Until the lock is held (a query, answered at once, repeated: no sleep)."""
+    for _ in range(500):
+        held = subprocess.run(
+            ["psql", url, "-tAc", "SELECT count(*) FROM pg_locks l JOIN pg_class c "
+             "ON c.oid = l.relation WHERE c.relname = 'messages' AND l.mode = "
+             "'AccessExclusiveLock' AND l.granted"], capture_output=True, text=True, check=True)
+        if held.stdout.strip() == "1":
+            return
+    pytest.fail("the lock was never taken")

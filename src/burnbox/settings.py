@@ -166,6 +166,10 @@ class Settings:
         "Slowest accepted DATA/BDAT transfer, bytes per second (see smtp_min_data_rate_after).")
     smtp_min_data_rate_after: float = _setting(
         30.0, parse_duration, "How long DATA/BDAT may run before the minimum data rate applies.")
+    smtp_delivery_timeout: float = _setting(
+        60.0, parse_duration,
+        "A delivery the store has not confirmed in this long is answered 451 (the sender "
+        "retries); checked by the session watchdog, so it may take up to one idle timeout more.")
     smtp_max_errors: int = _setting(
         20, parse_positive_int, "Errors one SMTP session may make before it is disconnected.")
     smtp_junk_limit: int = _setting(

@@ -15,9 +15,8 @@ from burnbox.ids import Clock
 from burnbox.metrics import Metrics
 from burnbox.settings import Endpoint, Settings
 from burnbox.smtp import replies
+from burnbox.smtp.connection import SmtpConnection
 from burnbox.smtp.session import SmtpSession
-
-DELIVERY_TIMEOUT = 60.0  # seconds a store may take before the sender is told 451
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +34,7 @@ class SmtpConfig:
     received_client_ip: bool
     max_connections: int
     max_connections_per_ip: int
-    delivery_timeout: float = DELIVERY_TIMEOUT
+    delivery_timeout: float = 60.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpConfig:
@@ -53,6 +52,7 @@ class SmtpConfig:
             received_client_ip=settings.received_client_ip,
             max_connections=settings.max_connections,
             max_connections_per_ip=settings.max_connections_per_ip,
+            delivery_timeout=settings.smtp_delivery_timeout,
         )
 
 
@@ -62,14 +62,14 @@ class SessionRegistry:
     def __init__(self, max_total: int, max_per_ip: int) -> None:
         self._max_total = max_total
         self._max_per_ip = max_per_ip
-        self.sessions: set[SmtpSession] = set()
+        self.sessions: set[SmtpConnection] = set()
         self._per_ip: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[bytes | None]] = set()
         self.accepting = True
         self.empty = asyncio.Event()  # set while no session is open
         self.empty.set()
 
-    def admit(self, session: SmtpSession) -> bool:
+    def admit(self, session: SmtpConnection) -> bool:
         if (not self.accepting or len(self.sessions) >= self._max_total
                 or self._per_ip[session.client_ip] >= self._max_per_ip):
             return False
@@ -78,7 +78,7 @@ class SessionRegistry:
         self.empty.clear()
         return True
 
-    def leave(self, session: SmtpSession) -> None:
+    def leave(self, session: SmtpConnection) -> None:
         if session in self.sessions:
             self.sessions.discard(session)
             self._per_ip[session.client_ip] -= 1
