@@ -52,7 +52,7 @@ class Deliverer:
         started = time.perf_counter()
         evicted = await self._store.add(summaries, raw)
         self._metrics.store_seconds.observe(time.perf_counter() - started)
-        self._metrics.received.inc(len(summaries))
+        self._metrics.received += len(summaries)
         for summary in summaries:
             self._hub.publish(Event("message", summary.address, summary.id, summary))
         for address, message_id in evicted:

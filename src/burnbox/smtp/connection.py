@@ -12,7 +12,6 @@ piles up bytes meanwhile. Every limit is enforced as bytes arrive.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar, cast
@@ -270,7 +269,7 @@ class SmtpConnection(asyncio.Protocol):
         protocol = ("UTF8SMTP" if self._utf8 else "ESMTP" if self._esmtp else "SMTP") + (
             "S" if self._tls else "")
         client = f" ([{self.client_ip}])" if self._ctx.config.received_client_ip else ""
-        date = email.utils.format_datetime(self._ctx.clock())
+        date = self._ctx.received_date()
         return (f"Received: from {self._helo}{client}\r\n\tby {self._ctx.config.hostname} "
                 f"(burnbox) with {protocol};\r\n\t{date}\r\n").encode("ascii", "replace")
 
