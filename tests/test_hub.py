@@ -36,6 +36,6 @@ async def test_waiting_subscriber_wakes_on_publish() -> None:
     hub = Hub()
     async with hub.subscribe("a@x") as subscription:
         waiter = asyncio.ensure_future(subscription.next())
-        await asyncio.sleep(0)  # let the waiter start waiting: the order is the test
-        hub.publish(Event("expired", "a@x", ""))
+        # Scheduled after the waiter's first step, so it publishes to a subscriber that waits.
+        asyncio.get_running_loop().call_soon(hub.publish, Event("expired", "a@x", ""))
         assert (await asyncio.wait_for(waiter, 1)).kind == "expired"
