@@ -33,8 +33,6 @@ from burnbox.settings import (
 from burnbox.smtp.server import SmtpConfig, SmtpContext, SmtpServer, tls_context
 from burnbox.storage.base import Store
 from burnbox.storage.memory import MemoryStore
-from burnbox.storage.postgres import PostgresStore
-from burnbox.storage.sqlite import SqliteStore
 from burnbox.web.app import create_app
 from burnbox.web.live import Live
 from burnbox.web.services import WebServices
@@ -46,9 +44,15 @@ WS_MAX_MESSAGE = 64 * 1024  # bytes of one WebSocket frame from a client (we exp
 def build_store(settings: Settings) -> Store:
     limits = {"max_bytes": settings.store_max_bytes,
               "inbox_max_messages": settings.inbox_max_messages}
+    # The durable backends are imported only when chosen: their drivers (asyncpg, aiosqlite)
+    # cost about 8 MiB of RSS that the RAM-only default does not need.
     if settings.store.startswith("sqlite://"):
+        from burnbox.storage.sqlite import SqliteStore
+
         return SqliteStore(sqlite_path(settings.store), **limits)
     if settings.store.startswith(POSTGRES_SCHEMES):
+        from burnbox.storage.postgres import PostgresStore
+
         return PostgresStore(settings.store, **limits)
     return MemoryStore(**limits)
 

@@ -13,8 +13,6 @@ import base64
 import html as html_lib
 import io
 
-import segno
-
 from burnbox import mime, render
 from burnbox.model import Message
 
@@ -60,6 +58,8 @@ def _inline_images(raw: bytes, view: Message) -> dict[str, str]:
 
 
 def qr_svg(text: str) -> bytes:
+    import segno  # on first use: it costs 4 MiB of RSS, and many servers never draw a code
+
     out = io.BytesIO()
     segno.make(text, error="m").save(out, kind="svg", scale=4, border=2, xmldecl=False,
                                      svgns=True, dark="#111", light="#fff")
