@@ -306,3 +306,25 @@ def test_errors_are_json_with_stable_codes(server: Running) -> None:
     bad = httpx.get(url(server, inbox["address"], "/messages?limit=1000"), headers=auth(inbox))
     assert bad.status_code == 422
     assert bad.json()["error"]["code"] == "invalid_request"
+
+
+def test_views_of_large_messages_come_from_the_worker_process(
+        start_burnbox: Callable[..., Running], server: Running) -> None:
+    """Above the inline size the parse runs in the worker process; the answers must not differ."""
+    inline = delivered_view(server, hostile_message)
+    pooled_server = start_burnbox(ingest_parse_inline_max=100)
+    inbox, summary, view = delivered_view(pooled_server, hostile_message)
+    assert pooled_server.app.parse_pool._pool is not None  # the worker really ran
+    base = url(pooled_server, inbox["address"], f"/messages/{summary['id']}")
+    for field in ("text", "remote_blocked", "codes", "links"):
+        assert view[field] == inline[2][field], field
+    # Addresses and MIME boundaries differ between the two deliveries; the fields do not.
+    assert [name for name, _ in view["headers"]] == [name for name, _ in inline[2]["headers"]]
+    assert len(view["attachments"]) == len(inline[2]["attachments"])
+    page = httpx.get(base + "/html", headers=auth(inbox))
+    assert page.status_code == 200
+    assert "Confirm" in page.text
+    assert "data:image/png;base64," in page.text  # the cid: image, inlined by the worker
+    evil = next(a for a in view["attachments"] if a["filename"].endswith("evil.html"))
+    assert httpx.get(pooled_server.http + evil["url"], headers=auth(inbox)).content == (
+        b"<script>alert(4)</script>")

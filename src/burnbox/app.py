@@ -101,11 +101,10 @@ class App:
         self.relay = build_relay(settings, self.hub, self.metrics)
         self.metrics.push_subscribers.set_function(lambda: self.hub.subscriber_count)
         self.domains = build_domains(settings)
-        self.parse_pool = ParsePool()
+        self.parse_pool = ParsePool(settings.ingest_parse_inline_max)
         self.deliverer = Deliverer(
             self.store, self.hub, self.metrics, clock=clock, ids=ids or MessageIds(clock),
-            message_ttl=settings.message_ttl, parse_inline_max=settings.ingest_parse_inline_max,
-            parse_pool=self.parse_pool)
+            message_ttl=settings.message_ttl, parse_pool=self.parse_pool)
         self.reaper = Reaper(self.store, self.hub, self.metrics, clock=clock,
                              interval=settings.reap_interval)
         self.inboxes = InboxService(
@@ -121,7 +120,8 @@ class App:
             metrics=self.metrics, readiness=self.readiness, store=self.store, hub=self.hub,
             inboxes=self.inboxes, domains=self.domains,
             limiter=RateLimiter(*rate_limit(settings.inbox_create_rate)), clock=clock,
-            live=Live(self.store, self.hub), allowed_origins=settings.allowed_origins))
+            live=Live(self.store, self.hub), parse_pool=self.parse_pool,
+            allowed_origins=settings.allowed_origins))
         self.smtp_endpoint = settings.smtp_listen
         self.http_endpoint = settings.http_listen
         self._http: _EmbeddedHttpServer | None = None

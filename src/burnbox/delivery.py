@@ -16,15 +16,13 @@ from burnbox.storage.base import Store
 
 class Deliverer:
     def __init__(self, store: Store, hub: Hub, metrics: Metrics, *, clock: Clock,
-                 ids: IdSource, message_ttl: float, parse_inline_max: int,
-                 parse_pool: ParsePool) -> None:
+                 ids: IdSource, message_ttl: float, parse_pool: ParsePool) -> None:
         self._store = store
         self._hub = hub
         self._metrics = metrics
         self._clock = clock
         self._ids = ids
         self._ttl = timedelta(seconds=message_ttl)
-        self._parse_inline_max = parse_inline_max
         self._parse_pool = parse_pool
 
     async def deliver(self, addresses: list[str], raw: bytes) -> list[str]:
@@ -34,11 +32,10 @@ class Deliverer:
         caller decides what the sender is told. Nothing is published unless
         everything was stored.
         """
+        # The fast path's cost is bounded by the header block; the full parse is not.
         parsed = overview.quick(raw)
-        if parsed is None and len(raw) <= self._parse_inline_max:
-            parsed = mime.overview(raw)
-        elif parsed is None:  # a full parse of a large message must not stall the loop
-            parsed = await self._parse_pool.overview(raw)
+        if parsed is None:
+            parsed = await self._parse_pool.run(len(raw), mime.overview, raw)
         now = self._clock()
         expires = now + self._ttl
         summaries = [

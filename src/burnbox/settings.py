@@ -188,8 +188,8 @@ class Settings:
         "Most bytes of mail the in-memory store holds; the oldest mail is evicted first.")
     ingest_parse_inline_max: int = _setting(
         64 * 1024, parse_size,
-        "Messages up to this size are summarised on the event loop; larger multipart ones in a "
-        "separate process.")
+        "Messages up to this size are parsed on the event loop (ingest summary, API views); "
+        "larger ones in a worker process.")
     shutdown_grace: float = _setting(
         10.0, parse_duration, "How long transactions in flight may take to finish at shutdown.")
     unclaimed: str = _setting(

@@ -3,7 +3,6 @@
 # No `from __future__ import annotations`: FastAPI must see the dependency aliases,
 # which are local to the router builder, as real objects.
 
-import asyncio
 import re
 from typing import Annotated
 from urllib.parse import quote
@@ -11,13 +10,13 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from burnbox import codes, mime, render
+from burnbox import mime
 from burnbox.addressing import AddressError, parse_address
 from burnbox.model import Inbox, MessageSummary
 from burnbox.storage.base import AddressTaken, NotFound
 from burnbox.web.auth import cookie_name, readable_inbox
 from burnbox.web.errors import NOT_FOUND, ApiError, error_responses
-from burnbox.web.frame import frame_page, frame_policy, qr_svg
+from burnbox.web.frame import frame_page, frame_policy, message_parts, qr_svg
 from burnbox.web.services import WebServices
 from burnbox.web.wire import (
     AttachmentOut,
@@ -33,7 +32,6 @@ from burnbox.web.wire import (
 )
 
 IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]+$")]
-PARSE_INLINE_MAX = 256 * 1024  # full views of larger messages are parsed in a thread
 SAFE_DOWNLOAD_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp",
                                  "application/pdf", "text/plain", "text/calendar"})
 _UNSAFE_FILENAME = re.compile(r"[^\w.\- ]+")
@@ -121,7 +119,18 @@ def build_router(services: WebServices) -> APIRouter:
                       remote: Annotated[str, Query(pattern="^(allow|block)$")] = "block",
                       ) -> MessageOut:
         summary, raw = await _load(services, inbox, message_id)
-        return await _full_view(inbox, summary, raw, remote_allowed=remote == "allow")
+        base = f"/api/inboxes/{quote(inbox.address)}/messages/{summary.id}/attachments/"
+        view, rendered, found = await services.parse_pool.run(
+            len(raw), message_parts, raw, summary.subject, remote == "allow", base)
+        return MessageOut(
+            summary=Summary.of(summary), headers=view.headers, text=view.text,
+            html=rendered.html, remote_blocked=rendered.blocked,
+            attachments=[AttachmentOut(index=a.index, filename=a.filename,
+                                       content_type=a.content_type, size=a.size,
+                                       content_id=a.content_id, inline=a.inline,
+                                       url=base + str(a.index)) for a in view.attachments],
+            codes=found.codes, links=[LinkOut(url=link.url, text=link.text)
+                                      for link in found.links])
 
     @router.get("/inboxes/{address}/messages/{message_id}/html", response_class=Response,
                 summary="The sanitised HTML as a page for a sandboxed frame (no script at all).",
@@ -130,7 +139,7 @@ def build_router(services: WebServices) -> APIRouter:
                            remote: Annotated[str, Query(pattern="^(allow|block)$")] = "block",
                            ) -> HTMLResponse:
         _, raw = await _load(services, inbox, message_id)
-        page = await asyncio.to_thread(frame_page, raw, remote == "allow")
+        page = await services.parse_pool.run(len(raw), frame_page, raw, remote == "allow")
         return HTMLResponse(page, headers={
             "Content-Security-Policy": frame_policy(remote == "allow"),
             "X-Frame-Options": "SAMEORIGIN", "Cache-Control": "private, no-store"})
@@ -164,7 +173,7 @@ def build_router(services: WebServices) -> APIRouter:
     async def attachment(inbox: Readable, message_id: IdPath,
                          index: Annotated[int, Path(ge=0, le=10_000)]) -> Response:
         _, raw = await _load(services, inbox, message_id)
-        found = await asyncio.to_thread(mime.attachment_bytes, raw, index)
+        found = await services.parse_pool.run(len(raw), mime.attachment_bytes, raw, index)
         if found is None:
             raise NOT_FOUND
         described, content = found
@@ -214,28 +223,3 @@ async def _load(services: WebServices, inbox: Inbox,
                 await services.store.raw(inbox.address, message_id))
     except NotFound:
         raise NOT_FOUND from None
-
-
-async def _full_view(inbox: Inbox, summary: MessageSummary, raw: bytes, *,
-                     remote_allowed: bool) -> MessageOut:
-    def build() -> MessageOut:
-        view = mime.full_view(raw)
-        base = f"/api/inboxes/{quote(inbox.address)}/messages/{summary.id}/attachments/"
-        by_cid = {a.content_id: base + str(a.index) for a in view.attachments if a.content_id}
-        rendered = render.sanitise(view.html, remote_allowed=remote_allowed,
-                                   cid_url=by_cid.get) if view.html else render.Rendered("")
-        found = codes.extract(summary.subject, view.text, view.html)
-        return MessageOut(
-            summary=Summary.of(summary), headers=view.headers, text=view.text,
-            html=rendered.html, remote_blocked=rendered.blocked,
-            attachments=[AttachmentOut(index=a.index, filename=a.filename,
-                                       content_type=a.content_type, size=a.size,
-                                       content_id=a.content_id, inline=a.inline,
-                                       url=base + str(a.index)) for a in view.attachments],
-            codes=found.codes, links=[LinkOut(url=link.url, text=link.text)
-                                      for link in found.links])
-
-    if len(raw) <= PARSE_INLINE_MAX:
-        return build()
-    return await asyncio.to_thread(build)
-

@@ -13,7 +13,7 @@ import base64
 import html as html_lib
 import io
 
-from burnbox import mime, render
+from burnbox import codes, mime, render
 from burnbox.model import Message
 
 MAX_INLINE_IMAGES = 4 * 1024 * 1024  # bytes of cid: images inlined into one page
@@ -40,6 +40,19 @@ def frame_page(raw: bytes, remote_allowed: bool) -> str:
         body = render.sanitise(view.html, remote_allowed=remote_allowed,
                                cid_url=inline.get).html
     return _PAGE.format(body=body)
+
+
+def message_parts(raw: bytes, subject: str, remote_allowed: bool,
+                  attachment_url: str) -> tuple[Message, render.Rendered, codes.Extracted]:
+    """What the API's full view shows: the parsed message, its sanitised HTML (cid: images
+    pointing at `attachment_url` + index) and its codes and links. Module-level, so that
+    ParsePool can run it in the worker process."""
+    view = mime.full_view(raw)
+    by_cid = {a.content_id: attachment_url + str(a.index) for a in view.attachments
+              if a.content_id}
+    rendered = (render.sanitise(view.html, remote_allowed=remote_allowed, cid_url=by_cid.get)
+                if view.html else render.Rendered(""))
+    return view, rendered, codes.extract(subject, view.text, view.html)
 
 
 def _inline_images(raw: bytes, view: Message) -> dict[str, str]:

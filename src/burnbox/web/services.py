@@ -11,6 +11,7 @@ from burnbox.hub import Hub
 from burnbox.ids import Clock
 from burnbox.inboxes import InboxService
 from burnbox.metrics import Metrics
+from burnbox.parsing import ParsePool
 from burnbox.ratelimit import RateLimiter
 from burnbox.storage.base import Store
 from burnbox.web.live import Live
@@ -29,6 +30,7 @@ class WebServices:
     limiter: RateLimiter
     clock: Clock
     live: Live
+    parse_pool: ParsePool
     allowed_origins: tuple[str, ...] = ()
 
     def origin_allowed(self, origin: str | None, host: str | None) -> bool:
