@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.test_durability import free_port
+from tests.process import start_node
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = Path(sys.executable).parent  # check-jsonschema and hadolint come with the test extras
@@ -38,18 +38,12 @@ def test_the_images_install_step_gives_a_working_server(tmp_path: Path) -> None:
     installed = site / "burnbox"
     assert (installed / "web" / "static" / "index.html").is_file()
     assert sorted(p.name for p in (installed / "storage" / "schema").glob("*/*.sql"))
-    smtp, http = free_port(), free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "burnbox", "serve", "--store", f"sqlite://{tmp_path}/b.db",
-         "--smtp-listen", f"127.0.0.1:{smtp}", "--http-listen", f"127.0.0.1:{http}",
-         "--env-file", "/dev/null"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin",
+    node = start_node("--store", f"sqlite://{tmp_path}/b.db", cwd=tmp_path,
+                      env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin",
                            "PYTHONNOUSERSITE": "1"})
     try:
-        assert process.stdout is not None
-        assert process.stdout.readline().startswith("burnbox ")
-        assert httpx.get(f"http://127.0.0.1:{http}/readyz").status_code == 200
-        page = httpx.get(f"http://127.0.0.1:{http}/")
+        assert httpx.get(f"{node.http}/readyz").status_code == 200
+        page = httpx.get(f"{node.http}/")
         assert page.status_code == 200
         assert "burnbox" in page.text
         imported = subprocess.run(
@@ -58,5 +52,4 @@ def test_the_images_install_step_gives_a_working_server(tmp_path: Path) -> None:
             capture_output=True, text=True, check=True, cwd=tmp_path)
         assert imported.stdout.startswith(str(site))  # it ran the installed copy
     finally:
-        process.terminate()
-        process.communicate(timeout=30)
+        node.stop()

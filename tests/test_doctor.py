@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Running
-from tests.test_durability import free_port
+from tests.process import free_port
 from tests.test_smtp_limits import certificate
 from tests.tools import require
 

@@ -8,33 +8,23 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.postgres import postgres_url, reset
+from tests.process import free_port, start_node
 
 __all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
 
 STORED = re.compile(rb"250 2\.0\.0 OK: stored as (\w+)")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def serve(store: str, smtp_port: int, http_port: int) -> subprocess.Popen[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "burnbox", "serve", "--store", store, "--access", "public",
-         "--smtp-listen", f"127.0.0.1:{smtp_port}", "--http-listen", f"127.0.0.1:{http_port}",
-         "--env-file", "/dev/null"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    assert process.stdout.readline().startswith("burnbox "), process.stderr
-    return process
+    """A node on `store` whose inboxes anyone may read (these tests check what is stored)."""
+    return start_node("--store", store, "--access", "public", smtp=smtp_port,
+                      http=http_port).process
 
 
 def burst(port: int, connection: int, count: int) -> list[str]:

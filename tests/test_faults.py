@@ -9,7 +9,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,8 @@ import pytest
 
 from tests.conftest import Conversation
 from tests.postgres import postgres_url, reset
-from tests.test_durability import STORED, free_port, serve
+from tests.process import free_port, start_node
+from tests.test_durability import STORED, serve
 
 __all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
 
@@ -176,19 +176,13 @@ def test_a_hanging_store_answers_451(request: pytest.FixtureRequest) -> None:
     on the delivery and the sender is told 451, then mail flows again when the lock goes."""
     url = str(request.getfixturevalue("postgres_url"))
     asyncio.run(reset(url))
-    smtp_port, http_port = free_port(), free_port()
-    node = subprocess.Popen(
-        [sys.executable, "-m", "burnbox", "serve", "--store", url, "--env-file", "/dev/null",
-         "--smtp-listen", f"127.0.0.1:{smtp_port}", "--http-listen", f"127.0.0.1:{http_port}",
-         "--smtp-delivery-timeout", "0.5", "--smtp-idle-timeout", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert node.stdout is not None
-    assert node.stdout.readline().startswith("burnbox ")
+    node = start_node("--store", url, "--smtp-delivery-timeout", "0.5",
+                      "--smtp-idle-timeout", "1")
     lock_holder = subprocess.Popen(
         ["psql", url, "-v", "ON_ERROR_STOP=1", "-c",
          "BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(30); COMMIT;"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    conversation = Conversation(smtp_port)
+    conversation = Conversation(node.smtp)
     try:
         conversation.command("EHLO hang")
         wait_for_lock(url)
@@ -199,15 +193,14 @@ def test_a_hanging_store_answers_451(request: pytest.FixtureRequest) -> None:
                         "AND l.mode = 'AccessExclusiveLock'"], check=True, capture_output=True)
         lock_holder.wait()
         conversation.close()
-        conversation = Conversation(smtp_port)
+        conversation = Conversation(node.smtp)
         conversation.command("EHLO after")
         assert deliver(conversation, 2).startswith("250")
     finally:
         conversation.close()
         lock_holder.kill()
         lock_holder.communicate()
-        node.terminate()
-        node.communicate(timeout=30)
+        node.stop()
 
 
 def wait_for_lock(url: str) -> None:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import smtplib
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -16,41 +13,26 @@ import pytest
 from httpx_sse import connect_sse
 
 from tests.postgres import postgres_url, reset
-from tests.test_durability import free_port
+from tests.process import Node, start_node
 
 __all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
 
 
-@dataclass
-class Node:
-    process: subprocess.Popen[str]
-    smtp: int
-    http: str
-
-
-def start_node(store: str, hub: str, folder: Path) -> Node:
-    smtp, http = free_port(), free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "burnbox", "serve", "--store", store, "--hub", hub,
-         "--smtp-listen", f"127.0.0.1:{smtp}", "--http-listen", f"127.0.0.1:{http}",
-         "--env-file", "/dev/null"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=folder)
-    assert process.stdout is not None
-    banner = "".join(process.stdout.readline() for _ in range(6))
-    assert "push     across nodes" in banner, banner
-    return Node(process, smtp, f"http://127.0.0.1:{http}")
+def start(store: str, hub: str, folder: Path) -> Node:
+    node = start_node("--store", store, "--hub", hub, cwd=folder, banner_lines=6)
+    assert "push     across nodes" in node.banner, node.banner
+    return node
 
 
 @pytest.fixture(params=["postgres", "redis://127.0.0.1:6379/0"], ids=["pg-notify", "redis"])
 def nodes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Node, Node]]:
     url = str(request.getfixturevalue("postgres_url"))
     asyncio.run(reset(url))
-    first = start_node(url, request.param, tmp_path)
-    second = start_node(url, request.param, tmp_path)
+    first = start(url, request.param, tmp_path)
+    second = start(url, request.param, tmp_path)
     yield first, second
     for node in (first, second):
-        node.process.terminate()
-        node.process.communicate(timeout=30)
+        node.stop()
 
 
 def send(node: Node, to: str, subject: str) -> None:
@@ -85,25 +67,18 @@ def test_mail_received_on_one_node_is_pushed_on_the_other(nodes: tuple[Node, Nod
 def test_workers_share_the_listeners(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     url = str(request.getfixturevalue("postgres_url"))
     asyncio.run(reset(url))
-    smtp, http = free_port(), free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "burnbox", "serve", "--store", url, "--workers", "2",
-         "--smtp-listen", f"127.0.0.1:{smtp}", "--http-listen", f"127.0.0.1:{http}",
-         "--access", "public", "--env-file", "/dev/null"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    node = start_node("--store", url, "--workers", "2", "--access", "public", cwd=tmp_path,
+                      banner_lines=7)
     try:
-        assert process.stdout is not None
-        banner = "".join(process.stdout.readline() for _ in range(7))
-        assert "workers  2" in banner, banner
-        assert "push     across nodes via postgres" in banner, banner
-        workers = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert "workers  2" in node.banner, node.banner
+        assert "push     across nodes via postgres" in node.banner, node.banner
+        pid = node.process.pid
+        workers = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         assert len(workers) == 2
-        node = Node(process, smtp, f"http://127.0.0.1:{http}")
         for number in range(40):  # new connections: the kernel spreads them over the workers
             send(node, "shared@localhost", f"w{number}")
         listed = httpx.get(f"{node.http}/api/inboxes/shared@localhost/messages?limit=100")
         assert len(listed.json()["messages"]) == 40
     finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0, stderr
+        code, stderr = node.stop()
+    assert code == 0, stderr

@@ -6,11 +6,9 @@ Screenshots are written to tests/artifacts/ (desktop and phone, light and dark).
 from __future__ import annotations
 
 import re
+import signal
 import smtplib
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -29,6 +27,7 @@ from playwright.sync_api import (
 )
 
 from tests.conftest import Running
+from tests.process import Node, free_port, start_node
 from tests.tools import require
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -91,12 +90,6 @@ def visit(browser: Browser, server: Running) -> Iterator[Visit]:
                               origin=server.http)
     yield Visit(context, server)
     context.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def send(server: Running, message: EmailMessage) -> float:
@@ -216,14 +209,8 @@ def test_server_unreachable_then_back(browser: Browser, tmp_path: Path) -> None:
     new (RAM-only, so empty) server answers, the page finds its inbox gone."""
     http_port, smtp_port = free_port(), free_port()
 
-    def start() -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "burnbox", "serve", "--http-listen", f"127.0.0.1:{http_port}",
-             "--smtp-listen", f"127.0.0.1:{smtp_port}", "--env-file", "/dev/null"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=tmp_path)
-        assert process.stdout is not None
-        assert process.stdout.readline().startswith("burnbox ")  # the banner: listening
-        return process
+    def start() -> Node:
+        return start_node(smtp=smtp_port, http=http_port, cwd=tmp_path)
 
     first = start()
     context = browser.new_context()
@@ -231,20 +218,16 @@ def test_server_unreachable_then_back(browser: Browser, tmp_path: Path) -> None:
         page = context.new_page()
         page.goto(f"http://127.0.0.1:{http_port}/")
         page.locator("#countdown", has_text=re.compile(r"^\d\d:")).wait_for()
-        first.kill()
-        first.communicate()
+        first.stop(signal.SIGKILL)
         page.locator("#toast", has_text=re.compile("Connection lost|cannot be reached")).wait_for()
         second = start()
         try:
             page.locator("#countdown", has_text="expired").wait_for(timeout=60_000)
         finally:
-            second.terminate()
-            second.communicate()
+            second.stop()
     finally:
         context.close()
-        if first.poll() is None:
-            first.kill()
-            first.communicate()
+        first.stop(signal.SIGKILL)
 
 
 def test_mail_shows_within_a_second(visit: Visit) -> None:

@@ -1,0 +1,58 @@
+"""A real `burnbox serve` process for the tests that need one (restarts, kill -9, nodes)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Node:
+    process: subprocess.Popen[str]
+    smtp: int
+    http_port: int
+    banner: str
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def stop(self, signum: int = signal.SIGTERM) -> tuple[int, str]:
+        """Signal it, wait for it; (exit code, what it wrote to stderr). Stopping a node
+        that has already stopped (and been waited for) is a no-op."""
+        if self.process.returncode is not None:
+            return self.process.returncode, ""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        _, stderr = self.process.communicate(timeout=30)
+        return self.process.wait(), stderr
+
+
+def start_node(*flags: str, smtp: int | None = None, http: int | None = None,
+               cwd: Path | None = None, env: dict[str, str] | None = None,
+               banner_lines: int = 1) -> Node:
+    """Start `burnbox serve` with `flags` (no .env); returns once its banner is printed,
+    which it prints when both listeners are up."""
+    smtp = smtp or free_port()
+    http = http or free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "burnbox", "serve", "--env-file", "/dev/null",
+         "--smtp-listen", f"127.0.0.1:{smtp}", "--http-listen", f"127.0.0.1:{http}", *flags],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
+    assert process.stdout is not None
+    banner = "".join(process.stdout.readline() for _ in range(banner_lines))
+    if not banner.startswith("burnbox "):
+        process.kill()
+        _, stderr = process.communicate(timeout=30)
+        raise AssertionError(f"burnbox did not start: {stderr}")
+    return Node(process, smtp, http, banner)
