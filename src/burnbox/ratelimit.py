@@ -8,7 +8,8 @@ MAX_KEYS = 100_000  # buckets kept; the least recently used goes first
 
 
 class RateLimiter:
-    def __init__(self, burst: int, seconds_per_token: float) -> None:
+    def __init__(self, burst: int, seconds_per_token: float, max_keys: int = MAX_KEYS) -> None:
+        self._max_keys = max_keys
         self._burst = float(burst)
         self._interval = seconds_per_token
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
@@ -23,6 +24,6 @@ class RateLimiter:
         else:
             self._buckets[key] = (tokens, now)
             allowed = (1.0 - tokens) * self._interval
-        while len(self._buckets) > MAX_KEYS:
+        while len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
         return allowed

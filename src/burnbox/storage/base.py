@@ -24,6 +24,12 @@ class StoreFull(StoreError):
     """The store cannot take this message now (SMTP 452 4.3.1)."""
 
 
+def check_fits(summaries: list[MessageSummary], raw: bytes, max_bytes: int) -> None:
+    """The contract's StoreFull for a message no eviction could make room for."""
+    if len(raw) * len(summaries) > max_bytes:
+        raise StoreFull("message larger than the store")
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Connect and prepare; called once at start."""

@@ -23,11 +23,11 @@ class QueueFull(Exception):
 
 
 class GroupCommitter(Generic[Job, Result]):
-    def __init__(self, commit: Callable[[list[Job]], Awaitable[list[Result | BaseException]]]
-                 ) -> None:
+    def __init__(self, commit: Callable[[list[Job]], Awaitable[list[Result | BaseException]]],
+                 max_queued: int = MAX_QUEUED) -> None:
         self._commit = commit
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Result]]] = asyncio.Queue(
-            MAX_QUEUED)
+            max_queued)
         self._worker: asyncio.Task[None] | None = None
 
     def start(self) -> None:

@@ -14,7 +14,7 @@ from collections import deque
 from datetime import datetime
 
 from burnbox.model import Inbox, MessageSummary, StoreStats
-from burnbox.storage.base import AddressTaken, NotFound, StoreFull
+from burnbox.storage.base import AddressTaken, NotFound, check_fits
 
 _Stored = tuple[MessageSummary, bytes]
 
@@ -64,8 +64,7 @@ class MemoryStore:
 
     async def add(self, summaries: list[MessageSummary], raw: bytes) -> list[tuple[str, str]]:
         size = len(raw)
-        if size * len(summaries) > self._max_bytes:
-            raise StoreFull("message larger than the store")
+        check_fits(summaries, raw, self._max_bytes)
         evicted: list[tuple[str, str]] = []
         for summary in summaries:
             box = self._boxes.get(summary.address)

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from burnbox.model import Inbox, MessageSummary, StoreStats
-from burnbox.storage.base import AddressTaken, NotFound, StoreError, StoreFull
+from burnbox.storage.base import AddressTaken, NotFound, StoreError, StoreFull, check_fits
 from burnbox.storage.batching import GroupCommitter
 from burnbox.storage.rows import (
     SUMMARY_COLUMNS,
@@ -88,10 +88,13 @@ class PostgresStore:
     def stats(self) -> StoreStats:
         return self._stats
 
-    async def refresh_stats(self) -> None:
-        """Other nodes write too: metrics read this snapshot, refreshed after writes."""
-        row = await self._row("SELECT messages, bytes, (SELECT count(*) FROM inboxes) FROM usage")
-        self._stats = StoreStats(row[0], row[1], row[2])
+    async def refresh_stats(self, *, inboxes: bool = True) -> None:
+        """Other nodes write too: metrics read this snapshot, refreshed after writes. The
+        inbox count scans a table, so only the inbox operations ask for it."""
+        row = await self._row("SELECT messages, bytes FROM usage")
+        count = await self._value("SELECT count(*) FROM inboxes") if inboxes else (
+            self._stats.inboxes)
+        self._stats = StoreStats(row[0], row[1], count)
 
     # -- inboxes -----------------------------------------------------------
 
@@ -121,9 +124,8 @@ class PostgresStore:
     # -- messages ------------------------------------------------------------
 
     async def add(self, summaries: list[MessageSummary], raw: bytes) -> list[tuple[str, str]]:
-        pending = PendingAdd(summaries, raw)
-        pending.check_fits(self._max_bytes)
-        return await self._adds.submit(pending)
+        check_fits(summaries, raw, self._max_bytes)
+        return await self._adds.submit(PendingAdd(summaries, raw))
 
     async def _commit(self, batch: list[PendingAdd]) -> list[list[tuple[str, str]] | BaseException]:
         try:
@@ -183,7 +185,7 @@ class PostgresStore:
                                      address, message_id)
         if result == "DELETE 0":
             raise NotFound(message_id)
-        await self.refresh_stats()
+        await self.refresh_stats(inboxes=False)
 
     async def delete_inbox(self, address: str) -> int:
         async with self._ready().acquire() as connection, connection.transaction():

@@ -9,7 +9,6 @@ from importlib import resources
 from typing import Any
 
 from burnbox.model import MessageSummary
-from burnbox.storage.base import StoreFull
 
 # The column order every SQL store selects and inserts summaries in.
 SUMMARY_COLUMNS = ("address, id, received_at, expires_at, size, sender, recipients, subject, "
@@ -44,10 +43,6 @@ class PendingAdd:
 
     summaries: list[MessageSummary]
     raw: bytes
-
-    def check_fits(self, max_bytes: int) -> None:
-        if len(self.raw) * len(self.summaries) > max_bytes:
-            raise StoreFull("message larger than the store")
 
 
 def migrations(dialect: str) -> list[tuple[int, str]]:

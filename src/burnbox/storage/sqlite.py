@@ -16,7 +16,7 @@ from typing import Any
 import aiosqlite
 
 from burnbox.model import Inbox, MessageSummary, StoreStats
-from burnbox.storage.base import AddressTaken, NotFound, StoreFull
+from burnbox.storage.base import AddressTaken, NotFound, StoreFull, check_fits
 from burnbox.storage.batching import GroupCommitter
 from burnbox.storage.rows import (
     SUMMARY_COLUMNS,
@@ -112,9 +112,8 @@ class SqliteStore:
     # -- messages ------------------------------------------------------------
 
     async def add(self, summaries: list[MessageSummary], raw: bytes) -> list[tuple[str, str]]:
-        pending = PendingAdd(summaries, raw)
-        pending.check_fits(self._max_bytes)
-        return await self._adds.submit(pending)
+        check_fits(summaries, raw, self._max_bytes)
+        return await self._adds.submit(PendingAdd(summaries, raw))
 
     async def _commit(self, batch: list[PendingAdd]) -> list[list[tuple[str, str]] | BaseException]:
         writer = self._write()
