@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from burnbox.model import Inbox, MessageSummary
-from burnbox.storage.base import AddressTaken, NotFound, Store, StoreFull
+from burnbox.storage.base import AddressTaken, NotFound, Store, Stored, StoreFull
 from burnbox.storage.memory import MemoryStore
 from burnbox.storage.postgres import PURGE_LOCK, PostgresStore
 from burnbox.storage.sqlite import SqliteStore
@@ -112,7 +112,7 @@ async def test_an_expired_inbox_can_be_taken_again(make_store: StoreFactory) -> 
 async def test_add_list_read_delete(make_store: StoreFactory, mail: Mail) -> None:
     store = await opened(make_store)
     first, second = mail("a@localhost"), mail("a@localhost")
-    assert await store.add([first], b"one") == []
+    assert await store.add([first], b"one") == Stored([first.id], [])
     await store.add([second], b"two")
     assert await store.summaries("a@localhost") == [second, first]  # newest first
     assert await store.raw("a@localhost", first.id) == b"one"
@@ -153,7 +153,7 @@ async def test_per_inbox_cap_evicts_the_oldest(make_store: StoreFactory, mail: M
     sent = [mail("a@localhost") for _ in range(5)]
     evicted = []
     for summary in sent:
-        evicted += await store.add([summary], b"x")
+        evicted += (await store.add([summary], b"x")).evicted
     assert evicted == [("a@localhost", sent[0].id), ("a@localhost", sent[1].id)]
     assert [s.id for s in await store.summaries("a@localhost")] == [s.id for s in sent[:1:-1]]
 
@@ -231,7 +231,8 @@ async def test_concurrent_adds_share_commits_and_keep_the_caps(make_store: Store
     results = await asyncio.gather(*(store.add([summary], b"xy") for summary in sent))
     kept = await store.summaries("a@localhost")
     assert [s.id for s in kept] == [s.id for s in reversed(sent[-5:])]
-    evicted = sorted(pair for result in results for pair in result)
+    assert [result.ids for result in results] == [[summary.id] for summary in sent]
+    evicted = sorted(pair for result in results for pair in result.evicted)
     assert evicted == sorted(("a@localhost", s.id) for s in sent[:7])
     assert store.stats().messages == 5
     assert store.stats().bytes == 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 from burnbox import mime, overview
@@ -47,11 +48,13 @@ class Deliverer:
             for address in dict.fromkeys(addresses)
         ]
         started = time.perf_counter()
-        evicted = await self._store.add(summaries, raw)
+        stored = await self._store.add(summaries, raw)
         self._metrics.store_seconds.observe(time.perf_counter() - started)
         self._metrics.received += len(summaries)
-        for summary in summaries:
+        for summary, stored_id in zip(summaries, stored.ids, strict=True):
+            if stored_id != summary.id:  # a shared store moved it after another node's commit
+                summary = replace(summary, id=stored_id)
             self._hub.publish(Event("message", summary.address, summary.id, summary))
-        for address, message_id in evicted:
+        for address, message_id in stored.evicted:
             self._hub.publish(Event("deleted", address, message_id))
-        return [summary.id for summary in summaries]
+        return stored.ids

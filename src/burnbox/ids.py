@@ -34,6 +34,11 @@ def encode(value: int) -> str:
     return base64.b32encode(value.to_bytes(15)).translate(_TO_CROCKFORD).decode("ascii")
 
 
+def first_id_at(moment: datetime) -> str:
+    """The smallest id a message received at `moment` can have: a cursor by time."""
+    return encode(int(moment.timestamp() * 1000) << _RANDOM_BITS)
+
+
 class MessageIds:
     """Monotonic ULID-style ids from a clock."""
 

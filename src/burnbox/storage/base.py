@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -22,6 +23,15 @@ class AddressTaken(StoreError):
 
 class StoreFull(StoreError):
     """The store cannot take this message now (SMTP 452 4.3.1)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What add() did: the id each message was stored under (in the order of the
+    summaries given) and the (address, message id) pairs evicted to make room."""
+
+    ids: list[str]
+    evicted: list[tuple[str, str]]
 
 
 def check_fits(summaries: list[MessageSummary], raw: bytes, max_bytes: int) -> None:
@@ -51,11 +61,15 @@ class Store(Protocol):
     async def update_inbox(self, inbox: Inbox) -> None:
         """Replace a live inbox's record (its expiry); raises NotFound."""
 
-    async def add(self, summaries: list[MessageSummary], raw: bytes) -> list[tuple[str, str]]:
+    async def add(self, summaries: list[MessageSummary], raw: bytes) -> Stored:
         """Store one message for each summary's inbox, sharing `raw`.
 
-        Durable before it returns. Returns the (address, message id) pairs that
-        were evicted to make room (per-inbox count cap, global byte cap).
+        Durable before it returns. Within an inbox, ids follow commit order: a
+        message committed after another has the greater id, so "everything newer
+        than the id I last saw" is exact. A store shared by several writers keeps
+        that by giving a message a later id than the one proposed when another
+        writer committed a greater one first (a clock behind, a slower commit).
+        Evicts to make room (per-inbox count cap, global byte cap).
         Raises StoreFull when the message cannot fit at all.
         """
 

@@ -14,7 +14,7 @@ from collections import deque
 from datetime import datetime
 
 from burnbox.model import Inbox, MessageSummary, StoreStats
-from burnbox.storage.base import AddressTaken, NotFound, check_fits
+from burnbox.storage.base import AddressTaken, NotFound, Stored, check_fits
 
 _Stored = tuple[MessageSummary, bytes]
 
@@ -62,7 +62,7 @@ class MemoryStore:
             raise NotFound(inbox.address)
         self._inboxes[inbox.address] = inbox
 
-    async def add(self, summaries: list[MessageSummary], raw: bytes) -> list[tuple[str, str]]:
+    async def add(self, summaries: list[MessageSummary], raw: bytes) -> Stored:
         size = len(raw)
         check_fits(summaries, raw, self._max_bytes)
         evicted: list[tuple[str, str]] = []
@@ -79,7 +79,7 @@ class MemoryStore:
             self._arrivals.append((summary.address, summary.id))
             self._bytes += size
             self._count += 1
-        return evicted
+        return Stored([summary.id for summary in summaries], evicted)
 
     async def summaries(
         self, address: str, *, before: str | None = None, limit: int = 50

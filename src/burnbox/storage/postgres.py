@@ -11,13 +11,21 @@ nodes starting together apply each one once. Purges delete in small batches.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
+from burnbox.ids import first_id_at
 from burnbox.model import Inbox, MessageSummary, StoreStats
-from burnbox.storage.base import AddressTaken, NotFound, StoreError, StoreFull, check_fits
+from burnbox.storage.base import (
+    AddressTaken,
+    NotFound,
+    Stored,
+    StoreError,
+    StoreFull,
+    check_fits,
+)
 from burnbox.storage.batching import GroupCommitter
 from burnbox.storage.rows import (
     SUMMARY_COLUMNS,
@@ -34,6 +42,10 @@ PURGE_LOCK = MIGRATION_LOCK + 1  # held by the one node purging now
 PURGE_BATCH = 500  # rows one purge statement deletes: ingest never waits long behind it
 COMMAND_TIMEOUT = 30.0  # seconds any one statement may take before the sender hears 451
 POOL_SIZE = 10
+# An inbox's counter row keeps the newest id committed there (002_commit_order_ids.sql) this
+# long after its last message went: by then no commit proposed before it can be in flight
+# (statements time out after COMMAND_TIMEOUT), with room for clocks that disagree by minutes.
+ORDER_MEMORY = timedelta(hours=1)
 _ADD_BATCH = "SELECT burnbox_add(" + ", ".join(f"${n}" for n in range(1, 18)) + ")"
 
 
@@ -45,7 +57,7 @@ class PostgresStore:
         self._max_bytes = max_bytes
         self._inbox_max = inbox_max_messages
         self._pool: asyncpg.Pool | None = None
-        self._adds: GroupCommitter[PendingAdd, list[tuple[str, str]]] = GroupCommitter(self._commit)
+        self._adds: GroupCommitter[PendingAdd, Stored] = GroupCommitter(self._commit)
         self._stats = StoreStats(0, 0, 0)
 
     # -- life --------------------------------------------------------------
@@ -123,18 +135,17 @@ class PostgresStore:
 
     # -- messages ------------------------------------------------------------
 
-    async def add(self, summaries: list[MessageSummary], raw: bytes) -> list[tuple[str, str]]:
+    async def add(self, summaries: list[MessageSummary], raw: bytes) -> Stored:
         check_fits(summaries, raw, self._max_bytes)
         return await self._adds.submit(PendingAdd(summaries, raw))
 
-    async def _commit(self, batch: list[PendingAdd]) -> list[list[tuple[str, str]] | BaseException]:
+    async def _commit(self, batch: list[PendingAdd]) -> list[Stored | BaseException]:
         try:
             return await self._commit_batch(batch)
         except (asyncpg.DiskFullError, asyncpg.InsufficientResourcesError) as error:
             raise StoreFull("the database has no room") from error
 
-    async def _commit_batch(self, batch: list[PendingAdd]) -> list[
-            list[tuple[str, str]] | BaseException]:
+    async def _commit_batch(self, batch: list[PendingAdd]) -> list[Stored | BaseException]:
         rows = [(*summary_values(summary), len(job.raw))
                 for job in batch for summary in job.summaries]
         columns = [list(column) for column in zip(*rows, strict=True)]
@@ -144,8 +155,15 @@ class PostgresStore:
             _ADD_BATCH, *columns, raws, self._inbox_max, self._max_bytes))
         self._stats = StoreStats(answer["messages"], answer["bytes"], self._stats.inboxes)
         evicted = [(address, message_id) for address, message_id in answer["evicted"]]
-        # Evictions are reported once (with the first write): each becomes a "deleted" event.
-        return [evicted, *([] for _ in batch[1:])]
+        # The function answers with the ids only when it had to move one past another
+        # writer's newer commit (see 002_commit_order_ids.sql).
+        ids: list[str] = answer.get("ids") or columns[1]
+        results: list[Stored | BaseException] = []
+        for job in batch:
+            mine, ids = ids[:len(job.summaries)], ids[len(job.summaries):]
+            # Evictions are reported once (with the first write): each becomes a "deleted" event.
+            results.append(job.stored([] if results else evicted, mine))
+        return results
 
     async def summaries(self, address: str, *, before: str | None = None,
                         limit: int = 50) -> list[MessageSummary]:
@@ -220,6 +238,8 @@ class PostgresStore:
             purged += [(row[0], message[0]) for message in held]
             await self.delete_inbox(row[0])
             purged.append((row[0], ""))
+        await self._execute("DELETE FROM address_counts WHERE messages <= 0 AND last_id < $1",
+                            first_id_at(now - ORDER_MEMORY))
         await self.refresh_stats()
         return purged
 

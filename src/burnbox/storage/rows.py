@@ -9,6 +9,7 @@ from importlib import resources
 from typing import Any
 
 from burnbox.model import MessageSummary
+from burnbox.storage.base import Stored
 
 # The column order every SQL store selects and inserts summaries in.
 SUMMARY_COLUMNS = ("address, id, received_at, expires_at, size, sender, recipients, subject, "
@@ -43,6 +44,10 @@ class PendingAdd:
 
     summaries: list[MessageSummary]
     raw: bytes
+
+    def stored(self, evicted: list[tuple[str, str]], ids: list[str] | None = None) -> Stored:
+        """Its answer: the ids it got (as proposed unless given) and what was evicted."""
+        return Stored(ids or [summary.id for summary in self.summaries], evicted)
 
 
 def migrations(dialect: str) -> list[tuple[int, str]]:

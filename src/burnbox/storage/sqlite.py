@@ -16,7 +16,7 @@ from typing import Any
 import aiosqlite
 
 from burnbox.model import Inbox, MessageSummary, StoreStats
-from burnbox.storage.base import AddressTaken, NotFound, StoreFull, check_fits
+from burnbox.storage.base import AddressTaken, NotFound, Stored, StoreFull, check_fits
 from burnbox.storage.batching import GroupCommitter
 from burnbox.storage.rows import (
     SUMMARY_COLUMNS,
@@ -40,7 +40,7 @@ class SqliteStore:
         self._inbox_max = inbox_max_messages
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._adds: GroupCommitter[PendingAdd, list[tuple[str, str]]] = GroupCommitter(self._commit)
+        self._adds: GroupCommitter[PendingAdd, Stored] = GroupCommitter(self._commit)
         self._messages = self._bytes = self._inboxes = 0
         # Messages per address, exact because this connection is the only writer: an inbox
         # is trimmed only when over its cap, without counting its rows per delivery.
@@ -111,13 +111,15 @@ class SqliteStore:
 
     # -- messages ------------------------------------------------------------
 
-    async def add(self, summaries: list[MessageSummary], raw: bytes) -> list[tuple[str, str]]:
+    async def add(self, summaries: list[MessageSummary], raw: bytes) -> Stored:
         check_fits(summaries, raw, self._max_bytes)
         return await self._adds.submit(PendingAdd(summaries, raw))
 
-    async def _commit(self, batch: list[PendingAdd]) -> list[list[tuple[str, str]] | BaseException]:
+    async def _commit(self, batch: list[PendingAdd]) -> list[Stored | BaseException]:
+        # One writer commits batches in the order their ids were made: ids already follow
+        # commit order, so they are kept as proposed.
         writer = self._write()
-        results: list[list[tuple[str, str]] | BaseException] = []
+        results: list[Stored | BaseException] = []
         await writer.execute("BEGIN IMMEDIATE")
         try:
             rows = [(summary, job.raw) for job in batch for summary in job.summaries]
@@ -133,7 +135,8 @@ class SqliteStore:
                 self._bytes += len(raw)
                 self._counts[summary.address] += 1
             evicted = await self._make_room(writer, {summary.address for summary, _ in rows})
-            results = [evicted, *([] for _ in batch[1:])]
+            results = [job.stored(evicted if number == 0 else [])
+                       for number, job in enumerate(batch)]
             await writer.execute("COMMIT")
         except BaseException as error:
             if writer.in_transaction:  # SQLite ends the transaction itself on SQLITE_FULL
