@@ -54,6 +54,9 @@ class Metrics:
         self.relay_received = Counter(
             "burnbox_relay_received", "Events received from other nodes.",
             registry=self.registry)
+        self.relay_packets = Counter(
+            "burnbox_relay_packets_sent", "Notifications sent to other nodes (each carries "
+            "every event waiting, up to 7.9 KB).", registry=self.registry)
         self.relay_dropped = Counter(
             "burnbox_relay_dropped", "Events not sent to other nodes (outbox full).",
             registry=self.registry)

@@ -59,6 +59,7 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._adds: GroupCommitter[PendingAdd, Stored] = GroupCommitter(self._commit)
         self._stats = StoreStats(0, 0, 0)
+        self._writer: Any = None  # the connection group commits use (see _writing)
 
     # -- life --------------------------------------------------------------
 
@@ -90,6 +91,9 @@ class PostgresStore:
 
     async def close(self) -> None:
         await self._adds.stop()
+        if self._pool is not None and self._writer is not None:
+            await self._pool.release(self._writer)
+            self._writer = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -151,8 +155,14 @@ class PostgresStore:
         columns = [list(column) for column in zip(*rows, strict=True)]
         raws = [job.raw for job in batch for _ in job.summaries]
         # One statement, so one round trip and one commit (autocommit) for the whole batch.
-        answer = json.loads(await self._ready().fetchval(
-            _ADD_BATCH, *columns, raws, self._inbox_max, self._max_bytes))
+        writer = await self._writing()
+        try:
+            answer = json.loads(await writer.fetchval(
+                _ADD_BATCH, *columns, raws, self._inbox_max, self._max_bytes))
+        except BaseException:
+            self._writer = None  # whatever broke, the next batch starts on a sound connection
+            await self._ready().release(writer)
+            raise
         self._stats = StoreStats(answer["messages"], answer["bytes"], self._stats.inboxes)
         evicted = [(address, message_id) for address, message_id in answer["evicted"]]
         # The function answers with the ids only when it had to move one past another
@@ -244,6 +254,15 @@ class PostgresStore:
         return purged
 
     # -- plumbing ------------------------------------------------------------
+
+    async def _writing(self) -> Any:
+        """The connection batches commit on, kept rather than taken from the pool each time:
+        the pool resets a connection when it comes back (four statements, one more round
+        trip), which cost PostgreSQL as much CPU as a small batch itself. A connection that
+        failed goes back to the pool, which resets or replaces it."""
+        if self._writer is None:
+            self._writer = await self._ready().acquire()
+        return self._writer
 
     def _ready(self) -> asyncpg.Pool:
         if self._pool is None:

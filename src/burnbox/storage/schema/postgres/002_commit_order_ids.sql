@@ -52,13 +52,11 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- Rename the old function so the new one can keep its name and signature (callers unchanged).
-ALTER FUNCTION burnbox_add(text[], text[], bigint[], bigint[], integer[], text[], text[],
-                           text[], text[], integer[], text[], text[], boolean[], integer[],
-                           bytea[], integer, bigint) RENAME TO burnbox_add_unordered;
-
--- As before, plus the ordering step; the answer carries "ids" only when one was moved.
-CREATE FUNCTION burnbox_add(
+-- The same call as before, plus the ordering step; the answer carries "ids" only when one
+-- was moved. Each batch costs a fixed amount of work here, whatever its size, so the steps
+-- that are rarely needed (moving ids, trimming an inbox, evicting for the byte cap) run only
+-- when a cheap check says so, and the totals are read once.
+CREATE OR REPLACE FUNCTION burnbox_add(
     addresses text[], ids text[], received bigint[], expires bigint[], sizes integer[],
     senders text[], recipients text[], subjects text[], snippets text[], attachment_counts integer[],
     dates text[], message_ids text[], seens boolean[], stored_sizes integer[], raws bytea[],
@@ -66,16 +64,24 @@ CREATE FUNCTION burnbox_add(
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     newest jsonb;
+    over_cap boolean;
     moved boolean := false;
-    answer jsonb;
+    evicted jsonb := '[]'::jsonb;
+    gone jsonb;
+    held bigint;
+    held_bytes bigint;
 BEGIN
     WITH locked AS (
-        INSERT INTO address_counts (address, messages, last_id)
+        INSERT INTO address_counts AS c (address, messages, last_id)
             SELECT DISTINCT address, 0, '' FROM unnest(addresses) AS address ORDER BY address
-            ON CONFLICT (address) DO UPDATE SET messages = address_counts.messages
-            RETURNING address, last_id
+            ON CONFLICT (address) DO UPDATE SET messages = c.messages
+            RETURNING c.address, c.last_id, c.messages
+    ), arriving AS (
+        SELECT address, count(*) AS n FROM unnest(addresses) AS address GROUP BY address
     )
-    SELECT jsonb_object_agg(address, last_id) INTO newest FROM locked;
+    SELECT jsonb_object_agg(l.address, l.last_id), bool_or(l.messages + a.n > inbox_max)
+        INTO newest, over_cap
+        FROM locked l JOIN arriving a USING (address);
     -- A batch's own ids already increase (one node's clock): only a clash with another
     -- writer's commit needs the walk.
     IF EXISTS (SELECT 1 FROM unnest(addresses, ids) AS b(address, id)
@@ -88,11 +94,49 @@ BEGIN
             newest := jsonb_set(newest, ARRAY[addresses[n]], to_jsonb(ids[n]));
         END LOOP;
     END IF;
-    answer := burnbox_add_unordered(addresses, ids, received, expires, sizes, senders,
-                                    recipients, subjects, snippets, attachment_counts, dates,
-                                    message_ids, seens, stored_sizes, raws, inbox_max, max_bytes);
-    IF moved THEN
-        answer := answer || jsonb_build_object('ids', to_jsonb(ids));
+
+    INSERT INTO messages (address, id, received_at, expires_at, size, sender, recipients,
+                          subject, snippet, attachments, date, message_id, seen, stored)
+        SELECT * FROM unnest(addresses, ids, received, expires, sizes, senders, recipients,
+                             subjects, snippets, attachment_counts, dates, message_ids, seens,
+                             stored_sizes);
+    INSERT INTO bodies SELECT * FROM unnest(addresses, ids, raws);
+
+    IF over_cap THEN  -- keep the newest inbox_max of each inbox that went over
+        WITH trimmed AS (
+            DELETE FROM messages m WHERE (m.address, m.id) IN (
+                SELECT r.address, r.id FROM (
+                    SELECT address, id,
+                           row_number() OVER (PARTITION BY address ORDER BY id DESC) AS n
+                    FROM messages WHERE address IN (
+                        SELECT c.address FROM address_counts c
+                        WHERE c.address = ANY(addresses) AND c.messages > inbox_max)) r
+                WHERE r.n > inbox_max)
+            RETURNING m.address, m.id
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_array(address, id)), '[]') INTO gone FROM trimmed;
+        evicted := evicted || gone;
     END IF;
-    RETURN answer;
+
+    SELECT sum(u.messages), sum(u.bytes) INTO held, held_bytes FROM usage_shards u;
+    WHILE held_bytes > max_bytes LOOP  -- oldest first, until the store is under its byte cap
+        WITH oldest AS (
+            SELECT address, id, stored AS s, sum(stored) OVER (ORDER BY id) AS running
+            FROM (SELECT address, id, stored FROM messages ORDER BY id LIMIT 100) o
+        ), removed AS (
+            DELETE FROM messages m WHERE (m.address, m.id) IN (
+                SELECT address, id FROM oldest WHERE running - s < held_bytes - max_bytes)
+            RETURNING m.address, m.id
+        )
+        SELECT coalesce(jsonb_agg(jsonb_build_array(address, id)), '[]') INTO gone FROM removed;
+        EXIT WHEN gone = '[]'::jsonb;
+        evicted := evicted || gone;
+        SELECT sum(u.messages), sum(u.bytes) INTO held, held_bytes FROM usage_shards u;
+    END LOOP;
+
+    IF moved THEN
+        RETURN jsonb_build_object('evicted', evicted, 'messages', held, 'bytes', held_bytes,
+                                  'ids', to_jsonb(ids));
+    END IF;
+    RETURN jsonb_build_object('evicted', evicted, 'messages', held, 'bytes', held_bytes);
 END $$;

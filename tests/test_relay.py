@@ -1,0 +1,106 @@
+"""The cross-node relay over the real channels: PostgreSQL LISTEN/NOTIFY and Redis pub/sub.
+
+Two relays with hubs of their own are two nodes; events published on one arrive on the other,
+in order, packed into few notifications, and each fits the channel's bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from burnbox.hub import Event, Hub
+from burnbox.metrics import Metrics
+from burnbox.mime import SNIPPET_CHARS, SUMMARY_FIELD_CHARS
+from burnbox.model import MessageSummary
+from burnbox.relay import Channel, PostgresChannel, RedisChannel, Relay
+from tests.postgres import postgres_url
+
+__all__ = ["postgres_url"]
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+BOX = "box@localhost"
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def make_channel(request: pytest.FixtureRequest) -> Callable[[], Channel]:
+    if request.param == "redis":
+        return lambda: RedisChannel(REDIS)
+    url = str(request.getfixturevalue("postgres_url"))
+    return lambda: PostgresChannel(url)
+
+
+class Node:
+    def __init__(self, relay_channel: Channel) -> None:
+        self.hub = Hub(queue_size=10_000)
+        self.metrics = Metrics()
+        self.relay = Relay(self.hub, relay_channel, self.metrics)
+
+    def sent_packets(self) -> float:
+        return self.metrics.relay_packets._value.get()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def nodes(make_channel: Callable[[], Channel]) -> AsyncIterator[tuple[Node, Node]]:
+    pair = (Node(make_channel()), Node(make_channel()))
+    for node in pair:
+        await node.relay.start()
+    yield pair
+    for node in pair:
+        await node.relay.stop()
+
+
+def summary(number: int, text: str = "s") -> MessageSummary:
+    return MessageSummary(
+        id=f"{number:024d}", address=BOX, received_at=NOW, expires_at=NOW + timedelta(hours=1),
+        size=number, sender=text, subject=text, snippet=text[:SNIPPET_CHARS], attachments=1,
+        date=text[:100], message_id=text, to=text, seen=number % 2 == 0)
+
+
+async def test_a_burst_crosses_in_order_in_few_notifications(nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    events = [Event("message", BOX, f"{n:024d}", summary(n, f"mail {n} é")) for n in range(500)]
+    events += [Event("seen", BOX, events[0].message_id, summary(0)),
+               Event("deleted", BOX, events[1].message_id), Event("expired", BOX, "")]
+    async with b.hub.subscribe(BOX) as subscription:
+        for event in events:  # one burst: nothing awaited in between
+            a.hub.publish(event)
+        async with asyncio.timeout(20):
+            heard = [await subscription.next() for _ in events]
+    assert heard == events
+    assert 0 < a.sent_packets() <= len(events) / 20  # about 90 events fit one notification
+    assert b.sent_packets() == 0
+
+
+async def test_the_largest_summary_the_parser_makes_still_crosses(
+        nodes: tuple[Node, Node]) -> None:
+    a, b = nodes
+    widest = "\N{PILE OF POO}" * SUMMARY_FIELD_CHARS  # 4 bytes each in UTF-8
+    biggest = [Event("message", BOX, f"{n:024d}", summary(n, widest)) for n in range(3)]
+    async with b.hub.subscribe(BOX) as subscription:
+        for event in biggest:
+            a.hub.publish(event)
+        async with asyncio.timeout(20):
+            assert [await subscription.next() for _ in biggest] == biggest
+    assert a.metrics.relay_dropped._value.get() == 0
+
+
+async def test_a_malformed_packet_is_ignored(nodes: tuple[Node, Node],
+                                             make_channel: Callable[[], Channel]) -> None:
+    a, b = nodes
+    stranger = make_channel()
+    await stranger.connect(lambda _payload: None)
+    try:
+        async with b.hub.subscribe(BOX) as subscription:
+            for garbage in ("", "no newline", "node 1.0\nbox@localhost\t{not json",
+                            "node x\nbox@localhost\t[]", "node 1.0\nbox@localhost\t[1]"):
+                await stranger.send(garbage)
+            a.hub.publish(Event("deleted", BOX, "after the garbage"))
+            async with asyncio.timeout(20):
+                assert (await subscription.next()).message_id == "after the garbage"
+    finally:
+        await stranger.close()
