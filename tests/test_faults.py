@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import glob
 import os
@@ -13,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -137,28 +139,28 @@ def small_disk() -> Iterator[Path]:
     shutil.rmtree(mount_point, ignore_errors=True)
 
 
-def test_disk_full_answers_452_then_recovers(small_disk: Path) -> None:
+def fill_then_free(store: str, disk: Path, body: str, *, room: str) -> None:
+    """Deliver until the disk is full (452 4.3.1, never a 5yz, burnbox stays up), give the
+    disk `room`, and see the next message stored: every 250 is there, nothing else."""
     smtp_port, http_port = free_port(), free_port()
-    node = serve(f"sqlite://{small_disk / 'burnbox.db'}", smtp_port, http_port)
+    node = serve(store, smtp_port, http_port)
     conversation = Conversation(smtp_port)
     stored: list[str] = []
-    body = "x" * 40_000
     try:
         conversation.command("EHLO full")
         replies = []
-        for number in range(80):  # 80 x 40 KB cannot fit in 1 MiB
+        for number in range(200):  # more than can fit
             reply = deliver(conversation, number, body)
             replies.append(reply[:9])
-            if reply.startswith("250"):
-                stored.append(STORED.search(reply.encode()).group(1).decode())  # type: ignore[union-attr]
-            else:
+            if not reply.startswith("250"):
                 break
+            stored.append(STORED.search(reply.encode()).group(1).decode())  # type: ignore[union-attr]
         assert replies[-1] == "452 4.3.1", replies
         assert set(replies[:-1]) == {"250 2.0.0"}
         assert node.poll() is None
 
-        subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
-        after = deliver(conversation, 99, body)
+        subprocess.run(["mount", "-o", f"remount,size={room}", str(disk)], check=True)
+        after = deliver(conversation, 999, body)
         assert after.startswith("250"), after
         stored.append(STORED.search(after.encode()).group(1).decode())  # type: ignore[union-attr]
         listed = httpx.get(f"http://127.0.0.1:{http_port}/api/inboxes/outage@localhost/"
@@ -169,6 +171,32 @@ def test_disk_full_answers_452_then_recovers(small_disk: Path) -> None:
         node.terminate()
         node.communicate(timeout=30)
 
+
+def test_disk_full_answers_452_then_recovers(small_disk: Path) -> None:
+    fill_then_free(f"sqlite://{small_disk / 'burnbox.db'}", small_disk, "x" * 40_000,
+                   room="16m")
+
+
+async def _admin(url: str, *statements: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def test_postgres_disk_full_answers_452_then_recovers(cluster: Cluster, small_disk: Path) -> None:
+    """The database lives in a tablespace on the tiny filesystem. The cluster's WAL does not:
+    a full WAL disk stops PostgreSQL altogether, which is the outage test's 451."""
+    subprocess.run(["mount", "-o", "remount,size=12m", str(small_disk)], check=True)
+    account = pwd.getpwnam("postgres")
+    os.chown(small_disk, account.pw_uid, account.pw_gid)
+    asyncio.run(_admin(cluster.url, f"CREATE TABLESPACE small LOCATION '{small_disk}'",
+                       "CREATE DATABASE burnbox TABLESPACE small"))
+    # Incompressible, so TOAST cannot shrink it: 100 KB of base64 of random bytes.
+    body = "\r\n".join(base64.b64encode(os.urandom(57)).decode() for _ in range(1300))
+    fill_then_free(cluster.url.rsplit("/", 1)[0] + "/burnbox", small_disk, body, room="64m")
 
 
 def test_a_hanging_store_answers_451(request: pytest.FixtureRequest) -> None:
