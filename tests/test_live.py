@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from httpx_sse import ServerSentEvent, connect_sse
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Origin
 
@@ -105,6 +105,33 @@ def test_websocket_pushes_new_mail(server: Running) -> None:
         assert event["event"] == "message"
         assert event["data"]["subject"] == "over ws"
 
+
+
+def close_code(closed: ConnectionClosedError) -> int | None:
+    return closed.rcvd.code if closed.rcvd is not None else None
+
+
+async def _drop_all(server: Running) -> None:
+    server.app.hub.drop_all()  # what the relay does when it loses the other nodes
+
+
+def test_websocket_says_catch_up_or_gone_with_different_close_codes(server: Running) -> None:
+    inbox = create(server)
+    with ws_connect(ws_url(server, inbox["address"]), additional_headers=auth(inbox),
+                    origin=Origin(server.http), open_timeout=10) as socket:
+        send(server, inbox["address"], b"Subject: first\r\n\r\nx\r\n")
+        assert json.loads(socket.recv(timeout=10))["data"]["subject"] == "first"
+        server.call(_drop_all(server))
+        with pytest.raises(ConnectionClosedError) as dropped:
+            socket.recv(timeout=10)
+    assert close_code(dropped.value) == 1013
+    with ws_connect(ws_url(server, inbox["address"]), additional_headers=auth(inbox),
+                    origin=Origin(server.http), open_timeout=10) as socket:
+        httpx.delete(url(server, inbox["address"], ""), headers=auth(inbox)).raise_for_status()
+        assert json.loads(socket.recv(timeout=10)) == {"event": "expired", "data": {"id": None}}
+        with pytest.raises(ConnectionClosedError) as gone:
+            socket.recv(timeout=10)
+    assert close_code(gone.value) == 4404
 
 def test_websocket_checks_origin_and_token(server: Running) -> None:
     inbox = create(server)

@@ -7,17 +7,20 @@ in order, packed into few notifications, and each fits the channel's bound.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from burnbox.hub import Event, Hub
+from burnbox.hub import Event, Hub, SubscriberDropped
 from burnbox.metrics import Metrics
 from burnbox.mime import SNIPPET_CHARS, SUMMARY_FIELD_CHARS
 from burnbox.model import MessageSummary
 from burnbox.relay import Channel, PostgresChannel, RedisChannel, Relay
 from tests.postgres import postgres_url
+from tests.process import free_port
+from tests.test_faults import Cluster
 
 __all__ = ["postgres_url"]
 
@@ -93,7 +96,7 @@ async def test_a_malformed_packet_is_ignored(nodes: tuple[Node, Node],
                                              make_channel: Callable[[], Channel]) -> None:
     a, b = nodes
     stranger = make_channel()
-    await stranger.connect(lambda _payload: None)
+    await stranger.connect(lambda _payload: None, lambda: None)
     try:
         async with b.hub.subscribe(BOX) as subscription:
             for garbage in ("", "no newline", "node 1.0\nbox@localhost\t{not json",
@@ -104,3 +107,81 @@ async def test_a_malformed_packet_is_ignored(nodes: tuple[Node, Node],
                 assert (await subscription.next()).message_id == "after the garbage"
     finally:
         await stranger.close()
+
+
+class RedisServer:
+    """A redis-server of the test's own, on its own port: never the shared one."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"], stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        for line in self.process.stdout:  # its log, until it says it is ready
+            if "Ready to accept connections" in line:
+                return
+        raise AssertionError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.communicate(timeout=30)  # and close its pipe
+            self.process = None
+
+
+@pytest.fixture(params=["postgres", "redis"])
+def private_server(request: pytest.FixtureRequest) -> Iterator[Cluster | RedisServer]:
+    server: Cluster | RedisServer = Cluster() if request.param == "postgres" else RedisServer()
+    server.start()
+    yield server
+    if isinstance(server, Cluster):
+        server.remove()
+    else:
+        server.stop()
+
+
+def private_channel(server: Cluster | RedisServer) -> Channel:
+    return PostgresChannel(server.url) if isinstance(server, Cluster) else RedisChannel(
+        server.url)
+
+
+async def heard_again(a: Node, b: Node) -> int:
+    """Publish markers on A until B hears one (each attempt waits on the event itself, up
+    to a second); returns the attempts it took."""
+    for attempt in range(1, 61):
+        try:
+            async with b.hub.subscribe(BOX) as subscription:
+                a.hub.publish(Event("deleted", BOX, f"marker {attempt}"))
+                async with asyncio.timeout(1):
+                    while (await subscription.next()).message_id != f"marker {attempt}":
+                        pass
+                    return attempt
+        except (TimeoutError, SubscriberDropped):
+            continue
+    raise AssertionError("the relay never came back")
+
+
+async def test_losing_the_channel_ends_local_streams_and_push_comes_back(
+        private_server: Cluster | RedisServer) -> None:
+    a, b = Node(private_channel(private_server)), Node(private_channel(private_server))
+    for node in (a, b):
+        await node.relay.start()
+    try:
+        assert await heard_again(a, b) == 1
+        async with b.hub.subscribe(BOX) as watching:
+            private_server.stop()
+            # B cannot know what A publishes now: its streams end, so clients catch up.
+            with pytest.raises(SubscriberDropped):
+                async with asyncio.timeout(30):
+                    await watching.next()
+        private_server.start()
+        await heard_again(a, b)
+        assert b.metrics.relay_reconnects._value.get() >= 1
+    finally:
+        for node in (a, b):
+            await node.relay.stop()

@@ -8,6 +8,7 @@ from its last event id). Nothing is kept for an inbox nobody watches.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ class Event:
     address: str
     message_id: str  # "" for an event about the whole inbox
     summary: MessageSummary | None = None
+
+
+_WAKE = Event("expired", "", "")  # queued only to wake a dropped reader; never handed out
 
 
 class SubscriberDropped(Exception):
@@ -46,10 +50,19 @@ class Subscription:
             return False
         return True
 
+    def drop(self) -> None:
+        """End the subscription: next() raises SubscriberDropped, at once if it waits."""
+        self.dropped = True
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes the reader anyway
+            self._queue.put_nowait(_WAKE)
+
     async def next(self) -> Event:
         if self.dropped:
             raise SubscriberDropped(self.address)
-        return await self._queue.get()
+        event = await self._queue.get()
+        if self.dropped:
+            raise SubscriberDropped(self.address)
+        return event
 
 
 class Hub:
@@ -79,6 +92,14 @@ class Hub:
             return
         for subscription in list(subscribers):
             if not subscription.offer(event):
+                self._remove(subscription)
+
+    def drop_all(self) -> None:
+        """End every subscription here: each client reconnects and catches up from the
+        store (used when events from other nodes may have been missed)."""
+        for subscribers in list(self._subscribers.values()):
+            for subscription in list(subscribers):
+                subscription.drop()
                 self._remove(subscription)
 
     @asynccontextmanager

@@ -57,6 +57,9 @@ class Metrics:
         self.relay_packets = Counter(
             "burnbox_relay_packets_sent", "Notifications sent to other nodes (each carries "
             "every event waiting, up to 7.9 KB).", registry=self.registry)
+        self.relay_reconnects = Counter(
+            "burnbox_relay_reconnects", "Times the cross-node channel was lost and reached "
+            "again (local push streams are ended then, and catch up).", registry=self.registry)
         self.relay_dropped = Counter(
             "burnbox_relay_dropped", "Events not sent to other nodes (outbox full).",
             registry=self.registry)

@@ -11,10 +11,12 @@ they next reconnect. Nothing here touches the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from burnbox.hub import Event, Hub
@@ -31,7 +33,10 @@ RECONNECT_DELAY = 1.0  # seconds between attempts to reach the channel again
 
 
 class Channel(Protocol):
-    async def connect(self, on_message: Any) -> None: ...
+    async def connect(self, on_message: Callable[[str], None],
+                      on_lost: Callable[[], None]) -> None:
+        """Listen; `on_lost` is called if the connection goes (not when closed)."""
+
     async def send(self, payload: str) -> None: ...
     async def close(self) -> None: ...
 
@@ -85,18 +90,44 @@ class Relay:
         self._outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX)
         self._sender: asyncio.Task[None] | None = None
         self._carry: str | None = None  # the event that did not fit the last packet
+        self._reconnecting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        await self._channel.connect(self._heard)
+        await self._channel.connect(self._heard, self._lost)
         self._hub.outbox = self._queue
         self._sender = asyncio.ensure_future(self._send_forever())
 
     async def stop(self) -> None:
         self._hub.outbox = None
-        if self._sender is not None:
-            self._sender.cancel()
-            await asyncio.gather(self._sender, return_exceptions=True)
+        for task in (self._sender, self._reconnecting):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self._channel.close()
+
+    def _lost(self) -> None:
+        """The channel went: start reconnecting (once)."""
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        """Connect again, however long it takes. Whatever other nodes published meanwhile
+        never reached this node, so every local stream is ended, before and after: each
+        client reconnects and catches up from the store (SSE Last-Event-ID, WebSocket
+        ?after=, long-poll after=), which is exact."""
+        log.error("lost the cross-node channel; reconnecting")
+        self._hub.drop_all()
+        while True:
+            with contextlib.suppress(Exception):
+                await self._channel.close()
+            try:
+                await self._channel.connect(self._heard, self._lost)
+                break
+            except Exception as error:
+                log.error("cannot reach the cross-node channel (%s)", type(error).__name__)
+                await asyncio.sleep(RECONNECT_DELAY)  # a backoff, not a wait for an event
+        self._metrics.relay_reconnects.inc()
+        self._hub.drop_all()
 
     def _queue(self, event: Event) -> None:
         line = encode(event)
@@ -149,7 +180,9 @@ class Relay:
                     break
                 except Exception as error:
                     log.error("cross-node send failed (%s); retrying", type(error).__name__)
-                    await asyncio.sleep(RECONNECT_DELAY)
+                    self._lost()
+                    assert self._reconnecting is not None
+                    await asyncio.shield(self._reconnecting)
 
 
 class PostgresChannel:
@@ -159,22 +192,29 @@ class PostgresChannel:
         self._url = url
         self._listener: Any = None
         self._sender: Any = None
+        self._on_lost: Any = None
 
-    async def connect(self, on_message: Any) -> None:
+    async def connect(self, on_message: Callable[[str], None],
+                      on_lost: Callable[[], None]) -> None:
         import asyncpg
 
         self._listener = await asyncpg.connect(self._url)
         self._sender = await asyncpg.connect(self._url)
         await self._listener.add_listener(
             CHANNEL, lambda _connection, _pid, _channel, payload: on_message(payload))
+        self._on_lost = lambda _connection: on_lost()
+        self._listener.add_termination_listener(self._on_lost)
 
     async def send(self, payload: str) -> None:
         await self._sender.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
 
     async def close(self) -> None:
+        if self._listener is not None and self._on_lost is not None:
+            self._listener.remove_termination_listener(self._on_lost)  # closing is not losing
         for connection in (self._listener, self._sender):
             if connection is not None:
                 await connection.close()
+        self._listener = self._sender = self._on_lost = None
 
 
 class RedisChannel:
@@ -186,7 +226,8 @@ class RedisChannel:
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
 
-    async def connect(self, on_message: Any) -> None:
+    async def connect(self, on_message: Callable[[str], None],
+                      on_lost: Callable[[], None]) -> None:
         import redis.asyncio
 
         self._client = redis.asyncio.Redis.from_url(self._url)
@@ -194,10 +235,13 @@ class RedisChannel:
         await self._pubsub.subscribe(CHANNEL)
 
         async def read() -> None:
-            async for message in self._pubsub.listen():
-                data = message.get("data")
-                if isinstance(data, bytes):
-                    on_message(data.decode())
+            try:
+                async for message in self._pubsub.listen():
+                    data = message.get("data")
+                    if isinstance(data, bytes):
+                        on_message(data.decode())
+            except Exception:  # the connection went (a close cancels instead)
+                on_lost()
 
         self._reader = asyncio.ensure_future(read())
 
@@ -212,3 +256,4 @@ class RedisChannel:
             await self._pubsub.aclose()
         if self._client is not None:
             await self._client.aclose()
+        self._reader = self._pubsub = self._client = None

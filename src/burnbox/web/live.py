@@ -31,6 +31,7 @@ HEARTBEAT = 15.0  # seconds between SSE comments that keep proxies from closing 
 RECONNECT_MS = 2000  # what SSE clients wait before reconnecting
 CATCH_UP_PAGE = 100
 WS_UNREADABLE = 4404  # close code for an inbox the caller may not read (or that is gone)
+WS_CATCH_UP = 1013  # "try again later": the stream fell behind; reconnect with ?after=
 
 
 class Live:
@@ -89,6 +90,7 @@ class Feed:
         self._live = live
         self._address = address
         self._subscription = subscription
+        self.inbox_gone = False  # set when the stream ended because the inbox went
 
     async def events(self, last_event_id: str | None) -> AsyncIterator[Event | None]:
         """Missed messages after `last_event_id`, then live events until the inbox goes;
@@ -103,6 +105,7 @@ class Feed:
                 continue  # already sent during catch-up
             yield event
             if event is not None and event.kind == "expired" and not event.message_id:
+                self.inbox_gone = True
                 return
 
 
@@ -181,7 +184,9 @@ def build_live_router(services: "WebServices") -> APIRouter:
                 async for event in feed.events(after):
                     if event is not None:  # uvicorn pings the socket itself
                         await socket.send_json({"event": event.kind, "data": payload(event)})
-                await socket.close(code=WS_UNREADABLE)  # the inbox is gone
+                # The inbox went, or this stream fell behind (or missed other nodes' events)
+                # and must reconnect to catch up.
+                await socket.close(code=WS_UNREADABLE if feed.inbox_gone else WS_CATCH_UP)
 
             # An idle feed sends nothing, so only reading tells us the client has left.
             tasks = {asyncio.ensure_future(pump()), asyncio.ensure_future(_until_closed(socket))}
