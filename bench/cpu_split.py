@@ -1,0 +1,79 @@
+"""Where the CPU goes during PostgreSQL ingest: burnbox, PostgreSQL, smtp-source.
+
+Starts burnbox on PostgreSQL (1 or more workers), sends 2 KB mail with smtp-source, and
+prints msgs/s with the cores each part used (CPU seconds over wall seconds, from /proc and
+the load generator's rusage). Shows whether a run is bound by CPU or by commit latency.
+
+    .venv/bin/python bench/cpu_split.py --workers 1
+    .venv/bin/python bench/cpu_split.py --workers 2 --sessions 200 --spread
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import time
+from collections.abc import Callable
+
+from harness import start_burnbox_postgres
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(matches: Callable[[str], bool]) -> float:
+    """User plus system CPU of every live process whose command line matches."""
+    total = 0.0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                command = file.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{pid}/stat") as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        if matches(command):
+            total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--spread", action="store_true", help="every message to its own inbox")
+    arguments = parser.parse_args()
+    server = start_burnbox_postgres(workers=arguments.workers)
+    try:
+        def burnbox(command: str) -> bool:
+            return "burnbox serve" in command
+
+        def postgres(command: str) -> bool:
+            return command.startswith("postgres")
+
+        before = cpu_seconds(burnbox), cpu_seconds(postgres)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        command = ["smtp-source", "-d", "-s", str(arguments.sessions), "-m",
+                   str(arguments.messages), "-l", "2000", "-f", "bench@example.org", "-t",
+                   "bench@localhost", "-C", "5", f"127.0.0.1:{server.port}"]
+        if arguments.spread:
+            command.insert(1, "-N")
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, timeout=600)
+        wall = time.perf_counter() - started
+        after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        source = (after_children.ru_utime + after_children.ru_stime
+                  - children.ru_utime - children.ru_stime)
+        used = cpu_seconds(burnbox) - before[0], cpu_seconds(postgres) - before[1]
+        print(f"workers={arguments.workers} sessions={arguments.sessions} "
+              f"spread={arguments.spread}: {arguments.messages / wall:.0f} msgs/s; cores used: "
+              f"burnbox {used[0] / wall:.2f}, postgres {used[1] / wall:.2f}, "
+              f"smtp-source {source / wall:.2f}")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
