@@ -14,6 +14,7 @@ from httpx_sse import connect_sse
 
 from tests.postgres import postgres_url, reset
 from tests.process import Node, start_node
+from tests.test_web_operations import metric
 
 __all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
 
@@ -62,6 +63,11 @@ def test_mail_received_on_one_node_is_pushed_on_the_other(nodes: tuple[Node, Nod
             "missed 1", "missed 2"]
         send(a, inbox["address"], "live again")
         assert json.loads(next(events).data)["subject"] == "live again"
+    # What an operator watches across nodes: A sent packets, B heard them and timed the lag.
+    on_a, on_b = (httpx.get(node.http + "/metrics").text for node in (a, b))
+    assert metric(on_a, "burnbox_relay_packets_sent_total") >= 1
+    assert metric(on_b, "burnbox_relay_received_total") >= 2  # "via A" and "live again"
+    assert metric(on_b, "burnbox_relay_lag_seconds_count") >= 1
 
 
 def test_workers_share_the_listeners(request: pytest.FixtureRequest, tmp_path: Path) -> None:

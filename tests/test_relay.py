@@ -185,3 +185,17 @@ async def test_losing_the_channel_ends_local_streams_and_push_comes_back(
     finally:
         for node in (a, b):
             await node.relay.stop()
+
+
+async def test_an_event_too_large_for_a_packet_is_dropped_and_counted(
+        nodes: tuple[Node, Node]) -> None:
+    """Only a summary the parser cannot make is this large; the ones after it still cross."""
+    a, b = nodes
+    too_large = Event("message", BOX, "0" * 24, summary(0, "x" * 8000))
+    after = Event("deleted", BOX, "after the large one")
+    async with b.hub.subscribe(BOX) as subscription:
+        a.hub.publish(too_large)
+        a.hub.publish(after)
+        async with asyncio.timeout(20):
+            assert await subscription.next() == after
+    assert a.metrics.relay_dropped._value.get() == 1

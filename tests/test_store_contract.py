@@ -173,16 +173,20 @@ async def test_purge_removes_expired_mail_and_inboxes(make_store: StoreFactory,
     store = await opened(make_store)
     await store.create_inbox(Inbox("gone@localhost", None, NOW, NOW + timedelta(minutes=30)))
     old = mail("gone@localhost", ttl=60)
+    burnt = mail("gone@localhost", ttl=7200)  # outlives its message ttl, not its inbox
     kept = mail("stay@localhost", ttl=7200)
     await store.add([old], b"old")
+    await store.add([burnt], b"burnt")
     await store.add([kept], b"kept")
     assert await store.purge_expired(NOW + timedelta(seconds=59)) == []
     purged = await store.purge_expired(NOW + timedelta(hours=1))
-    assert sorted(purged) == sorted([("gone@localhost", old.id), ("gone@localhost", "")])
+    assert sorted(purged) == sorted([("gone@localhost", old.id), ("gone@localhost", burnt.id),
+                                     ("gone@localhost", "")])
     with pytest.raises(NotFound):
         await store.inbox("gone@localhost")
     assert [s.id for s in await store.summaries("stay@localhost")] == [kept.id]
     assert store.stats().messages == 1
+    assert store.stats().inboxes == 0
 
 
 async def test_delete_inbox_burns_its_mail(make_store: StoreFactory, mail: Mail) -> None:

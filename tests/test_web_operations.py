@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 
 import httpx
+from httpx_sse import connect_sse
 
 from tests.conftest import Running
+from tests.test_api import auth, create, send, url
+
+
+def metric(text: str, name: str) -> float:
+    """One sample's value from the Prometheus text format (0 when it is absent)."""
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
 
 
 def test_healthz_and_readyz(server: Running) -> None:
@@ -47,3 +56,24 @@ def test_metrics_count_without_naming_anyone(server: Running) -> None:
     assert "burnbox_bytes_stored " in text
     for private in ("secret.person", "private.sender", "Very Private", "relay.test", "127.0.0.1"):
         assert private not in text
+
+
+def test_metrics_an_operator_of_several_nodes_needs(server: Running) -> None:
+    """Store latency, push subscribers, purge runs and their duration, inboxes live."""
+    before = httpx.get(server.http + "/metrics").text
+    inbox = create(server)
+    with httpx.Client(timeout=10) as client, connect_sse(
+            client, "GET", url(server, inbox["address"], "/events"),
+            headers=auth(inbox)) as source:
+        events = source.iter_sse()  # kept: a dropped iterator closes the stream
+        assert next(events).retry == 2000  # subscribed
+        watching = httpx.get(server.http + "/metrics").text
+        send(server, inbox["address"], b"Subject: counted\r\n\r\nx\r\n")
+    server.call(server.app.reaper.run_once())
+    after = httpx.get(server.http + "/metrics").text
+    assert metric(watching, "burnbox_push_subscribers") == 1
+    assert metric(after, "burnbox_inboxes") == metric(before, "burnbox_inboxes") + 1
+    assert metric(after, "burnbox_store_add_seconds_count") == 1
+    assert metric(after, "burnbox_store_add_seconds_sum") > 0
+    runs = metric(after, "burnbox_purge_seconds_count")
+    assert runs >= metric(before, "burnbox_purge_seconds_count") + 1

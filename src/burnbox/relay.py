@@ -87,9 +87,10 @@ class Relay:
         self._channel = channel
         self._metrics = metrics
         self.node = uuid.uuid4().hex[:12]
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(OUTBOX)
+        # Each event's line and its size in UTF-8 (measured once, when queued).
+        self._outbox: asyncio.Queue[tuple[str, int]] = asyncio.Queue(OUTBOX)
         self._sender: asyncio.Task[None] | None = None
-        self._carry: str | None = None  # the event that did not fit the last packet
+        self._carry: tuple[str, int] | None = None  # the event that did not fit the last packet
         self._reconnecting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -131,12 +132,13 @@ class Relay:
 
     def _queue(self, event: Event) -> None:
         line = encode(event)
-        if len(line.encode()) > PACKET - HEAD:
+        size = len(line.encode())
+        if size > PACKET - HEAD:
             self._metrics.relay_dropped.inc()  # cannot happen with the parser's bounds
             log.error("a cross-node event was too large to send")
             return
         try:
-            self._outbox.put_nowait(line)
+            self._outbox.put_nowait((line, size))
         except asyncio.QueueFull:
             self._metrics.relay_dropped.inc()
 
@@ -146,8 +148,8 @@ class Relay:
             if node == self.node:
                 return  # our own packet, back from the channel
             self._metrics.relay_lag.observe(max(time.time() - sent, 0.0))
+            self._metrics.relay_received.inc(len(lines))
             for line in lines:
-                self._metrics.relay_received.inc()
                 # Most events are for inboxes nobody here watches: skip their JSON.
                 if self._hub.watched(line.partition("\t")[0]):
                     self._hub.receive(decode(line))
@@ -158,14 +160,14 @@ class Relay:
         """Every event waiting, up to PACKET bytes: at thousands of messages a second, one
         notification per event would cost a transaction each (PostgreSQL) and serialise on
         the channel's queue lock. An event that does not fit starts the next packet."""
-        lines = [self._carry or await self._outbox.get()]
+        first, size = self._carry or await self._outbox.get()
         self._carry = None
-        size = HEAD + len(lines[0].encode())
+        lines, size = [first], HEAD + size
         while not self._outbox.empty():
-            line = self._outbox.get_nowait()
-            size += 1 + len(line.encode())
+            line, line_size = self._outbox.get_nowait()
+            size += 1 + line_size
             if size > PACKET:
-                self._carry = line
+                self._carry = line, line_size
                 break
             lines.append(line)
         return pack(self.node, lines)
@@ -235,13 +237,13 @@ class RedisChannel:
         await self._pubsub.subscribe(CHANNEL)
 
         async def read() -> None:
-            try:
+            # Ending at all, by an error or not, means the connection went; a close cancels.
+            with contextlib.suppress(Exception):
                 async for message in self._pubsub.listen():
                     data = message.get("data")
                     if isinstance(data, bytes):
                         on_message(data.decode())
-            except Exception:  # the connection went (a close cancels instead)
-                on_lost()
+            on_lost()
 
         self._reader = asyncio.ensure_future(read())
 

@@ -59,7 +59,7 @@ class SqliteStore:
         await self._reader.execute("PRAGMA busy_timeout=5000")
         row = await self._one("SELECT count(*), coalesce(sum(stored), 0) FROM messages")
         self._messages, self._bytes = row[0], row[1]
-        self._inboxes = (await self._one("SELECT count(*) FROM inboxes"))[0]
+        await self._count_inboxes()
         self._adds.start()
 
     async def _migrate(self) -> None:
@@ -94,7 +94,7 @@ class SqliteStore:
             (inbox.address, inbox.token_hash, to_ms(inbox.created_at), to_ms(inbox.expires_at)))
         if cursor.rowcount == 0:
             raise AddressTaken(inbox.address)
-        self._inboxes = (await self._one("SELECT count(*) FROM inboxes", writer))[0]
+        await self._count_inboxes()
 
     async def inbox(self, address: str) -> Inbox:
         row = await self._maybe("SELECT * FROM inboxes WHERE address = ?", (address,))
@@ -227,14 +227,21 @@ class SqliteStore:
         self._forget(rows)
 
     async def delete_inbox(self, address: str) -> int:
-        writer = self._write()
+        gone = await self._drop_inbox(address)
+        await self._count_inboxes()
+        return len(gone)
+
+    async def _drop_inbox(self, address: str) -> list[str]:
+        """Delete an inbox and its mail; the ids of the messages that went."""
         rows = await self._returning(
             "DELETE FROM messages WHERE address = ? RETURNING address, id, stored", (address,))
-        await writer.execute("DELETE FROM inboxes WHERE address = ?", (address,))
+        await self._write().execute("DELETE FROM inboxes WHERE address = ?", (address,))
         self._forget(rows)
         self._counts.pop(address, None)
-        self._inboxes = (await self._one("SELECT count(*) FROM inboxes", writer))[0]
-        return len(rows)
+        return [row[1] for row in rows]
+
+    async def _count_inboxes(self) -> None:
+        self._inboxes = (await self._one("SELECT count(*) FROM inboxes", self._write()))[0]
 
     async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
         moment = to_ms(now)
@@ -250,10 +257,10 @@ class SqliteStore:
         expired = await self._returning("SELECT address FROM inboxes WHERE expires_at <= ?",
                                         (moment,))
         for (address,) in expired:
-            held = await self._returning("SELECT id FROM messages WHERE address = ?", (address,))
-            purged += [(address, row[0]) for row in held]
-            await self.delete_inbox(address)
+            purged += [(address, message_id) for message_id in await self._drop_inbox(address)]
             purged.append((address, ""))
+        if expired:
+            await self._count_inboxes()  # once, not once per inbox
         return purged
 
     # -- plumbing ------------------------------------------------------------
