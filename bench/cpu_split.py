@@ -2,7 +2,8 @@
 
 Starts burnbox on PostgreSQL (1 or more workers), sends 2 KB mail with smtp-source, and
 prints msgs/s with the cores each part used (CPU seconds over wall seconds, from /proc and
-the load generator's rusage). Shows whether a run is bound by CPU or by commit latency.
+the load generator's rusage) and how much of the time some runnable task waited for a core
+(Linux pressure stall information). Shows whether a run is bound by CPU or by commit latency.
 
     .venv/bin/python bench/cpu_split.py --workers 1
     .venv/bin/python bench/cpu_split.py --workers 2 --sessions 200 --spread
@@ -38,6 +39,13 @@ def cpu_seconds(matches: Callable[[str], bool]) -> float:
     return total
 
 
+def cpu_pressure() -> float:
+    """Seconds in which some runnable task waited for a CPU (Linux PSI, /proc/pressure/cpu)."""
+    with open("/proc/pressure/cpu") as file:
+        some = file.readline().split()
+    return int(some[-1].removeprefix("total=")) / 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1)
@@ -54,6 +62,7 @@ def main() -> None:
             return command.startswith("postgres")
 
         before = cpu_seconds(burnbox), cpu_seconds(postgres)
+        pressure = cpu_pressure()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         command = ["smtp-source", "-d", "-s", str(arguments.sessions), "-m",
                    str(arguments.messages), "-l", "2000", "-f", "bench@example.org", "-t",
@@ -61,8 +70,11 @@ def main() -> None:
         if arguments.spread:
             command.insert(1, "-N")
         started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, timeout=600)
+        done = subprocess.run(command, capture_output=True, timeout=600, text=True)
+        if done.returncode:
+            raise SystemExit(f"smtp-source failed: {done.stdout[-2000:]} {done.stderr[-2000:]}")
         wall = time.perf_counter() - started
+        waiting = cpu_pressure() - pressure
         after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
         source = (after_children.ru_utime + after_children.ru_stime
                   - children.ru_utime - children.ru_stime)
@@ -70,7 +82,8 @@ def main() -> None:
         print(f"workers={arguments.workers} sessions={arguments.sessions} "
               f"spread={arguments.spread}: {arguments.messages / wall:.0f} msgs/s; cores used: "
               f"burnbox {used[0] / wall:.2f}, postgres {used[1] / wall:.2f}, "
-              f"smtp-source {source / wall:.2f}")
+              f"smtp-source {source / wall:.2f}; some task waited for a CPU "
+              f"{100 * waiting / wall:.0f}% of the time")
     finally:
         server.stop()
 

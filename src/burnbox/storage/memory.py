@@ -1,7 +1,8 @@
 """The in-memory store: RAM only, the default. A restart wipes everything.
 
-Layout: one insertion-ordered dict per address (message id → (summary, raw)),
-and one deque of (address, id) in arrival order, which is also expiry order
+Layout: one insertion-ordered dict per address (message id → (record, raw), the record
+being the summary packed into one bytes object by `packed`, which halves what a summary
+costs in RAM), and one deque of (address, id) in arrival order, which is also expiry order
 because every message gets the same TTL at ingest. The deque is the age index
 for eviction and purging; entries of messages deleted early are skipped lazily
 when they reach its head. When a message goes, nothing else refers to it.
@@ -9,14 +10,15 @@ when they reach its head. When a message goes, nothing else refers to it.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import deque
+from dataclasses import replace
 from datetime import datetime
 
 from burnbox.model import Inbox, MessageSummary, StoreStats
+from burnbox.storage import packed
 from burnbox.storage.base import AddressTaken, NotFound, Stored, check_fits
 
-_Stored = tuple[MessageSummary, bytes]
+_Stored = tuple[bytes, bytes]  # (packed summary, raw message)
 
 
 class MemoryStore:
@@ -75,7 +77,7 @@ class MemoryStore:
             while self._bytes + size > self._max_bytes:
                 evicted.append(self._evict_oldest())
             # Share the address string of the box key: one copy per inbox, not per message.
-            box[summary.id] = (summary, raw)
+            box[summary.id] = (packed.pack(summary), raw)
             self._arrivals.append((summary.address, summary.id))
             self._bytes += size
             self._count += 1
@@ -89,25 +91,25 @@ class MemoryStore:
         for message_id in reversed(box):
             if before is not None and message_id >= before:
                 continue
-            result.append(box[message_id][0])
+            result.append(packed.unpack(address, message_id, box[message_id][0]))
             if len(result) >= limit:
                 break
         return result
 
     async def usage(self, address: str) -> tuple[int, int]:
         box = self._boxes.get(address, {})
-        return len(box), sum(len(raw) for _summary, raw in box.values())
+        return len(box), sum(len(raw) for _record, raw in box.values())
 
     async def summary(self, address: str, message_id: str) -> MessageSummary:
-        return self._stored(address, message_id)[0]
+        return packed.unpack(address, message_id, self._stored(address, message_id)[0])
 
     async def raw(self, address: str, message_id: str) -> bytes:
         return self._stored(address, message_id)[1]
 
     async def mark_seen(self, address: str, message_id: str, seen: bool) -> MessageSummary:
-        summary, raw = self._stored(address, message_id)
-        updated = dataclasses.replace(summary, seen=seen)
-        self._boxes[address][message_id] = (updated, raw)
+        record, raw = self._stored(address, message_id)
+        updated = replace(packed.unpack(address, message_id, record), seen=seen)
+        self._boxes[address][message_id] = (packed.pack(updated), raw)
         return updated
 
     async def delete(self, address: str, message_id: str) -> None:
@@ -117,7 +119,7 @@ class MemoryStore:
     async def delete_inbox(self, address: str) -> int:
         self._inboxes.pop(address, None)
         box = self._boxes.pop(address, {})
-        for _summary, raw in box.values():
+        for _record, raw in box.values():
             self._bytes -= len(raw)
         self._count -= len(box)
         self._stale += len(box)
@@ -129,7 +131,7 @@ class MemoryStore:
         while self._arrivals:
             address, message_id = self._arrivals[0]
             stored = self._boxes.get(address, {}).get(message_id)
-            if stored is not None and stored[0].expires_at > now:
+            if stored is not None and packed.expires_at(stored[0]) > now:
                 break
             if stored is None:
                 self._pop_stale()
@@ -172,7 +174,7 @@ class MemoryStore:
 
     def _forget(self, address: str, message_id: str) -> None:
         box = self._boxes[address]
-        _summary, raw = box.pop(message_id)
+        _record, raw = box.pop(message_id)
         if not box:
             del self._boxes[address]
         self._bytes -= len(raw)
