@@ -39,3 +39,16 @@ async def test_waiting_subscriber_wakes_on_publish() -> None:
         # Scheduled after the waiter's first step, so it publishes to a subscriber that waits.
         asyncio.get_running_loop().call_soon(hub.publish, Event("expired", "a@x", ""))
         assert (await asyncio.wait_for(waiter, 1)).kind == "expired"
+
+
+async def test_the_count_is_reported_on_every_change_and_a_drop_counts_once() -> None:
+    hub = Hub(queue_size=1)
+    reported: list[int] = []
+    hub.on_count = reported.append
+    async with hub.subscribe("a@x") as slow, hub.subscribe("b@x"):
+        hub.publish(Event("message", "a@x", "1"))
+        hub.publish(Event("message", "a@x", "2"))  # slow's queue is full: dropped
+        assert slow.dropped
+        hub.drop_all()
+    assert reported == [1, 2, 1, 0]
+    assert hub.subscriber_count == 0

@@ -85,6 +85,18 @@ def test_workers_share_the_listeners(request: pytest.FixtureRequest, tmp_path: P
             send(node, "shared@localhost", f"w{number}")
         listed = httpx.get(f"{node.http}/api/inboxes/shared@localhost/messages?limit=100")
         assert len(listed.json()["messages"]) == 40
+        # Whichever worker answers a scrape (each is a new connection), it speaks for the node:
+        # mail and sessions the other worker holds included.
+        held = [smtplib.SMTP("127.0.0.1", node.smtp, timeout=10) for _ in range(6)]
+        try:
+            for _ in range(16):
+                scraped = httpx.get(node.http + "/metrics").text
+                assert metric(scraped, "burnbox_messages_received_total") == 40
+                assert metric(scraped, "burnbox_smtp_sessions") == 6
+                assert metric(scraped, "burnbox_messages_stored") == 40
+        finally:
+            for session in held:
+                session.quit()
     finally:
         code, stderr = node.stop()
     assert code == 0, stderr

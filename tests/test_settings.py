@@ -68,3 +68,29 @@ def test_every_setting_is_documented() -> None:
     for item in dataclasses.fields(Settings):
         assert f"`{env_key(item.name)}`" in documented, f"{env_key(item.name)} is undocumented"
         assert item.metadata["help"]
+
+
+WORKERS = {"BURNBOX_WORKERS": "2", "BURNBOX_SMTP_LISTEN": "127.0.0.1:2525",
+           "BURNBOX_HTTP_LISTEN": "127.0.0.1:8025"}
+
+
+@pytest.mark.parametrize(("store", "message"), [
+    ("memory://", "several workers need a PostgreSQL store"),
+    # One writer, totals in memory: two processes on one file would each see half the truth.
+    ("sqlite:///tmp/burnbox-workers.db", "several workers need a PostgreSQL store"),
+])
+def test_several_workers_need_postgresql(store: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=f"BURNBOX_WORKERS: {message}"):
+        load(environ={**WORKERS, "BURNBOX_STORE": store}, env_file=None)
+
+
+def test_several_workers_need_explicit_ports() -> None:
+    with pytest.raises(SettingsError, match=r"BURNBOX_WORKERS: .* explicit ports"):
+        load(environ={**WORKERS, "BURNBOX_STORE": "postgresql://db/burnbox",
+                      "BURNBOX_SMTP_LISTEN": "127.0.0.1:0"}, env_file=None)
+
+
+def test_several_workers_on_postgresql_push_through_it() -> None:
+    settings = load(environ={**WORKERS, "BURNBOX_STORE": "postgresql://db/burnbox"},
+                    env_file=None)
+    assert settings_module.with_workers_hub(settings).hub == "postgres"

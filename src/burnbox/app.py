@@ -99,7 +99,7 @@ class App:
         self.metrics.watch_store(self.store.stats)
         self.hub = Hub()
         self.relay = build_relay(settings, self.hub, self.metrics)
-        self.metrics.push_subscribers.set_function(lambda: self.hub.subscriber_count)
+        self.hub.on_count = self.metrics.push_subscribers.set
         self.domains = build_domains(settings)
         self.parse_pool = ParsePool(settings.ingest_parse_inline_max)
         self.deliverer = Deliverer(

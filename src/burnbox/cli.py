@@ -9,8 +9,10 @@ import dataclasses
 import logging
 import os
 import resource
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from burnbox import __version__
@@ -81,6 +83,18 @@ def _run_worker(settings: Settings, worker: int) -> None:
 
 def _run_workers(settings: Settings) -> int:
     """Fork the workers before any event loop exists; pass SIGTERM/SIGINT on; wait."""
+    # Where every worker writes its metrics, so that any worker's /metrics shows the whole
+    # node (burnbox.metrics). Set before the workers import prometheus-client, which reads
+    # it once; private to this run, and removed with it.
+    folder = tempfile.mkdtemp(prefix="burnbox-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    try:
+        return _fork_workers(settings)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _fork_workers(settings: Settings) -> int:
     children = []
     for worker in range(settings.workers):
         pid = os.fork()
@@ -104,9 +118,13 @@ def _run_workers(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     status = 0
-    for child in children:
-        _, code = os.waitpid(child, 0)
+    for _ in children:
+        child, code = os.wait()
         status = max(status, os.waitstatus_to_exitcode(code))
+        # A worker that is gone has no sessions or streams open: its gauges stop counting.
+        from prometheus_client.multiprocess import mark_process_dead
+
+        mark_process_dead(child)  # type: ignore[no-untyped-call]
     return status
 
 

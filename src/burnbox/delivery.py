@@ -50,7 +50,7 @@ class Deliverer:
         started = time.perf_counter()
         stored = await self._store.add(summaries, raw)
         self._metrics.store_seconds.observe(time.perf_counter() - started)
-        self._metrics.received += len(summaries)
+        self._metrics.count_received(len(summaries))
         for summary, stored_id in zip(summaries, stored.ids, strict=True):
             if stored_id != summary.id:  # a shared store moved it after another node's commit
                 summary = replace(summary, id=stored_id)

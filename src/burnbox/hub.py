@@ -71,10 +71,14 @@ class Hub:
         self._subscribers: dict[str, set[Subscription]] = {}
         # Set by a cross-node relay: called (without waiting) for every event published here.
         self.outbox: Callable[[Event], None] | None = None
+        # Told the number of subscriptions whenever it changes (the push_subscribers gauge,
+        # which must be set, not computed at scrape time, to be summed over workers).
+        self.on_count: Callable[[int], None] | None = None
+        self._count = 0
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(subs) for subs in self._subscribers.values())
+        return self._count
 
     def watched(self, address: str) -> bool:
         return address in self._subscribers
@@ -106,6 +110,7 @@ class Hub:
     async def subscribe(self, address: str) -> AsyncIterator[Subscription]:
         subscription = Subscription(address, self._queue_size)
         self._subscribers.setdefault(address, set()).add(subscription)
+        self._counted(1)
         try:
             yield subscription
         finally:
@@ -113,7 +118,13 @@ class Hub:
 
     def _remove(self, subscription: Subscription) -> None:
         subscribers = self._subscribers.get(subscription.address)
-        if subscribers is not None:
+        if subscribers is not None and subscription in subscribers:
             subscribers.discard(subscription)
             if not subscribers:
                 del self._subscribers[subscription.address]
+            self._counted(-1)
+
+    def _counted(self, change: int) -> None:
+        self._count += change
+        if self.on_count is not None:
+            self.on_count(self._count)

@@ -2,15 +2,24 @@
 
 No label ever carries an address, subject or client IP: refusal reasons are
 a fixed vocabulary (see RefusalReason).
+
+With several workers (`serve --workers N`) a scrape reaches whichever worker the kernel
+hands the connection to, so each worker's own numbers would be a random part of the
+node's. The parent therefore sets PROMETHEUS_MULTIPROC_DIR before forking: every worker
+writes its counters, gauges and histograms to files there (prometheus-client's
+multiprocess mode), and any worker's /metrics sums them. The store's figures come from
+the shared store, so the answering worker's view of it is the node's.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from burnbox.model import StoreStats
@@ -21,15 +30,19 @@ RefusalReason = Literal[
 ]
 
 
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own switch, read at import
+RECEIVED = "burnbox_messages_received", "Messages accepted and stored (one per inbox)."
+
+
 class _StoreCollector(Collector):
-    def __init__(self, stats: Callable[[], StoreStats], received: Callable[[], int]) -> None:
+    def __init__(self, stats: Callable[[], StoreStats],
+                 received: Callable[[], int] | None) -> None:
         self._stats = stats
-        self._received = received
+        self._received = received  # None: a shared Counter exports it
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        yield CounterMetricFamily("burnbox_messages_received",
-                                  "Messages accepted and stored (one per inbox).",
-                                  value=self._received())
+        if self._received is not None:
+            yield CounterMetricFamily(*RECEIVED, value=self._received())
         stats = self._stats()
         yield GaugeMetricFamily("burnbox_messages_stored", "Messages held now.", stats.messages)
         yield GaugeMetricFamily("burnbox_bytes_stored", "Bytes of mail held now.", stats.bytes)
@@ -38,49 +51,66 @@ class _StoreCollector(Collector):
 
 class Metrics:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        # A plain integer, not a Counter: its lock cost 1% of ingest, and all writes happen
-        # on the one event loop. Exported by _StoreCollector.
+        own = CollectorRegistry()
+        self.shared = MULTIPROCESS in os.environ  # one of several workers (see above)
+        if self.shared:
+            # Only what the workers' files hold: registering `own` too would count this
+            # worker twice.
+            self.registry = CollectorRegistry()
+            MultiProcessCollector(self.registry)  # type: ignore[no-untyped-call]
+        else:
+            self.registry = own
+        # One process: a plain integer, not a Counter: its lock cost 1% of ingest, and all
+        # writes happen on the one event loop. Exported by _StoreCollector.
         self.received = 0
+        self._received_total = Counter(*RECEIVED, registry=own) if self.shared else None
         self.refused = Counter(
             "burnbox_messages_refused", "Messages or recipients refused, by reason.",
-            ["reason"], registry=self.registry)
+            ["reason"], registry=own)
         self.smtp_sessions = Gauge(
-            "burnbox_smtp_sessions", "SMTP sessions open now.", registry=self.registry)
+            "burnbox_smtp_sessions", "SMTP sessions open now.", registry=own,
+            multiprocess_mode="livesum")
         self.purged = Counter(
             "burnbox_messages_purged", "Messages removed because their time was up.",
-            registry=self.registry)
+            registry=own)
 
         self.relay_received = Counter(
             "burnbox_relay_received", "Events received from other nodes.",
-            registry=self.registry)
+            registry=own)
         self.relay_packets = Counter(
             "burnbox_relay_packets_sent", "Notifications sent to other nodes (each carries "
-            "every event waiting, up to 7.9 KB).", registry=self.registry)
+            "every event waiting, up to 7.9 KB).", registry=own)
         self.relay_reconnects = Counter(
             "burnbox_relay_reconnects", "Times the cross-node channel was lost and reached "
-            "again (local push streams are ended then, and catch up).", registry=self.registry)
+            "again (local push streams are ended then, and catch up).", registry=own)
         self.relay_dropped = Counter(
             "burnbox_relay_dropped", "Events not sent to other nodes (outbox full).",
-            registry=self.registry)
+            registry=own)
         self.push_subscribers = Gauge(
             "burnbox_push_subscribers", "Push streams (SSE, WebSocket, long-poll) open now.",
-            registry=self.registry)
+            registry=own, multiprocess_mode="livesum")
 
         self.store_seconds = Histogram(
             "burnbox_store_add_seconds", "Time to store one delivered message (to commit).",
-            registry=self.registry,
+            registry=own,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0))
         self.purge_seconds = Histogram(
             "burnbox_purge_seconds", "Duration of each purge run (count: purge runs).",
-            registry=self.registry, buckets=(0.001, 0.01, 0.1, 1.0, 10.0, 60.0))
+            registry=own, buckets=(0.001, 0.01, 0.1, 1.0, 10.0, 60.0))
         self.relay_lag = Histogram(
             "burnbox_relay_lag_seconds", "From publish on one node to arrival on this one.",
-            registry=self.registry,
+            registry=own,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0))
 
     def watch_store(self, stats: Callable[[], StoreStats]) -> None:
-        self.registry.register(_StoreCollector(stats, lambda: self.received))
+        received = None if self.shared else (lambda: self.received)
+        self.registry.register(_StoreCollector(stats, received))
+
+    def count_received(self, messages: int) -> None:
+        if self._received_total is None:
+            self.received += messages
+        else:
+            self._received_total.inc(messages)
 
     def refuse(self, reason: RefusalReason) -> None:
         self.refused.labels(reason).inc()

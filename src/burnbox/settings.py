@@ -136,8 +136,9 @@ class Settings:
         "the store's database), or a `postgresql://...` or `redis://...` URL.")
     workers: int = _setting(
         1, parse_positive_int,
-        "Processes sharing the listeners (SO_REUSEPORT). More than one needs a shared store "
-        "(PostgreSQL, or SQLite with BURNBOX_HUB set) and explicit ports.")
+        "Processes sharing the listeners (SO_REUSEPORT). More than one needs a PostgreSQL "
+        "store and explicit ports; push then crosses them by BURNBOX_HUB (`postgres` unless "
+        "set).")
     hostname: str = _setting(
         "", str, "The name this server gives in its SMTP greeting and Received: headers "
         "(default: the machine's fully qualified name).")
@@ -309,14 +310,14 @@ def _check_hub(settings: Settings) -> None:
 def _check_workers(settings: Settings) -> None:
     if settings.workers == 1:
         return
-    if settings.store.startswith("memory://"):
-        raise SettingsError("BURNBOX_WORKERS: several workers need a shared store "
-                            "(postgresql:// or sqlite://); memory:// is per process")
+    # SQLite is a one-process store: it keeps its totals (for the byte cap) in memory and
+    # keeps ids in commit order by having one writer, so two processes on one file would
+    # each enforce the cap on half the truth and could commit ids out of order.
+    if not settings.store.startswith(POSTGRES_SCHEMES):
+        raise SettingsError("BURNBOX_WORKERS: several workers need a PostgreSQL store "
+                            "(postgresql://...); memory:// and sqlite:// belong to one process")
     if 0 in (settings.smtp_listen.port, settings.http_listen.port):
         raise SettingsError("BURNBOX_WORKERS: several workers need explicit ports, not 0")
-    if settings.hub == "local" and not settings.store.startswith(POSTGRES_SCHEMES):
-        raise SettingsError("BURNBOX_HUB: with several workers, push must cross processes: "
-                            "set it to a redis:// or postgresql:// URL")
 
 
 def with_workers_hub(settings: Settings) -> Settings:

@@ -52,6 +52,9 @@ class Store(Protocol):
     def stats(self) -> StoreStats:
         """Counts for metrics; may be a recent snapshot rather than exact."""
 
+    async def refresh_stats(self) -> None:
+        """Re-read the counts other processes may have changed (before a scrape)."""
+
     async def create_inbox(self, inbox: Inbox) -> None:
         """Raises AddressTaken when a live inbox holds the address."""
 

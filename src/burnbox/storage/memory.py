@@ -47,6 +47,9 @@ class MemoryStore:
     def stats(self) -> StoreStats:
         return StoreStats(self._count, self._bytes, len(self._inboxes))
 
+    async def refresh_stats(self) -> None:
+        return None  # one process writes this store: its counts are always current
+
     async def create_inbox(self, inbox: Inbox) -> None:
         current = self._inboxes.get(inbox.address)
         if current is not None and current.expires_at > inbox.created_at:

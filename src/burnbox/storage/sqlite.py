@@ -83,6 +83,9 @@ class SqliteStore:
     def stats(self) -> StoreStats:
         return StoreStats(self._messages, self._bytes, self._inboxes)
 
+    async def refresh_stats(self) -> None:
+        return None  # one process writes this store: its counts are always current
+
     # -- inboxes -----------------------------------------------------------
 
     async def create_inbox(self, inbox: Inbox) -> None:

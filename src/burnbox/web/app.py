@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from burnbox.web.services import WebServices
 
 MAX_BODY = 16 * 1024  # bytes of request body the API reads; the largest real one is ~200
 STATIC = Path(__file__).parent / "static"
+STATS_TIMEOUT = 2.0  # seconds a scrape waits for the store's totals before serving the last ones
 API_DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>burnbox API</title>
 <link rel="stylesheet" href="/api/docs/assets/swagger-ui.css"></head>
@@ -139,6 +142,10 @@ def create_app(services: WebServices) -> FastAPI:
              response_class=Response,
              responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}})
     async def prometheus_metrics() -> Response:
+        # Other nodes and workers write the shared store too: read its totals afresh. If
+        # the store is down, the last totals are served with everything else.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(services.store.refresh_stats(), STATS_TIMEOUT)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(BodyLimit)
