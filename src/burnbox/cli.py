@@ -89,12 +89,12 @@ def _run_workers(settings: Settings) -> int:
     folder = tempfile.mkdtemp(prefix="burnbox-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     try:
-        return _fork_workers(settings)
+        return _fork_workers(settings, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _fork_workers(settings: Settings) -> int:
+def _fork_workers(settings: Settings, metrics_folder: str) -> int:
     children = []
     for worker in range(settings.workers):
         pid = os.fork()
@@ -117,14 +117,16 @@ def _fork_workers(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    # Only now, in the parent: imported before the fork, it would have fixed the workers'
+    # metrics to one process each.
+    from prometheus_client.multiprocess import mark_process_dead
+
     status = 0
     for _ in children:
         child, code = os.wait()
         status = max(status, os.waitstatus_to_exitcode(code))
         # A worker that is gone has no sessions or streams open: its gauges stop counting.
-        from prometheus_client.multiprocess import mark_process_dead
-
-        mark_process_dead(child)  # type: ignore[no-untyped-call]
+        mark_process_dead(child, metrics_folder)  # type: ignore[no-untyped-call]
     return status
 
 
