@@ -70,9 +70,10 @@ def main() -> None:
         if arguments.spread:
             command.insert(1, "-N")
         started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, timeout=600, text=True)
-        if done.returncode:
-            raise SystemExit(f"smtp-source failed: {done.stdout[-2000:]} {done.stderr[-2000:]}")
+        finished = subprocess.run(command, capture_output=True, timeout=600, text=True)
+        if finished.returncode:
+            raise SystemExit(f"smtp-source failed: {finished.stdout[-2000:]} "
+                             f"{finished.stderr[-2000:]}")
         wall = time.perf_counter() - started
         waiting = cpu_pressure() - pressure
         after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
