@@ -22,6 +22,7 @@ from tests.conftest import Conversation
 from tests.postgres import postgres_url, reset
 from tests.process import free_port, start_node
 from tests.test_durability import STORED, serve
+from tests.test_web_operations import metric
 
 __all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
 
@@ -103,6 +104,11 @@ def test_postgres_outage_answers_451_then_recovers(cluster: Cluster) -> None:
         assert during == "451 4.3.0 Local error in processing; try again later"
         assert httpx.get(ready).status_code == 503
         assert node.poll() is None  # burnbox stays up
+        # Metrics still answer, with the last totals the store gave.
+        scraped = httpx.get(f"http://127.0.0.1:{http_port}/metrics")
+        assert scraped.status_code == 200
+        assert metric(scraped.text, "burnbox_messages_stored") == 1
+        assert metric(scraped.text, 'burnbox_messages_refused_total{reason="store_error"}') == 1
 
         cluster.start()
         answers = []

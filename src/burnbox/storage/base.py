@@ -50,10 +50,11 @@ class Store(Protocol):
         """True when the store can serve requests now (readiness)."""
 
     def stats(self) -> StoreStats:
-        """Counts for metrics; may be a recent snapshot rather than exact."""
+        """Counts for metrics: a snapshot, current after refresh_stats()."""
 
     async def refresh_stats(self) -> None:
-        """Re-read the counts other processes may have changed (before a scrape)."""
+        """Read the counts afresh: other processes write a shared store, and a count that
+        scans a table is read here rather than after every write (called before a scrape)."""
 
     async def create_inbox(self, inbox: Inbox) -> None:
         """Raises AddressTaken when a live inbox holds the address."""

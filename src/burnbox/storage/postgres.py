@@ -104,12 +104,12 @@ class PostgresStore:
     def stats(self) -> StoreStats:
         return self._stats
 
-    async def refresh_stats(self, *, inboxes: bool = True) -> None:
-        """Other nodes write too: metrics read this snapshot, refreshed after writes. The
-        inbox count scans a table, so only the inbox operations ask for it."""
+    async def refresh_stats(self) -> None:
+        """Other nodes and workers write too: read the totals afresh (before a scrape). Not
+        after every write: the inbox count scans a table, and each inbox created or message
+        deleted would pay for it."""
         row = await self._row("SELECT messages, bytes FROM usage")
-        count = await self._value("SELECT count(*) FROM inboxes") if inboxes else (
-            self._stats.inboxes)
+        count = await self._value("SELECT count(*) FROM inboxes")
         self._stats = StoreStats(row[0], row[1], count)
 
     # -- inboxes -----------------------------------------------------------
@@ -123,7 +123,6 @@ class PostgresStore:
             to_ms(inbox.expires_at))
         if inserted is None:  # a live inbox holds it: the conditional update did nothing
             raise AddressTaken(inbox.address)
-        await self.refresh_stats()
 
     async def inbox(self, address: str) -> Inbox:
         row = await self._maybe("SELECT * FROM inboxes WHERE address = $1", address)
@@ -213,12 +212,9 @@ class PostgresStore:
                                      address, message_id)
         if result == "DELETE 0":
             raise NotFound(message_id)
-        await self.refresh_stats(inboxes=False)
 
     async def delete_inbox(self, address: str) -> int:
-        gone = await self._drop_inbox(address)
-        await self.refresh_stats()
-        return len(gone)
+        return len(await self._drop_inbox(address))
 
     async def _drop_inbox(self, address: str) -> list[str]:
         """Delete an inbox and its mail; the ids of the messages that went."""
@@ -250,12 +246,10 @@ class PostgresStore:
                 break
         for row in await self._fetch("SELECT address FROM inboxes WHERE expires_at <= $1",
                                      moment):
-            # The totals are read once, below, not once per inbox.
             purged += [(row[0], message_id) for message_id in await self._drop_inbox(row[0])]
             purged.append((row[0], ""))
         await self._execute("DELETE FROM address_counts WHERE messages <= 0 AND last_id < $1",
                             first_id_at(now - ORDER_MEMORY))
-        await self.refresh_stats()
         return purged
 
     # -- plumbing ------------------------------------------------------------

@@ -59,7 +59,7 @@ class SqliteStore:
         await self._reader.execute("PRAGMA busy_timeout=5000")
         row = await self._one("SELECT count(*), coalesce(sum(stored), 0) FROM messages")
         self._messages, self._bytes = row[0], row[1]
-        await self._count_inboxes()
+        await self.refresh_stats()
         self._adds.start()
 
     async def _migrate(self) -> None:
@@ -84,7 +84,9 @@ class SqliteStore:
         return StoreStats(self._messages, self._bytes, self._inboxes)
 
     async def refresh_stats(self) -> None:
-        return None  # one process writes this store: its counts are always current
+        """Messages and bytes are counted as they change (the byte cap needs them); the
+        inbox count scans a table, so it is read here (before a scrape), not per inbox."""
+        self._inboxes = (await self._one("SELECT count(*) FROM inboxes", self._write()))[0]
 
     # -- inboxes -----------------------------------------------------------
 
@@ -97,7 +99,6 @@ class SqliteStore:
             (inbox.address, inbox.token_hash, to_ms(inbox.created_at), to_ms(inbox.expires_at)))
         if cursor.rowcount == 0:
             raise AddressTaken(inbox.address)
-        await self._count_inboxes()
 
     async def inbox(self, address: str) -> Inbox:
         row = await self._maybe("SELECT * FROM inboxes WHERE address = ?", (address,))
@@ -230,9 +231,7 @@ class SqliteStore:
         self._forget(rows)
 
     async def delete_inbox(self, address: str) -> int:
-        gone = await self._drop_inbox(address)
-        await self._count_inboxes()
-        return len(gone)
+        return len(await self._drop_inbox(address))
 
     async def _drop_inbox(self, address: str) -> list[str]:
         """Delete an inbox and its mail; the ids of the messages that went."""
@@ -242,9 +241,6 @@ class SqliteStore:
         self._forget(rows)
         self._counts.pop(address, None)
         return [row[1] for row in rows]
-
-    async def _count_inboxes(self) -> None:
-        self._inboxes = (await self._one("SELECT count(*) FROM inboxes", self._write()))[0]
 
     async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
         moment = to_ms(now)
@@ -262,8 +258,6 @@ class SqliteStore:
         for (address,) in expired:
             purged += [(address, message_id) for message_id in await self._drop_inbox(address)]
             purged.append((address, ""))
-        if expired:
-            await self._count_inboxes()  # once, not once per inbox
         return purged
 
     # -- plumbing ------------------------------------------------------------
