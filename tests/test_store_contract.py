@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 
 from burnbox.model import Inbox, MessageSummary
-from burnbox.storage.base import AddressTaken, NotFound, Store, Stored, StoreFull
+from burnbox.storage.base import PURGE_BATCH, AddressTaken, NotFound, Store, Stored, StoreFull
 from burnbox.storage.memory import MemoryStore
 from burnbox.storage.postgres import PURGE_LOCK, PostgresStore
 from burnbox.storage.sqlite import SqliteStore
@@ -190,6 +190,20 @@ async def test_purge_removes_expired_mail_and_inboxes(make_store: StoreFactory,
     await store.refresh_stats()
     assert store.stats().messages == 1
     assert store.stats().inboxes == 0
+
+
+async def test_an_expiry_larger_than_one_purge_batch_goes_whole(make_store: StoreFactory,
+                                                                  mail: Mail) -> None:
+    """The SQL stores purge PURGE_BATCH rows a statement: the batch boundary loses nothing."""
+    store = await opened(make_store)
+    expiring = [mail(f"u{number}@localhost", ttl=60) for number in range(2 * PURGE_BATCH + 1)]
+    await store.add(expiring, b"x")
+    kept = mail("stay@localhost", ttl=7200)
+    await store.add([kept], b"kept")
+    purged = await store.purge_expired(NOW + timedelta(minutes=5))
+    assert sorted(purged) == sorted((s.address, s.id) for s in expiring)
+    await store.refresh_stats()
+    assert store.stats().messages == 1
 
 
 async def test_delete_inbox_burns_its_mail(make_store: StoreFactory, mail: Mail) -> None:

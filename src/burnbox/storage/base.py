@@ -8,6 +8,10 @@ from typing import Protocol
 
 from burnbox.model import Inbox, MessageSummary, StoreStats
 
+# Rows one purge statement deletes (SQL stores): ingest shares the writer or the tables,
+# and never waits long behind a purge.
+PURGE_BATCH = 500
+
 
 class StoreError(Exception):
     """A fault on the store's side; SMTP answers it with 451 4.3.0."""

@@ -19,6 +19,7 @@ import asyncpg
 from burnbox.ids import first_id_at
 from burnbox.model import Inbox, MessageSummary, StoreStats
 from burnbox.storage.base import (
+    PURGE_BATCH,
     AddressTaken,
     NotFound,
     Stored,
@@ -39,7 +40,6 @@ from burnbox.storage.rows import (
 
 MIGRATION_LOCK = 0x6275726E626F78  # "burnbox": the advisory lock migrations run under
 PURGE_LOCK = MIGRATION_LOCK + 1  # held by the one node purging now
-PURGE_BATCH = 500  # rows one purge statement deletes: ingest never waits long behind it
 COMMAND_TIMEOUT = 30.0  # seconds any one statement may take before the sender hears 451
 POOL_SIZE = 10
 # An inbox's counter row keeps the newest id committed there (002_commit_order_ids.sql) this

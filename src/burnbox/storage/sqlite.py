@@ -16,7 +16,14 @@ from typing import Any
 import aiosqlite
 
 from burnbox.model import Inbox, MessageSummary, StoreStats
-from burnbox.storage.base import AddressTaken, NotFound, Stored, StoreFull, check_fits
+from burnbox.storage.base import (
+    PURGE_BATCH,
+    AddressTaken,
+    NotFound,
+    Stored,
+    StoreFull,
+    check_fits,
+)
 from burnbox.storage.batching import GroupCommitter
 from burnbox.storage.rows import (
     SUMMARY_COLUMNS,
@@ -248,10 +255,11 @@ class SqliteStore:
         while True:  # small batches: the writer is shared with ingest
             rows = await self._returning(
                 "DELETE FROM messages WHERE (address, id) IN (SELECT address, id FROM messages "
-                "WHERE expires_at <= ? LIMIT 500) RETURNING address, id, stored", (moment,))
+                "WHERE expires_at <= ? LIMIT ?) RETURNING address, id, stored",
+                (moment, PURGE_BATCH))
             self._forget(rows)
             purged += [(row[0], row[1]) for row in rows]
-            if len(rows) < 500:
+            if len(rows) < PURGE_BATCH:
                 break
         expired = await self._returning("SELECT address FROM inboxes WHERE expires_at <= ?",
                                         (moment,))
