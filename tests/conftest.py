@@ -22,11 +22,24 @@ CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 REPLY_TIMEOUT = 10.0  # seconds a test waits for one SMTP reply before failing
 
 
+def real_now() -> datetime:
+    """The real time, to the whole second: where every fake clock starts, so that nothing
+    a test checks depends on the date it runs (a browser and a cookie jar compare our
+    dates with the real clock)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def iso(moment: datetime) -> str:
+    """A time as the API writes it."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 class FakeClock:
-    """The one thing besides ids that tests may fake: time moves when the test says."""
+    """The one thing besides ids that tests may fake: it starts at the real time, and
+    then moves only when the test says."""
 
     def __init__(self) -> None:
-        self.now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+        self.now = real_now()
 
     def __call__(self) -> datetime:
         return self.now

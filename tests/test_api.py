@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 from collections.abc import Callable
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
@@ -11,7 +12,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.conftest import Conversation, Running
+from tests.conftest import Conversation, Running, iso
 
 
 def create(server: Running, **body: object) -> dict[str, str]:
@@ -43,7 +44,8 @@ def test_create_a_random_inbox(server: Running) -> None:
     assert len(local.split("-")) == 3
     assert inbox["token"].startswith("bbx_")
     assert len(inbox["token"]) >= 4 + 32  # 192 bits in URL-safe base64 after the prefix
-    assert inbox["expires_at"] == "2026-11-22T12:00:00Z"
+    assert inbox["expires_at"] == iso(server.clock.now + timedelta(days=1))
+    assert inbox["expires_in"] == 86400
 
 
 def test_choose_local_part_and_domain(server: Running) -> None:
@@ -210,9 +212,11 @@ def test_seen_and_delete(server: Running) -> None:
 def test_extend_up_to_the_maximum(start_burnbox: Callable[..., Running]) -> None:
     server = start_burnbox(inbox_ttl=3600.0, inbox_max_lifetime=5400.0)
     inbox = create(server)
+    created = server.clock.now
     server.clock.advance(minutes=50)
     extended = httpx.post(url(server, inbox["address"], "/extend"), headers=auth(inbox)).json()
-    assert extended["expires_at"] == "2026-11-21T13:30:00Z"  # capped at created + 90 min
+    assert extended["expires_at"] == iso(created + timedelta(minutes=90))  # the cap
+    assert extended["expires_in"] == 40 * 60
     server.clock.advance(minutes=41)
     assert httpx.get(url(server, inbox["address"]), headers=auth(inbox)).status_code == 404
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -18,13 +18,14 @@ from burnbox.metrics import Metrics
 from burnbox.mime import SNIPPET_CHARS, SUMMARY_FIELD_CHARS
 from burnbox.model import MessageSummary
 from burnbox.relay import Channel, PostgresChannel, RedisChannel, Relay
+from tests.conftest import real_now
 from tests.postgres import postgres_url
 from tests.process import free_port
 from tests.test_faults import Cluster
 
 __all__ = ["postgres_url"]
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+NOW = real_now()  # a fixed moment, taken from the real clock
 BOX = "box@localhost"
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -42,6 +43,17 @@ class Node:
         self.hub = Hub(queue_size=10_000)
         self.metrics = Metrics()
         self.relay = Relay(self.hub, relay_channel, self.metrics)
+        self._sender: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.relay.start()
+        self._sender = asyncio.ensure_future(self.relay.run())  # as the app's supervisor does
+
+    async def stop(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
+        await self.relay.stop()
 
     def sent_packets(self) -> float:
         return self.metrics.relay_packets._value.get()  # type: ignore[no-any-return]
@@ -51,10 +63,10 @@ class Node:
 async def nodes(make_channel: Callable[[], Channel]) -> AsyncIterator[tuple[Node, Node]]:
     pair = (Node(make_channel()), Node(make_channel()))
     for node in pair:
-        await node.relay.start()
+        await node.start()
     yield pair
     for node in pair:
-        await node.relay.stop()
+        await node.stop()
 
 
 def summary(number: int, text: str = "s") -> MessageSummary:
@@ -170,7 +182,7 @@ async def test_losing_the_channel_ends_local_streams_and_push_comes_back(
         private_server: Cluster | RedisServer) -> None:
     a, b = Node(private_channel(private_server)), Node(private_channel(private_server))
     for node in (a, b):
-        await node.relay.start()
+        await node.start()
     try:
         assert await heard_again(a, b) == 1
         async with b.hub.subscribe(BOX) as watching:
@@ -184,7 +196,7 @@ async def test_losing_the_channel_ends_local_streams_and_push_comes_back(
         assert b.metrics.relay_reconnects._value.get() >= 1
     finally:
         for node in (a, b):
-            await node.relay.stop()
+            await node.stop()
 
 
 async def test_an_event_too_large_for_a_packet_is_dropped_and_counted(

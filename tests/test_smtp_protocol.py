@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 from collections.abc import Callable
 
 import pytest
@@ -86,7 +87,8 @@ def test_empty_message_is_accepted(server: Running, talk: Callable[[], Conversat
     conversation.command("DATA")
     assert conversation.command(".").startswith("250")
     [raw] = server.stored("user@localhost")
-    assert raw.endswith(b";\r\n\tSat, 21 Nov 2026 12:00:00 +0000\r\n")
+    date = email.utils.format_datetime(server.clock.now).encode()
+    assert raw.endswith(b";\r\n\t" + date + b"\r\n")
 
 
 @pytest.mark.parametrize("smuggled", [

@@ -6,7 +6,7 @@ import asyncio
 import gc
 import sys
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -17,11 +17,12 @@ from burnbox.storage.base import PURGE_BATCH, AddressTaken, NotFound, Store, Sto
 from burnbox.storage.memory import MemoryStore
 from burnbox.storage.postgres import PURGE_LOCK, PostgresStore
 from burnbox.storage.sqlite import SqliteStore
+from tests.conftest import real_now
 from tests.postgres import postgres_url, reset
 
 __all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+NOW = real_now()  # a fixed moment, taken from the real clock
 StoreFactory = Callable[..., Store]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from burnbox import __version__
+from burnbox import __version__, selfcheck
 from burnbox.addressing import AddressError, DomainPolicy
 from burnbox.delivery import Deliverer
 from burnbox.hub import Hub
@@ -33,12 +34,26 @@ from burnbox.settings import (
 from burnbox.smtp.server import SmtpConfig, SmtpContext, SmtpServer, tls_context
 from burnbox.storage.base import Store
 from burnbox.storage.memory import MemoryStore
+from burnbox.supervisor import Supervisor
 from burnbox.web.app import create_app
 from burnbox.web.live import Live
 from burnbox.web.services import WebServices
 
 log = logging.getLogger(__name__)
 WS_MAX_MESSAGE = 64 * 1024  # bytes of one WebSocket frame from a client (we expect none)
+# After a part fails, what is in flight gets this long at most (seconds) before the node
+# exits: long enough to finish a delivery, short enough for a supervisor to restart it soon.
+FAILURE_GRACE = 3.0
+EXIT_PART_FAILED = 1
+
+
+class StartFailed(Exception):
+    """A part could not start; the node does not say ready."""
+
+    def __init__(self, part: str, reason: str) -> None:
+        super().__init__(f"{part} failed to start ({reason})")
+        self.part = part
+        self.reason = reason
 
 
 def build_store(settings: Settings) -> Store:
@@ -125,43 +140,72 @@ class App:
         self.smtp_endpoint = settings.smtp_listen
         self.http_endpoint = settings.http_listen
         self._http: _EmbeddedHttpServer | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor()
 
     async def readiness(self) -> dict[str, bool]:
         try:
             store_ok = await asyncio.wait_for(self.store.ping(), 2.0)
         except Exception:
             store_ok = False
-        http_ok = self._http is not None and self._http.started
-        return {"store": store_ok, "smtp": self.smtp.listening, "http": http_ok}
+        return {"store": store_ok, **self.supervisor.alive()}
 
     async def start(self) -> None:
+        """Start every part; returns once both listeners answer as a client would see them.
+        Raises StartFailed (naming the part) if one cannot start."""
         await self.store.open()
         if self.relay is not None:
             await self.relay.start()
+            self.supervisor.start("relay", self.relay.run())
         shared = self.settings.workers > 1
         self.smtp_endpoint = await self.smtp.start(self.settings.smtp_listen, shared=shared)
+        self.supervisor.check("smtp", lambda: self.smtp.listening)
         sock = _listening_socket(self.settings.http_listen, shared=shared)
         self.http_endpoint = Endpoint(self.settings.http_listen.host, sock.getsockname()[1])
-        grace = max(1, round(self.settings.shutdown_grace))
-        config = uvicorn.Config(self.web, log_config=None, access_log=False, lifespan="off",
-                                server_header=False, ws="websockets-sansio",
-                                ws_max_size=WS_MAX_MESSAGE,
-                                timeout_graceful_shutdown=grace,
-                                proxy_headers=bool(self.settings.trusted_proxies),
-                                forwarded_allow_ips=list(self.settings.trusted_proxies) or None)
-        self._http = _EmbeddedHttpServer(config)
-        self._tasks = [asyncio.create_task(self._http.serve(sockets=[sock])),
-                       asyncio.create_task(self.reaper.run())]
+        self._http = _EmbeddedHttpServer(self._http_config())
+        self.supervisor.start("http", self._http.serve(sockets=[sock]))
+        self.supervisor.start("reaper", self.reaper.run())
+        self.parse_pool.on_failure = functools.partial(self.supervisor.fail, "parse pool")
+        await self._until_answering()
 
-    async def stop(self) -> None:
-        await self.smtp.stop(self.settings.shutdown_grace)
+    def _http_config(self) -> uvicorn.Config:
+        grace = max(1, round(self.settings.shutdown_grace))
+        return uvicorn.Config(self.web, log_config=None, access_log=False, lifespan="off",
+                              server_header=False, ws="websockets-sansio",
+                              ws_max_size=WS_MAX_MESSAGE, timeout_graceful_shutdown=grace,
+                              proxy_headers=bool(self.settings.trusted_proxies),
+                              forwarded_allow_ips=list(self.settings.trusted_proxies) or None)
+
+    async def _until_answering(self) -> None:
+        """Both listeners answer, or the part that failed meanwhile is named."""
+        checks = asyncio.ensure_future(self._answering())
+        failed = asyncio.ensure_future(self.supervisor.failed())
+        try:
+            await asyncio.wait([checks, failed], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            failed.cancel()
+        if self.supervisor.failure is not None:
+            checks.cancel()
+            await asyncio.gather(checks, return_exceptions=True)
+            raise StartFailed(self.supervisor.failure.part, self.supervisor.failure.reason)
+        try:
+            checks.result()
+        except (OSError, TimeoutError, selfcheck.NotAnswering) as error:
+            raise StartFailed("listeners", type(error).__name__) from None
+
+    async def _answering(self) -> None:
+        await asyncio.gather(selfcheck.smtp_answers(self.smtp_endpoint),
+                             selfcheck.http_answers(self.http_endpoint))
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let what is in flight finish (up to `grace` seconds, the
+        configured shutdown grace by default), then stop every part."""
+        self.supervisor.stopping()
+        await self.smtp.stop(self.settings.shutdown_grace if grace is None else grace)
         if self._http is not None:
             self._http.should_exit = True
-        reaper = self._tasks[1:] if self._tasks else []
-        for task in reaper:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            if grace is not None:
+                self._http.config.timeout_graceful_shutdown = max(1, round(grace))
+        await self.supervisor.stop_all(finishing=("http",))  # uvicorn ends by itself
         if self.relay is not None:
             await self.relay.stop()
         self.parse_pool.close()
@@ -171,7 +215,6 @@ class App:
         store = self.settings.store
         note = " (RAM only: a restart wipes all mail)" if store.startswith("memory:") else ""
         tls = " (STARTTLS on)" if self.settings.tls_enabled else ""
-        via = self.settings.hub.split(":")[0]
         via = self.settings.hub.split(":")[0]
         hub = "" if self.relay is None else f"\n  push     across nodes via {via}"
         return "\n".join([
@@ -193,16 +236,29 @@ def _redacted(url: str) -> str:
     return f"{scheme}://{credentials.split(':')[0]}@{tail}"
 
 
-async def serve(settings: Settings, *, worker: int = 0) -> None:
-    """Run until SIGTERM or SIGINT, then stop gracefully."""
+async def serve(settings: Settings, *, worker: int = 0) -> int:
+    """Run until SIGTERM or SIGINT, then stop gracefully (exit status 0); or until a part
+    fails, then stop within FAILURE_GRACE (exit status 1). Raises StartFailed."""
     app = App(settings)
-    await app.start()
+    try:
+        await app.start()
+    except BaseException:
+        await app.stop(grace=0)
+        raise
     if worker == 0:
         print(app.banner(), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    failed = asyncio.ensure_future(app.supervisor.failed())
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({failed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    failed.cancel()
+    stopped.cancel()
+    if app.supervisor.failure is not None:
+        await app.stop(grace=min(FAILURE_GRACE, settings.shutdown_grace))
+        return EXIT_PART_FAILED
     log.info("stopping")
     await app.stop()
+    return 0

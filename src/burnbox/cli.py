@@ -65,20 +65,31 @@ def _run_serve(arguments: argparse.Namespace) -> int:
     settings = settings_module.with_workers_hub(settings)
     if settings.workers > 1:
         return _run_workers(settings)
-    _run_worker(settings, 0)
-    return 0
+    return _run_worker(settings, 0)
 
 
-def _run_worker(settings: Settings, worker: int) -> None:
-    from burnbox.app import serve  # the heavy imports, only once the settings are good
-
+def _run_worker(settings: Settings, worker: int) -> int:
+    """Serve until stopped; the exit status (0 stopped by a signal, 1 a part failed)."""
+    # The heavy imports, only once the settings are good. A web stack that cannot even be
+    # imported is a failed start like any other, said in one line.
+    try:
+        from burnbox.app import StartFailed, serve
+    except Exception as error:
+        print(f"burnbox: cannot start: the server failed to load ({type(error).__name__}: "
+              f"{error})", file=sys.stderr)
+        return 1
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(settings, worker=worker))
+        runner = asyncio.Runner()
     else:
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(settings, worker=worker))
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    try:
+        with runner:
+            return runner.run(serve(settings, worker=worker))
+    except StartFailed as error:
+        print(f"burnbox: cannot start: {error}", file=sys.stderr)
+        return 1
 
 
 def _run_workers(settings: Settings) -> int:
@@ -101,8 +112,7 @@ def _fork_workers(settings: Settings, metrics_folder: str) -> int:
         if pid == 0:
             code = 1  # unless the worker ran and stopped cleanly
             try:
-                _run_worker(settings, worker)
-                code = 0
+                code = _run_worker(settings, worker)
             except OSError as error:
                 print(f"burnbox: worker {worker} cannot start: {error.strerror or error}",
                       file=sys.stderr)
@@ -110,7 +120,11 @@ def _fork_workers(settings: Settings, metrics_folder: str) -> int:
                 os._exit(code)  # a forked child never returns into the parent's code
         children.append(pid)
 
+    stopping = False
+
     def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
@@ -124,10 +138,23 @@ def _fork_workers(settings: Settings, metrics_folder: str) -> int:
     status = 0
     for _ in children:
         child, code = os.wait()
-        status = max(status, os.waitstatus_to_exitcode(code))
+        exited = _exit_status(os.waitstatus_to_exitcode(code))
+        if not stopping:
+            # A worker that ends unasked leaves the node half up: stop the others too, so
+            # that whatever supervises the node restarts it whole.
+            print(f"burnbox: a worker stopped unexpectedly (exit status {exited}); stopping "
+                  "the node", file=sys.stderr)
+            forward(signal.SIGTERM, None)
+            exited = exited or 1
+        status = status or exited
         # A worker that is gone has no sessions or streams open: its gauges stop counting.
         mark_process_dead(child, metrics_folder)  # type: ignore[no-untyped-call]
     return status
+
+
+def _exit_status(code: int) -> int:
+    """os.waitstatus_to_exitcode's answer as a shell reports it (a signal N is 128 + N)."""
+    return 128 - code if code < 0 else code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,17 +8,29 @@ the event loop's included (a NOOP on another session waited 259 ms). One worker
 process, started on first use, takes that work off the server's heap. Small
 messages stay inline, where a round trip to the process would cost more than
 the parse.
+
+The worker is supervised here: when it dies (killed, or out of memory on one message), the
+parse in flight fails with ParseFailed (the sender hears 451 and retries; a reader gets 503)
+and a new worker starts with the next large message. If no new worker can be started, the
+pool reports itself failed (`on_failure`), and the node stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+log = logging.getLogger(__name__)
 Result = TypeVar("Result")
+
+
+class ParseFailed(Exception):
+    """The worker process died during this parse; a new one starts with the next."""
 
 
 class ParsePool:
@@ -26,6 +38,9 @@ class ParsePool:
         self._inline_max = inline_max
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
+        self.restarts = 0  # workers that died and were replaced
+        # Told (with the exception's type) when no worker can be started: the node stops.
+        self.on_failure: Callable[[str], None] | None = None
 
     async def run(self, size: int, function: Callable[..., Result], *args: Any) -> Result:
         """`function(*args)` for a message of `size` bytes; `function` must be module-level
@@ -37,7 +52,23 @@ class ParsePool:
         if self._pool is None:
             # spawn, not fork: the server process has threads and an event loop.
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
+        pool = self._pool
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
+        except BrokenProcessPool:
+            self._replace(pool)
+            raise ParseFailed from None
+        except OSError as error:  # the worker process could not be started at all
+            if self.on_failure is not None:
+                self.on_failure(type(error).__name__)
+            raise
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        if self._pool is broken:
+            self._pool = None  # the next large parse starts a new worker
+            self.restarts += 1
+            log.error("the parse worker process died; a new one starts with the next parse")
+        broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         self._closed = True

@@ -89,21 +89,23 @@ class Relay:
         self.node = uuid.uuid4().hex[:12]
         # Each event's line and its size in UTF-8 (measured once, when queued).
         self._outbox: asyncio.Queue[tuple[str, int]] = asyncio.Queue(OUTBOX)
-        self._sender: asyncio.Task[None] | None = None
         self._carry: tuple[str, int] | None = None  # the event that did not fit the last packet
         self._reconnecting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        """Connect and start taking this node's events; run() then sends them."""
         await self._channel.connect(self._heard, self._lost)
         self._hub.outbox = self._queue
-        self._sender = asyncio.ensure_future(self._send_forever())
+
+    async def run(self) -> None:
+        """Send this node's events to the others, until cancelled (a supervised part)."""
+        await self._send_forever()
 
     async def stop(self) -> None:
         self._hub.outbox = None
-        for task in (self._sender, self._reconnecting):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        if self._reconnecting is not None:
+            self._reconnecting.cancel()
+            await asyncio.gather(self._reconnecting, return_exceptions=True)
         await self._channel.close()
 
     def _lost(self) -> None:

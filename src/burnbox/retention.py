@@ -8,7 +8,7 @@ import logging
 from burnbox.hub import Event, Hub
 from burnbox.ids import Clock
 from burnbox.metrics import Metrics
-from burnbox.storage.base import Store
+from burnbox.storage.base import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,10 @@ class Reaper:
                 count = await self.run_once()
                 if count:
                     log.info("purged %d expired messages", count)
-            except Exception as error:  # a store outage must not stop future purges
+            except (StoreError, OSError, TimeoutError) as error:
+                # A store outage must not stop future purges. Anything else is a fault the
+                # next round would meet again (mail kept past its time, silently): it ends
+                # this task, and the supervisor stops the node.
                 # The type only: an exception's text may carry an address.
                 log.error("purge failed (%s); will retry", type(error).__name__)
             await asyncio.sleep(self._interval)

@@ -64,12 +64,16 @@ def build_router(services: WebServices) -> APIRouter:
                 from None
         except AddressTaken:
             raise ApiError(409, "address_taken", "That address is in use.") from None
+        lifetime = _seconds_left(services, inbox)
         if wanted.cookie:
+            # Max-Age, which a browser prefers, counts from the browser's own clock; Expires
+            # (for the oldest clients) is a date on ours, right only if the clocks agree.
             response.set_cookie(cookie_name(inbox.address), token, httponly=True,
                                 samesite="strict", path="/api/",
                                 secure=request.url.scheme == "https",
-                                expires=inbox.expires_at)
-        return InboxCreated(address=inbox.address, token=token, expires_at=inbox.expires_at)
+                                max_age=lifetime, expires=inbox.expires_at)
+        return InboxCreated(address=inbox.address, token=token, expires_at=inbox.expires_at,
+                            expires_in=lifetime)
 
     @router.get("/inboxes/{address}", response_model=InboxInfo, summary="An inbox's state.",
                 responses=error_responses(404))
@@ -213,7 +217,14 @@ def build_router(services: WebServices) -> APIRouter:
 async def _info(services: WebServices, inbox: Inbox) -> InboxInfo:
     count, size = await services.store.usage(inbox.address)
     return InboxInfo(address=inbox.address, created_at=inbox.created_at,
-                     expires_at=inbox.expires_at, messages=count, bytes=size)
+                     expires_at=inbox.expires_at, expires_in=_seconds_left(services, inbox),
+                     messages=count, bytes=size)
+
+
+def _seconds_left(services: WebServices, inbox: Inbox) -> int:
+    """An inbox's remaining life by our clock: what a client whose clock disagrees with
+    ours counts down from."""
+    return max(0, int((inbox.expires_at - services.clock()).total_seconds()))
 
 
 async def _load(services: WebServices, inbox: Inbox,

@@ -9,7 +9,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from burnbox.parsing import ParseFailed
+from burnbox.storage.base import NotFound, StoreError
 from burnbox.web.wire import ErrorBody
+
+RETRY_SOON = {"Retry-After": "1"}  # seconds: a passing fault on our side
 
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
@@ -77,10 +81,17 @@ def install(app: FastAPI) -> None:
         where = ".".join(str(part) for part in first.get("loc", ()))
         return error_response(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
 
+    async def unavailable(request: Request, error: Exception) -> JSONResponse:
+        if isinstance(error, NotFound):
+            return error_response(404, NOT_FOUND.code, NOT_FOUND.message)
+        return error_response(503, "unavailable", "Try again in a moment.", RETRY_SOON)
+
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         return error_response(500, "internal", "Something went wrong on our side.")
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StoreError, unavailable)  # an outage (or a NotFound let through)
+    app.add_exception_handler(ParseFailed, unavailable)
     app.add_exception_handler(Exception, unexpected)

@@ -23,16 +23,22 @@ class NewInbox(Strict):
                            "(for browsers, which cannot send headers on EventSource).")
 
 
+EXPIRES_IN = ("Seconds left, by the server's clock: count down from this rather than from "
+              "`expires_at`, which is right only if your clock agrees with the server's.")
+
+
 class InboxCreated(BaseModel):
     address: str
     token: str = Field(description="The capability to read this inbox; shown once.")
     expires_at: datetime
+    expires_in: int = Field(description=EXPIRES_IN)
 
 
 class InboxInfo(BaseModel):
     address: str
     created_at: datetime
     expires_at: datetime
+    expires_in: int = Field(description=EXPIRES_IN)
     messages: int
     bytes: int
 

@@ -96,7 +96,7 @@ async function selectInbox(address) {
   renderList();
   try {
     const info = await api("GET", inboxPath(address));
-    state.expiresAt = new Date(info.expires_at);
+    state.expiresAt = deadline(info);
     openStream(); // the list is loaded once the stream is open: nothing falls in between
   } catch (error) {
     if (error.status === 404) markExpired();
@@ -257,6 +257,12 @@ function scheduleReconnect() {
 
 // ---- lifetime ------------------------------------------------------------
 
+// When the inbox expires on this browser's clock: the server says how many seconds are
+// left, which stays right when the two clocks disagree (expires_at would not).
+function deadline(info) {
+  return Date.now() + info.expires_in * 1000;
+}
+
 function tick() {
   if (state.expired || !state.expiresAt) return;
   const left = Math.max(0, Math.floor((state.expiresAt - Date.now()) / 1000));
@@ -282,7 +288,7 @@ $("switcher").addEventListener("change", (event) => selectInbox(event.target.val
 $("extend").addEventListener("click", async () => {
   try {
     const info = await api("POST", `${inboxPath(state.current)}/extend`);
-    state.expiresAt = new Date(info.expires_at);
+    state.expiresAt = deadline(info);
     tick();
     notify("Extended.");
   } catch (error) { notify(explain(error), true); }
