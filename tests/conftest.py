@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator
@@ -13,9 +14,11 @@ from typing import Any, TypeVar
 
 import pytest
 import uvloop
+from playwright.sync_api import Browser, sync_playwright
 
 from burnbox.app import App
 from burnbox.settings import Endpoint, Settings
+from tests.tools import require
 
 T = TypeVar("T")
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
@@ -183,5 +186,50 @@ def talk(server: Running, connect: Callable[[Running], Conversation]) -> Callabl
     return lambda: connect(server)
 
 
+CORPUS_MISSING = (f"no corpus at {CORPUS}: the real-world messages from public parser test "
+                  "suites that ship beside this repository in shared/corpus (MANIFEST.tsv "
+                  "names each file's source); CI must have it")
+
+
+def _corpus() -> list[Path]:
+    """Every corpus message, checked against its manifest so a partial copy is noticed."""
+    found = sorted(CORPUS.glob("*.eml"))
+    if found:
+        listed = (CORPUS / "MANIFEST.tsv").read_text().splitlines()[1:]
+        assert sorted(line.split("\t")[0] for line in listed if line) == [
+            path.name for path in found], "the corpus does not match its MANIFEST.tsv"
+    return found
+
+
 def corpus_messages() -> list[Path]:
-    return sorted(CORPUS.glob("*.eml"))
+    """Inside a test: every corpus message. If the corpus is missing the test fails under
+    CI and is skipped elsewhere, saying where the corpus comes from; never an empty list."""
+    found = _corpus()
+    if not found:
+        if os.environ.get("CI"):
+            pytest.fail(CORPUS_MISSING)
+        pytest.skip(CORPUS_MISSING)
+    return found
+
+
+def corpus_cases() -> list[Any]:
+    """For parametrize: one case per corpus message. If the corpus is missing, collection
+    fails under CI; elsewhere there is one case, skipped with the reason."""
+    found = _corpus()
+    if found:
+        return found
+    if os.environ.get("CI"):
+        raise pytest.UsageError(CORPUS_MISSING)
+    return [pytest.param(None, marks=pytest.mark.skip(reason=CORPUS_MISSING), id="no-corpus")]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Chromium from Debian's package, driven by Playwright (whose own browser
+    download does not work here); one per test module."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=require("chromium"),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield chromium
+        chromium.close()

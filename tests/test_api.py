@@ -12,10 +12,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.conftest import Conversation, Running, iso
+from tests.conftest import Conversation, FakeClock, Running, iso
 
 
-def create(server: Running, **body: object) -> dict[str, str]:
+def create(server: Running, **body: object) -> dict[str, Any]:
     response = httpx.post(server.http + "/api/inboxes", json=body or None)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
@@ -110,6 +110,20 @@ def test_token_never_needed_in_url_and_cookie_works(server: Running) -> None:
         same = browser.delete(f"/api/inboxes/{quote(address)}",
                               headers={"Origin": server.http})
         assert same.status_code == 204
+
+
+def test_the_cookie_outlives_a_server_clock_that_is_behind(clock: FakeClock,
+                                                          start_burnbox: Callable[..., Running],
+                                                          ) -> None:
+    """The server's clock 30 hours behind: its Expires date is already past by the client's
+    clock, but Max-Age, which a client prefers, counts from the client's own clock."""
+    clock.advance(hours=-30)
+    server = start_burnbox()
+    response = httpx.post(server.http + "/api/inboxes", json={"cookie": True})
+    assert "Max-Age=86400" in response.headers["set-cookie"]
+    address = response.json()["address"]
+    with httpx.Client(base_url=server.http, cookies=response.cookies) as browser:
+        assert browser.get(f"/api/inboxes/{quote(address)}").status_code == 200
 
 
 def test_list_read_and_paginate(server: Running) -> None:

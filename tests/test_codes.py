@@ -21,7 +21,10 @@ def score(kind: str) -> tuple[float, float, list[str]]:
     where no corpus message is expected to carry a code or an action link."""
     cases = [(LABELLED / c["file"], c[kind]) for c in json.loads(
         (LABELLED / "labels.json").read_text())]
-    cases += [(path, []) for path in corpus_messages()]
+    corpus = corpus_messages()
+    assert len(cases) >= 10
+    assert len(corpus) > 150
+    cases += [(path, []) for path in corpus]
     found = expected = right = 0
     mistakes = []
     for path, wanted in cases:

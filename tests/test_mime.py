@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from burnbox import mime, overview
-from tests.conftest import corpus_messages
+from tests.conftest import corpus_cases, corpus_messages
 
 
-@pytest.mark.parametrize("path", corpus_messages(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", corpus_cases(), ids=lambda p: p.name)
 def test_corpus_message_parses(path: Path) -> None:
     raw = path.read_bytes()
     summary = mime.overview(raw)
@@ -34,7 +34,7 @@ def test_corpus_message_parses(path: Path) -> None:
         assert len(found[1]) == attachment.size
 
 
-@pytest.mark.parametrize("path", corpus_messages(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", corpus_cases(), ids=lambda p: p.name)
 def test_fast_summary_agrees_with_the_reference(path: Path) -> None:
     raw = path.read_bytes()
     crlf = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")

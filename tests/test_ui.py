@@ -20,34 +20,16 @@ from playwright.sync_api import (
     Browser,
     BrowserContext,
     Page,
-    Playwright,
     Response,
     expect,
-    sync_playwright,
 )
 
-from tests.conftest import Running
+from tests.conftest import FakeClock, Running
 from tests.process import Node, free_port, start_node
-from tests.tools import require
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 FIRST_LOAD_BUDGET = 60 * 1024
 MARKER = "/__pwned__"
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    chromium = playwright.chromium.launch(
-        executable_path=require("chromium"),
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-    yield chromium
-    chromium.close()
 
 
 class Visit:
@@ -202,6 +184,26 @@ def test_expired_inbox(visit: Visit) -> None:
     page.locator("#countdown", has_text="expired").wait_for()
     page.locator("#toast", has_text="expired").wait_for()
     assert page.locator("#extend").is_disabled()
+
+
+def test_a_server_clock_a_day_behind_changes_nothing(browser: Browser, clock: FakeClock,
+                                                    start_burnbox: Callable[..., Running],
+                                                    ) -> None:
+    """The server's clock 30 hours behind the browser's: by the server's dates the inbox
+    would have expired six hours ago. The cookie (Max-Age) and the countdown (expires_in)
+    count from the browser's own clock, so the page works and shows a full day left."""
+    clock.advance(hours=-30)
+    server = start_burnbox()
+    context = browser.new_context()
+    try:
+        visit = Visit(context, server)
+        address = visit.open()
+        visit.page.locator("#countdown", has_text=re.compile(r"^2[34]:\d\d:\d\d$")).wait_for()
+        send(server, verification_mail(address, "Mail despite the clocks"))
+        visit.page.locator("#messages button", has_text="Mail despite the clocks").wait_for()
+        assert visit.page.text_content("#countdown") != "expired"
+    finally:
+        context.close()
 
 
 def test_server_unreachable_then_back(browser: Browser, tmp_path: Path) -> None:

@@ -9,10 +9,10 @@ process, started on first use, takes that work off the server's heap. Small
 messages stay inline, where a round trip to the process would cost more than
 the parse.
 
-The worker is supervised here: when it dies (killed, or out of memory on one message), the
-parse in flight fails with ParseFailed (the sender hears 451 and retries; a reader gets 503)
-and a new worker starts with the next large message. If no new worker can be started, the
-pool reports itself failed (`on_failure`), and the node stops.
+The worker is supervised here: when it dies (killed, or out of memory on one message), a new
+one is started and the parse is tried once more; if that worker dies too, the parse fails
+with ParseFailed (the sender hears 451 and retries; a reader gets 503). If no worker can be
+started at all, the pool reports itself failed (`on_failure`), and the node stops.
 """
 
 from __future__ import annotations
@@ -49,6 +49,18 @@ class ParsePool:
             return function(*args)
         if self._closed:
             raise RuntimeError("the parse pool is shut down")
+        try:
+            return await self._in_worker(function, *args)
+        except BrokenProcessPool:
+            # Most often the worker died before this parse (killed, or out of memory on an
+            # earlier message): once more, on a new worker. A message that kills the worker
+            # itself fails twice, and its sender hears 451.
+            try:
+                return await self._in_worker(function, *args)
+            except BrokenProcessPool:
+                raise ParseFailed from None
+
+    async def _in_worker(self, function: Callable[..., Result], *args: Any) -> Result:
         if self._pool is None:
             # spawn, not fork: the server process has threads and an event loop.
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
@@ -57,8 +69,8 @@ class ParsePool:
             return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
         except BrokenProcessPool:
             self._replace(pool)
-            raise ParseFailed from None
-        except OSError as error:  # the worker process could not be started at all
+            raise
+        except OSError as error:  # no worker process could be started at all
             if self.on_failure is not None:
                 self.on_failure(type(error).__name__)
             raise

@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,16 @@ class Failure:
 class PartExited(Exception):
     """A part called sys.exit() (uvicorn does on a failed start): kept inside its task,
     where it is reported like any other failure, instead of unwinding the event loop."""
+
+
+def describe(error: BaseException) -> str:
+    """An exception for a log line: its type and where it was raised, never its text (which
+    may carry an address or a subject)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return type(error).__name__
+    where = PurePath(frames[-1].filename)
+    return f"{type(error).__name__} at {'/'.join(where.parts[-2:])}:{frames[-1].lineno}"
 
 
 async def _contained(work: Coroutine[Any, Any, None]) -> None:
@@ -102,7 +114,7 @@ class Supervisor:
             self.fail(part, "stopped")
             return
         error = task.exception()
-        self.fail(part, "ended" if error is None else type(error).__name__)
+        self.fail(part, "ended" if error is None else describe(error))
 
     async def _check_forever(self) -> None:
         while True:

@@ -226,13 +226,16 @@ class PostgresStore:
 
     async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
         """One node purges at a time; the others find the lock taken and skip this round."""
-        async with self._ready().acquire() as guard:
-            if not await guard.fetchval("SELECT pg_try_advisory_lock($1)", PURGE_LOCK):
-                return []
-            try:
-                return await self._purge(now)
-            finally:
-                await guard.execute("SELECT pg_advisory_unlock($1)", PURGE_LOCK)
+        try:
+            async with self._ready().acquire() as guard:
+                if not await guard.fetchval("SELECT pg_try_advisory_lock($1)", PURGE_LOCK):
+                    return []
+                try:
+                    return await self._purge(now)
+                finally:
+                    await guard.execute("SELECT pg_advisory_unlock($1)", PURGE_LOCK)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise StoreError(type(error).__name__) from error  # the reaper tries again later
 
     async def _purge(self, now: datetime) -> list[tuple[str, str]]:
         moment = to_ms(now)

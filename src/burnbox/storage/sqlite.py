@@ -21,6 +21,7 @@ from burnbox.storage.base import (
     AddressTaken,
     NotFound,
     Stored,
+    StoreError,
     StoreFull,
     check_fits,
 )
@@ -250,6 +251,12 @@ class SqliteStore:
         return [row[1] for row in rows]
 
     async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
+        try:
+            return await self._purge(now)
+        except sqlite3.Error as error:  # the database's fault: the reaper tries again later
+            raise StoreError(type(error).__name__) from error
+
+    async def _purge(self, now: datetime) -> list[tuple[str, str]]:
         moment = to_ms(now)
         purged: list[tuple[str, str]] = []
         while True:  # small batches: the writer is shared with ingest
