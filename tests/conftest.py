@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import os
 import socket
+import subprocess
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
@@ -221,6 +222,18 @@ def corpus_cases() -> list[Any]:
     if os.environ.get("CI"):
         raise pytest.UsageError(CORPUS_MISSING)
     return [pytest.param(None, marks=pytest.mark.skip(reason=CORPUS_MISSING), id="no-corpus")]
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for mx.test and 127.0.0.1: (certificate file, key file)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run([require("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-days", "2",
+                    "-subj", "/CN=mx.test", "-addext", "subjectAltName=DNS:mx.test,IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return str(cert), str(key)
 
 
 @pytest.fixture(scope="module")

@@ -52,6 +52,58 @@ async def test_a_failed_commit_fails_every_write_in_it() -> None:
         await committer.stop()
 
 
+async def test_a_write_given_up_while_queued_is_never_committed() -> None:
+    release = asyncio.Event()
+    committing = asyncio.Event()
+    committed: list[int] = []
+
+    async def commit(batch: list[int]) -> list[int | BaseException]:
+        committing.set()
+        await release.wait()
+        committed.extend(batch)
+        return list(batch)
+
+    committer: GroupCommitter[int, int] = GroupCommitter(commit)
+    committer.start()
+    try:
+        first = asyncio.ensure_future(committer.submit(1))
+        await committing.wait()
+        queued = asyncio.ensure_future(committer.submit(2))
+        await asyncio.sleep(0)  # one step of the loop: it runs up to its wait in the queue
+        assert committer.waiting == 1
+        queued.cancel()  # the session's delivery timeout: its sender hears 451
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+        release.set()
+        assert await first == 1
+        third = await committer.submit(3)
+        assert third == 3
+        assert committed == [1, 3]  # 2 was withdrawn: the 451 was true
+    finally:
+        await committer.stop()
+
+
+async def test_a_write_given_up_while_committing_answers_as_its_commit_did() -> None:
+    release = asyncio.Event()
+    committing = asyncio.Event()
+
+    async def commit(batch: list[int]) -> list[int | BaseException]:
+        committing.set()
+        await release.wait()
+        return list(batch)
+
+    committer: GroupCommitter[int, int] = GroupCommitter(commit)
+    committer.start()
+    try:
+        in_flight = asyncio.ensure_future(committer.submit(7))
+        await committing.wait()
+        in_flight.cancel()  # too late to withdraw: it is being committed
+        release.set()
+        assert await in_flight == 7  # so its caller hears 250, not 451
+    finally:
+        await committer.stop()
+
+
 def test_rate_limiter_refills_and_keeps_a_bounded_number_of_clients() -> None:
     limiter = RateLimiter(burst=2, seconds_per_token=30.0, max_keys=100)
     assert limiter.take("a", 0.0) is None

@@ -11,10 +11,7 @@ import pytest
 
 from tests.conftest import Running
 from tests.process import free_port
-from tests.test_smtp_limits import certificate
 from tests.tools import require
-
-__all__ = ["certificate"]  # a fixture
 
 
 @pytest.fixture(scope="module")

@@ -175,7 +175,10 @@ def fill_then_free(store: str, disk: Path, body: str, *, room: str) -> None:
     finally:
         conversation.close()
         node.terminate()
-        node.communicate(timeout=30)
+        _, log = node.communicate(timeout=30)
+    # The operator hears of it in the log too (counts and the reason, no address).
+    assert "the store is full: answered 452 (recipients: 1)" in log
+    assert "outage@localhost" not in log
 
 
 def test_disk_full_answers_452_then_recovers(small_disk: Path) -> None:
@@ -205,36 +208,74 @@ def test_postgres_disk_full_answers_452_then_recovers(cluster: Cluster, small_di
     fill_then_free(cluster.url.rsplit("/", 1)[0] + "/burnbox", small_disk, body, room="64m")
 
 
-def test_a_hanging_store_answers_451(request: pytest.FixtureRequest) -> None:
-    """A real hang: another session holds the messages table locked; the watchdog gives up
-    on the delivery and the sender is told 451, then mail flows again when the lock goes."""
+def test_a_store_stalled_past_the_delivery_timeout_stores_each_message_once(
+        request: pytest.FixtureRequest) -> None:
+    """A real stall: another session holds the messages table locked. Message A's batch is
+    already committing (blocked in PostgreSQL), so it cannot be withdrawn: its sender waits
+    for the outcome. Message B is still queued behind it when the delivery timeout comes: it
+    is withdrawn and its sender told 451, which is true. Then the lock goes: A is answered
+    250, B's retry is stored, and each is stored once (before, A was told 451 and committed
+    anyway, so a real sender's retry stored it twice)."""
     url = str(request.getfixturevalue("postgres_url"))
     asyncio.run(reset(url))
     node = start_node("--store", url, "--smtp-delivery-timeout", "0.5",
-                      "--smtp-idle-timeout", "1")
+                      "--smtp-idle-timeout", "30")
     lock_holder = subprocess.Popen(
         ["psql", url, "-v", "ON_ERROR_STOP=1", "-c",
-         "BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(30); COMMIT;"],
+         "BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    conversation = Conversation(node.smtp)
+    first, second = Conversation(node.smtp), Conversation(node.smtp)
     try:
-        conversation.command("EHLO hang")
+        for conversation in (first, second):
+            conversation.command("EHLO stall")
         wait_for_lock(url)
-        assert deliver(conversation, 1) == "451 4.3.0 Local error in processing; try again later"
-        # Killing psql leaves its backend sleeping with the lock: end the backend itself.
-        subprocess.run(["psql", url, "-tAc", "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
-                        "JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'messages' "
-                        "AND l.mode = 'AccessExclusiveLock'"], check=True, capture_output=True)
+        assert begin_data(first) == "354"
+        first.send(b"Subject: A\r\n\r\nx\r\n.\r\n")
+        wait_for_blocked_insert(url)  # A's batch is committing, stuck behind the lock
+        assert deliver(second, 2) == "451 4.3.0 Local error in processing; try again later"
+        release(url)
         lock_holder.wait()
-        conversation.close()
-        conversation = Conversation(node.smtp)
-        conversation.command("EHLO after")
-        assert deliver(conversation, 2).startswith("250")
+        assert first.reply().startswith("250 2.0.0 OK: stored as ")
+        assert deliver(second, 2).startswith("250")  # B, as its sender retries it
+        assert stored_subjects(url) == ["2", "A"]
     finally:
-        conversation.close()
+        first.close()
+        second.close()
         lock_holder.kill()
         lock_holder.communicate()
         node.stop()
+
+
+def begin_data(conversation: Conversation) -> str:
+    assert conversation.command("MAIL FROM:<a@example.org>").startswith("250")
+    assert conversation.command("RCPT TO:<outage@localhost>").startswith("250")
+    return conversation.command("DATA")[:3]
+
+
+def release(url: str) -> None:
+    """End the lock holder's backend (killing psql would leave it sleeping with the lock)."""
+    subprocess.run(["psql", url, "-tAc", "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+                    "JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'messages' "
+                    "AND l.mode = 'AccessExclusiveLock' AND l.granted"],
+                   check=True, capture_output=True)
+
+
+def wait_for_blocked_insert(url: str) -> None:
+    """Until burnbox's batch waits on the lock (a query, answered at once, repeated)."""
+    for _ in range(500):
+        waiting = subprocess.run(
+            ["psql", url, "-tAc", "SELECT count(*) FROM pg_stat_activity WHERE "
+             "wait_event_type = 'Lock' AND query LIKE '%burnbox_add%'"],
+            capture_output=True, text=True, check=True)
+        if waiting.stdout.strip() == "1":
+            return
+    raise AssertionError("the batch never blocked on the lock")
+
+
+def stored_subjects(url: str) -> list[str]:
+    rows = subprocess.run(["psql", url, "-tAc", "SELECT subject FROM messages ORDER BY subject"],
+                          capture_output=True, text=True, check=True).stdout
+    return rows.split()
 
 
 def wait_for_lock(url: str) -> None:

@@ -148,11 +148,13 @@ def on_the_wire(raw: bytes) -> bytes:
     return crlf if crlf.endswith(b"\r\n") else crlf + b"\r\n"
 
 
-def test_bare_line_feeds_are_kept_unchanged(server: Running) -> None:
+def test_bare_line_feeds_in_the_body_are_kept_and_the_header_section_made_crlf(
+        server: Running) -> None:
     raw = b"Subject: lf only\n\nline\n.dot\n"
     with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as client:
         client.sendmail("a@example.org", ["lf@localhost"], raw)
     [stored] = server.stored("lf@localhost")
     # smtplib stuffs a dot after a bare LF too; to SMTP a line ends only at CRLF, so that
-    # dot is not at a line start and stays, just as a bare LF never ends DATA.
-    assert strip_received(stored) == b"Subject: lf only\n\nline\n..dot\n\r\n"
+    # dot is not at a line start and stays, just as a bare LF never ends DATA. The header
+    # section gets CRLF line ends (smtp/header_section.py); the body stays as sent.
+    assert strip_received(stored) == b"Subject: lf only\r\n\r\nline\n..dot\n\r\n"

@@ -13,7 +13,14 @@ import asyncpg
 import pytest
 
 from burnbox.model import Inbox, MessageSummary
-from burnbox.storage.base import PURGE_BATCH, AddressTaken, NotFound, Store, Stored, StoreFull
+from burnbox.storage.base import (
+    PURGE_BATCH,
+    AddressTaken,
+    NotFound,
+    Store,
+    Stored,
+    TooLargeForStore,
+)
 from burnbox.storage.memory import MemoryStore
 from burnbox.storage.postgres import PURGE_LOCK, PostgresStore
 from burnbox.storage.sqlite import SqliteStore
@@ -167,7 +174,7 @@ async def test_byte_cap_is_never_exceeded(make_store: StoreFactory, mail: Mail) 
         await store.add([mail(f"box{number % 7}@localhost")], b"z" * 90)
         assert store.stats().bytes <= 1000
     assert store.stats().bytes == 990
-    with pytest.raises(StoreFull):
+    with pytest.raises(TooLargeForStore):
         await store.add([mail("a@localhost")], b"q" * 1001)
 
 

@@ -173,6 +173,10 @@ class Settings:
         "retries); checked by the session watchdog, so it may take up to one idle timeout more.")
     smtp_max_errors: int = _setting(
         20, parse_positive_int, "Errors one SMTP session may make before it is disconnected.")
+    smtp_max_bad_commands: int = _setting(
+        5, parse_positive_int,
+        "Unrecognised or malformed commands (500, 501) one SMTP session may send before it is "
+        "disconnected with 421: attack traffic and other protocols get no more room.")
     smtp_junk_limit: int = _setting(
         100, parse_positive_int,
         "NOOP, RSET, VRFY, HELP and EHLO commands allowed between two delivered messages.")
@@ -186,7 +190,9 @@ class Settings:
         1000, parse_positive_int, "Most messages one inbox keeps; the oldest is evicted first.")
     store_max_bytes: int = _setting(
         512 * 1024**2, parse_size,
-        "Most bytes of mail the in-memory store holds; the oldest mail is evicted first.")
+        "Most bytes of mail the store holds (every store: memory, SQLite, PostgreSQL); the oldest "
+        "mail is evicted first. A message whose copies (one per recipient) exceed it is refused "
+        "for good (552 5.3.4).")
     ingest_parse_inline_max: int = _setting(
         64 * 1024, parse_size,
         "Messages up to this size are parsed on the event loop (ingest summary, API views); "

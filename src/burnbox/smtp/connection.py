@@ -16,13 +16,14 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
-from burnbox.smtp import replies
+from burnbox.smtp import header_section, replies
 from burnbox.smtp.commands import (
     HTTP_VERBS,
     split_verb,
 )
 from burnbox.smtp.reader import ChunkReader, DotReader, Fault
-from burnbox.storage.base import StoreFull
+from burnbox.smtp.tls import TlsFailed, TlsLayer
+from burnbox.storage.base import StoreFull, TooLargeForStore
 
 if TYPE_CHECKING:
     from burnbox.smtp.server import SmtpContext
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 PAUSE_BUFFER = 64 * 1024  # bytes a busy session buffers before it stops reading
 RATE_CHECK_PERIOD = 5.0  # seconds between data-rate checks, at most
 BUSY_CHECK_PERIOD = 1.0  # seconds between watchdog looks while a step is running
-_BODY_TYPES = frozenset({"7BIT", "8BITMIME", "BINARYMIME"})
 
 Handler = Callable[[Any, str], None]
 
@@ -48,14 +48,17 @@ class SmtpConnection(asyncio.Protocol):
         self._buf = bytearray()
         self._out: list[bytes] = []
         self._closed = False
+        self._eof = False  # the client has shut down its sending side
         self._busy = False
         self._read_paused = False
         self._write_paused = False
         self._discarding_line = False
         self._tls = False
+        self._tls_layer: TlsLayer | None = None  # after STARTTLS: the wire is encrypted
         self._helo = ""
         self._esmtp = False
         self._errors = 0
+        self._bad_commands = 0
         self._junk = 0
         self._shutting_down = False
         self._progress = self._loop.time()
@@ -73,6 +76,7 @@ class SmtpConnection(asyncio.Protocol):
         self._mail: str | None = None
         self._utf8 = False
         self._body_type = "7BIT"
+        self._declared_size = 0  # MAIL FROM's SIZE=, if given
         self._recipients: dict[str, None] = {}  # ordered set of normalised addresses
         self._bdat: bytearray | None = None  # the message so far, during BDAT
         self._bdat_failed = False
@@ -112,6 +116,38 @@ class SmtpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
+        if self._tls_layer is not None:
+            self._tls_received(self._tls_layer, data)
+            return
+        self._plain_received(data)
+
+    def _tls_received(self, layer: TlsLayer, data: bytes) -> None:
+        try:
+            plain = layer.receive(data)
+        except TlsFailed:
+            self._abort()
+            return
+        if layer.handshaking or not self._tls:
+            self._write(layer.outgoing())
+            if not layer.handshaking:
+                self._tls_started()
+        if plain:
+            self._plain_received(plain)
+        else:
+            self._flush()
+        if layer.peer_closed:
+            self._eof = True
+            self._close_if_finished()
+
+    def _tls_started(self) -> None:
+        """RFC 3207 4.2: forget everything learned before TLS."""
+        self._tls = True
+        self._helo = ""
+        self._esmtp = False
+        self._reset_transaction()
+        self._progress = self._loop.time()
+
+    def _plain_received(self, data: bytes) -> None:
         if self._body is not None and not self._buf and not self._busy:
             self._feed_body(data)  # the common case: body bytes go straight to the reader
         else:
@@ -122,7 +158,12 @@ class SmtpConnection(asyncio.Protocol):
             self._pause_reading()
 
     def eof_received(self) -> bool | None:
-        return None  # close our side too
+        """The client sends no more, but may still read: Exim pipelines `BDAT ... LAST`
+        and QUIT, then shuts down its side. What it sent is answered in full (a 250 it never
+        saw would make it send the message again); our side closes once that is done."""
+        self._eof = True
+        self._close_if_finished()
+        return True  # keep the transport open for our replies
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -239,7 +280,7 @@ class SmtpConnection(asyncio.Protocol):
             self._out.append(replies.chunk_received(reader.received))
 
     def _deliver(self, message: bytes) -> None:
-        raw = self._received_header() + message
+        raw = self._received_header() + header_section.normalise(message)
         recipients = list(self._recipients)
         self._reset_transaction()
         self._run_step(self._store(recipients, raw))
@@ -255,8 +296,14 @@ class SmtpConnection(asyncio.Protocol):
             log.error("delivery took too long; answered 451")
             self._ctx.metrics.refuse("store_error")
             return replies.LOCAL_ERROR
+        except TooLargeForStore:
+            self._ctx.metrics.refuse("too_big")
+            log.warning("a message too big for the store: answered 552 (recipients: %d)",
+                        len(recipients))
+            return replies.TOO_BIG_FOR_STORE
         except StoreFull:
             self._ctx.metrics.refuse("store_full")
+            log.error("the store is full: answered 452 (recipients: %d)", len(recipients))
             return replies.STORE_FULL
         except Exception as error:
             log.error("delivery failed (%s); answered 451", type(error).__name__)
@@ -302,13 +349,21 @@ class SmtpConnection(asyncio.Protocol):
             self._resume_reading()
         self._process()
         self._flush()
+        self._close_if_finished()
 
     # -- replies, errors, limits ------------------------------------------
 
     def _error(self, answer: bytes) -> None:
-        """A 5yz reply for the client's mistake; too many of them end the session."""
+        """A 5yz reply for the client's mistake; too many of them end the session, and
+        unrecognised or malformed commands (500, 501) sooner: talking to the wrong port,
+        probing, or another protocol."""
         self._out.append(answer)
         self._errors += 1
+        if answer[:3] in (b"500", b"501") and answer is not replies.TEXT_LINE_TOO_LONG:
+            self._bad_commands += 1
+            if self._bad_commands >= self._ctx.config.max_bad_commands:
+                self._send_and_close(replies.TOO_MANY_BAD_COMMANDS)
+                return
         if self._errors >= self._ctx.config.max_errors:
             self._send_and_close(replies.TOO_MANY_ERRORS)
 
@@ -320,16 +375,42 @@ class SmtpConnection(asyncio.Protocol):
         return True
 
     def _flush(self) -> None:
-        if self._out and self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"".join(self._out) if len(self._out) > 1 else self._out[0])
-        self._out.clear()
+        if self._out:
+            data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+            self._out.clear()
+            if self._tls_layer is not None:
+                try:
+                    data = self._tls_layer.send(data)
+                except TlsFailed:
+                    self._abort()
+                    return
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        if data and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def _close_transport(self) -> None:
+        """Close after what is buffered is written, with our close_notify under TLS."""
+        if self._tls_layer is not None:
+            self._write(self._tls_layer.close())
+        if self._transport is not None:
+            self._transport.close()
+
+    def _close_if_finished(self) -> None:
+        """After the client's EOF: close once every command it sent has its reply."""
+        if self._eof and not self._busy and not self._closed:
+            self._closed = True
+            self._close_transport()
 
     def _send_and_close(self, answer: bytes) -> None:
+        if self._tls_layer is not None and self._tls_layer.handshaking:
+            self._abort()  # nothing can be said in the middle of a handshake
+            return
         self._out.append(answer)
         self._flush()
         self._closed = True
-        if self._transport is not None:
-            self._transport.close()
+        self._close_transport()
 
     def _abort(self) -> None:
         self._closed = True

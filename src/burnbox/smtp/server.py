@@ -31,11 +31,13 @@ class SmtpConfig:
     min_data_rate: int
     min_data_rate_after: float
     max_errors: int
+    max_bad_commands: int
     junk_limit: int
     received_client_ip: bool
     max_connections: int
     max_connections_per_ip: int
     delivery_timeout: float = 60.0
+    store_max_bytes: int = 512 * 1024**2  # the store's byte cap: no message can be larger
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpConfig:
@@ -49,11 +51,13 @@ class SmtpConfig:
             min_data_rate=settings.smtp_min_data_rate,
             min_data_rate_after=settings.smtp_min_data_rate_after,
             max_errors=settings.smtp_max_errors,
+            max_bad_commands=settings.smtp_max_bad_commands,
             junk_limit=settings.smtp_junk_limit,
             received_client_ip=settings.received_client_ip,
             max_connections=settings.max_connections,
             max_connections_per_ip=settings.max_connections_per_ip,
             delivery_timeout=settings.smtp_delivery_timeout,
+            store_max_bytes=settings.store_max_bytes,
         )
 
 

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from burnbox.addressing import AddressError, parse_path
 from burnbox.smtp import replies
 from burnbox.smtp.commands import CommandError, clean_helo, parse_bdat, parse_path_command
 from burnbox.smtp.connection import SmtpConnection
 from burnbox.smtp.reader import ChunkReader, DotReader
+from burnbox.smtp.tls import TlsLayer
 
 log = logging.getLogger(__name__)
 _BODY_TYPES = frozenset({"7BIT", "8BITMIME", "BINARYMIME"})
+MAX_SIZE_DIGITS = 18  # a SIZE value longer than this is malformed, not merely large
+# The MAIL FROM parameters we implement, each with the test its value must pass.
+_MAIL_PARAMETERS: dict[str, Callable[[str | None], bool]] = {
+    "SIZE": lambda value: value is not None and value.isascii() and value.isdigit()
+    and len(value) <= MAX_SIZE_DIGITS,
+    "BODY": lambda value: value is not None and value.upper() in _BODY_TYPES,
+    "SMTPUTF8": lambda value: value is None,
+}
 
 
 class SmtpSession(SmtpConnection):
@@ -63,21 +73,35 @@ class SmtpSession(SmtpConnection):
         self._out.append(replies.SENDER_OK)
 
     def _take_mail_params(self, params: dict[str, str | None]) -> bytes | None:
+        """MAIL FROM's parameters: 555 for one we do not know (or any without EHLO), 501
+        for a known one with a malformed value."""
         if params and not self._esmtp:
             return replies.PARAM_UNSUPPORTED
         self._utf8 = False
         self._body_type = "7BIT"
         for name, value in params.items():
-            if name == "SIZE" and value is not None and value.isdigit():
-                if int(value) > self._ctx.config.max_message_size:
-                    self._ctx.metrics.refuse("too_big")
-                    return replies.MESSAGE_TOO_BIG
-            elif name == "BODY" and value is not None and value.upper() in _BODY_TYPES:
-                self._body_type = value.upper()
-            elif name == "SMTPUTF8" and value is None:
-                self._utf8 = True
-            else:
+            if name not in _MAIL_PARAMETERS:
                 return replies.PARAM_UNSUPPORTED
+            if not _MAIL_PARAMETERS[name](value):
+                return replies.bad_parameter(name)
+            if name == "SIZE" and value is not None:
+                problem = self._declare_size(int(value))
+                if problem is not None:
+                    return problem
+            elif name == "BODY" and value is not None:
+                self._body_type = value.upper()
+            elif name == "SMTPUTF8":
+                self._utf8 = True
+        return None
+
+    def _declare_size(self, size: int) -> bytes | None:
+        if size > self._ctx.config.max_message_size:
+            self._ctx.metrics.refuse("too_big")
+            return replies.MESSAGE_TOO_BIG
+        if size > self._ctx.config.store_max_bytes:
+            self._ctx.metrics.refuse("too_big")
+            return replies.TOO_BIG_FOR_STORE
+        self._declared_size = size
         return None
 
     def _rcpt_command(self, argument: str) -> None:
@@ -109,17 +133,30 @@ class SmtpSession(SmtpConnection):
             self._error(replies.RELAY_DENIED)
             return
         key = str(address)
-        if key not in self._recipients and len(self._recipients) >= (
-                self._ctx.config.max_recipients):
-            self._ctx.metrics.refuse("too_many_recipients")
-            self._out.append(replies.TOO_MANY_RECIPIENTS)
-            return
+        if key not in self._recipients:
+            refused = self._room_for_one_more()
+            if refused is not None:
+                self._ctx.metrics.refuse("too_many_recipients")
+                self._out.append(refused)
+                return
         self._progress = self._loop.time()
         if self._ctx.recipient_check is not None:
             self._run_step(self._check_recipient(key))
             return
         self._recipients[key] = None
         self._out.append(replies.RECIPIENT_OK)
+
+    def _room_for_one_more(self) -> bytes | None:
+        """Why one more recipient cannot be taken (a 452: the sender sends to it later in
+        a transaction of its own), or None."""
+        count = len(self._recipients) + 1
+        if count > self._ctx.config.max_recipients:
+            return replies.TOO_MANY_RECIPIENTS
+        # One copy per inbox: with SIZE declared, refuse the recipient that would make the
+        # copies larger than the store could ever hold.
+        if self._declared_size * count > self._ctx.config.store_max_bytes:
+            return replies.TOO_MANY_FOR_SIZE
+        return None
 
     async def _check_recipient(self, key: str) -> bytes:
         try:
@@ -200,29 +237,12 @@ class SmtpSession(SmtpConnection):
             self._error(replies.NO_ARGUMENTS)
         else:
             self._out.append(replies.READY_TLS)
-            self._flush()
-            if self._transport is not None:
-                self._transport.pause_reading()  # the handshake bytes are start_tls's
+            self._flush()  # the last clear-text reply
             # Anything pipelined after STARTTLS was sent in clear text: it is
             # dropped, never executed after the handshake (CVE-2011-0411 class).
             self._buf.clear()
-            self._run_step(self._upgrade())
-
-    async def _upgrade(self) -> bytes | None:
-        assert self._transport is not None
-        assert self._ctx.ssl_context is not None
-        transport = await self._loop.start_tls(
-            self._transport, self, self._ctx.ssl_context, server_side=True,
-            ssl_handshake_timeout=self._ctx.config.idle_timeout)
-        if transport is None:
-            raise ConnectionError("TLS handshake failed")
-        self._transport = transport
-        self._tls = True
-        self._helo = ""  # RFC 3207 4.2: forget everything learned before TLS
-        self._esmtp = False
-        self._reset_transaction()
-        self._progress = self._loop.time()
-        return None
+            self._progress = self._loop.time()  # the handshake must finish in idle_timeout
+            self._tls_layer = TlsLayer(self._ctx.ssl_context)
 
 
 SmtpSession.HANDLERS = {

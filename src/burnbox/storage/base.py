@@ -29,6 +29,11 @@ class StoreFull(StoreError):
     """The store cannot take this message now (SMTP 452 4.3.1)."""
 
 
+class TooLargeForStore(StoreError):
+    """The message can never fit: its copies, one per inbox, exceed the store's whole byte
+    cap. Evicting cannot make room, so trying again cannot help (SMTP 552 5.3.4)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     """What add() did: the id each message was stored under (in the order of the
@@ -39,9 +44,9 @@ class Stored:
 
 
 def check_fits(summaries: list[MessageSummary], raw: bytes, max_bytes: int) -> None:
-    """The contract's StoreFull for a message no eviction could make room for."""
+    """The contract's TooLargeForStore for a message no eviction could make room for."""
     if len(raw) * len(summaries) > max_bytes:
-        raise StoreFull("message larger than the store")
+        raise TooLargeForStore("message larger than the store")
 
 
 class Store(Protocol):
@@ -78,7 +83,8 @@ class Store(Protocol):
         that by giving a message a later id than the one proposed when another
         writer committed a greater one first (a clock behind, a slower commit).
         Evicts to make room (per-inbox count cap, global byte cap).
-        Raises StoreFull when the message cannot fit at all.
+        Raises TooLargeForStore when the message can never fit, StoreFull when it cannot
+        now (a full disk).
         """
 
     async def summaries(
