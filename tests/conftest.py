@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import socket
@@ -89,6 +90,23 @@ class Running:
 
     def count(self) -> int:
         return self.app.store.stats().messages
+
+    def wait_for_mail(self, expected: dict[str, int], timeout: float = 60.0) -> None:
+        """Until each address holds at least its count of messages: woken by the hub's
+        events for those inboxes, never by a timer; fails after `timeout` seconds."""
+        async def held(address: str) -> int:
+            return (await self.app.store.usage(address))[0]
+
+        async def until_stored() -> None:
+            async with contextlib.AsyncExitStack() as stack:
+                feeds = {address: await stack.enter_async_context(
+                    self.app.hub.subscribe(address)) for address in expected}
+                async with asyncio.timeout(timeout):
+                    for address, count in expected.items():
+                        while await held(address) < count:
+                            await feeds[address].next()
+
+        self.call(until_stored(), timeout=timeout + 5)
 
 
 def test_settings(**overrides: Any) -> Settings:
