@@ -198,7 +198,8 @@ def test_attachment_and_raw_downloads_are_safe(server: Running) -> None:
     download = httpx.get(server.http + evil["url"], headers=auth(inbox))
     assert download.status_code == 200
     assert download.headers["content-type"] == "application/octet-stream"
-    assert download.headers["content-disposition"].startswith('attachment; filename=".._.._evil')
+    assert download.headers["content-disposition"] == (
+        "attachment; filename=\"_.._evil.html\"; filename*=UTF-8''_.._evil.html")  # no path
     assert download.headers["x-content-type-options"] == "nosniff"
     assert download.content == b"<script>alert(4)</script>"
     raw = httpx.get(url(server, inbox["address"], f"/messages/{summary['id']}/raw"),

@@ -22,7 +22,7 @@ EXCLUDED = "positive_data_acceptance,ensure_resource_availability"
 def test_the_api_keeps_to_its_spec(start_burnbox: Callable[..., Running],
                                    tmp_path: Path) -> None:
     schemathesis = str(Path(sys.executable).parent / "schemathesis")  # from the test extras
-    server = start_burnbox(inbox_create_rate="100000/s")
+    server = start_burnbox(inbox_create_rate="100000/s", failed_read_rate="100000/s")
     token = httpx.post(server.http + "/api/inboxes", json={"local_part": "fuzz"}).json()["token"]
     result = subprocess.run(
         [schemathesis, "run", server.http + "/api/openapi.json", "--checks", "all",

@@ -14,6 +14,7 @@ import pytest
 
 from burnbox.model import Inbox, MessageSummary
 from burnbox.storage.base import (
+    EXPIRED_INBOX_MEMORY,
     PURGE_BATCH,
     AddressTaken,
     NotFound,
@@ -100,23 +101,78 @@ def mail() -> Mail:
 async def test_inbox_lifecycle(make_store: StoreFactory) -> None:
     store = await opened(make_store)
     inbox = Inbox("a@localhost", b"hash", NOW, NOW + timedelta(hours=1))
-    await store.create_inbox(inbox)
+    assert await store.create_inbox(inbox) == inbox  # the first claims from the epoch
     assert await store.inbox("a@localhost") == inbox
     with pytest.raises(AddressTaken):
         await store.create_inbox(Inbox("a@localhost", b"other", NOW, NOW + timedelta(hours=1)))
     with pytest.raises(NotFound):
         await store.inbox("nobody@localhost")
-    await store.refresh_stats()
+    await store.refresh_stats(NOW)
     assert store.stats().inboxes == 1
+    await store.refresh_stats(NOW + timedelta(hours=1))
+    assert store.stats().inboxes == 0  # counted only while live
 
 
 async def test_an_expired_inbox_can_be_taken_again(make_store: StoreFactory) -> None:
     store = await opened(make_store)
     await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
     later = NOW + timedelta(hours=2)
-    await store.create_inbox(Inbox("a@localhost", b"h2", later, later + timedelta(hours=1)))
-    assert (await store.inbox("a@localhost")).token_hash == b"h2"
+    again = await store.create_inbox(Inbox("a@localhost", b"h2", later,
+                                           later + timedelta(hours=1)))
+    assert again.claims_from == NOW + timedelta(hours=1)  # from the first one's end
+    assert await store.inbox("a@localhost") == again
 
+
+async def test_an_inbox_made_again_holds_none_of_the_old_ones_mail(make_store: StoreFactory,
+                                                                   mail: Mail) -> None:
+    """Before any purge: the old inbox's mail is neither listed nor readable by the new
+    one (and is gone); mail that came after the old one ended (unclaimed) is the new one's."""
+    store = await opened(make_store)
+    end = NOW + timedelta(minutes=10)
+    await store.create_inbox(Inbox("a@localhost", b"old", NOW, end))
+    secret = mail("a@localhost", at=NOW + timedelta(minutes=1))
+    in_flight = mail("a@localhost", at=end - timedelta(milliseconds=1))
+    unclaimed = mail("a@localhost", at=end + timedelta(minutes=1))
+    await store.add([secret], b"reset code 111111")
+    await store.add([unclaimed], b"after the end")
+    again = await store.create_inbox(Inbox("a@localhost", b"new", end + timedelta(minutes=2),
+                                           end + timedelta(hours=1)))
+    # A delivery received before the end, committed only now: still not the new inbox's.
+    await store.add([in_flight], b"late")
+    since = again.claims_from
+    assert [s.id for s in await store.summaries("a@localhost", since=since)] == [unclaimed.id]
+    assert await store.usage("a@localhost", since=since) == (1, len(b"after the end"))
+    for hidden in (secret, in_flight):
+        with pytest.raises(NotFound):
+            await store.raw("a@localhost", hidden.id, since=since)
+        with pytest.raises(NotFound):
+            await store.summary("a@localhost", hidden.id, since=since)
+        with pytest.raises(NotFound):
+            await store.mark_seen("a@localhost", hidden.id, True, since=since)
+        with pytest.raises(NotFound):
+            await store.delete("a@localhost", hidden.id, since=since)
+    with pytest.raises(NotFound):  # not merely hidden: deleted when the address was taken
+        await store.raw("a@localhost", secret.id)
+    purged = await store.purge_expired(end + timedelta(minutes=3))
+    assert ("a@localhost", in_flight.id) not in purged  # the new inbox is live: kept, hidden
+
+
+async def test_a_burn_ends_the_inbox_and_its_mail_at_once(make_store: StoreFactory,
+                                                          mail: Mail) -> None:
+    store = await opened(make_store)
+    await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
+    sent = [mail("a@localhost") for _ in range(3)]
+    for summary in sent:
+        await store.add([summary], b"x")
+    burned_at = NOW + timedelta(minutes=5)
+    assert sorted(await store.burn_inbox("a@localhost", burned_at)) == [s.id for s in sent]
+    assert await store.summaries("a@localhost") == []
+    assert (await store.inbox("a@localhost")).expires_at == burned_at  # ended, remembered
+    again = await store.create_inbox(Inbox("a@localhost", b"h2", burned_at,
+                                           burned_at + timedelta(hours=1)))
+    assert again.claims_from == burned_at
+    await store.refresh_stats(burned_at)
+    assert store.stats() == type(store.stats())(0, 0, 1)
 
 async def test_add_list_read_delete(make_store: StoreFactory, mail: Mail) -> None:
     store = await opened(make_store)
@@ -133,7 +189,7 @@ async def test_add_list_read_delete(make_store: StoreFactory, mail: Mail) -> Non
         await store.delete("a@localhost", first.id)
     with pytest.raises(NotFound):
         await store.raw("b@localhost", second.id)  # another inbox's message is not found
-    await store.refresh_stats()
+    await store.refresh_stats(NOW)
     assert store.stats().messages == 1
     assert store.stats().bytes == 3
 
@@ -190,12 +246,16 @@ async def test_purge_removes_expired_mail_and_inboxes(make_store: StoreFactory,
     await store.add([kept], b"kept")
     assert await store.purge_expired(NOW + timedelta(seconds=59)) == []
     purged = await store.purge_expired(NOW + timedelta(hours=1))
-    assert sorted(purged) == sorted([("gone@localhost", old.id), ("gone@localhost", burnt.id),
-                                     ("gone@localhost", "")])
+    # The inbox's mail goes at its end, its message ttl notwithstanding; its record stays.
+    assert sorted(purged) == sorted([("gone@localhost", old.id), ("gone@localhost", burnt.id)])
+    assert (await store.inbox("gone@localhost")).expires_at == NOW + timedelta(minutes=30)
+    forgotten = NOW + timedelta(minutes=30) + EXPIRED_INBOX_MEMORY
+    assert await store.purge_expired(forgotten - timedelta(seconds=1)) == []
+    assert await store.purge_expired(forgotten) == [("gone@localhost", "")]
     with pytest.raises(NotFound):
         await store.inbox("gone@localhost")
     assert [s.id for s in await store.summaries("stay@localhost")] == [kept.id]
-    await store.refresh_stats()
+    await store.refresh_stats(NOW)
     assert store.stats().messages == 1
     assert store.stats().inboxes == 0
 
@@ -210,21 +270,8 @@ async def test_an_expiry_larger_than_one_purge_batch_goes_whole(make_store: Stor
     await store.add([kept], b"kept")
     purged = await store.purge_expired(NOW + timedelta(minutes=5))
     assert sorted(purged) == sorted((s.address, s.id) for s in expiring)
-    await store.refresh_stats()
+    await store.refresh_stats(NOW)
     assert store.stats().messages == 1
-
-
-async def test_delete_inbox_burns_its_mail(make_store: StoreFactory, mail: Mail) -> None:
-    store = await opened(make_store)
-    await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
-    for _ in range(3):
-        await store.add([mail("a@localhost")], b"x")
-    assert await store.delete_inbox("a@localhost") == 3
-    assert await store.summaries("a@localhost") == []
-    with pytest.raises(NotFound):
-        await store.inbox("a@localhost")
-    await store.refresh_stats()
-    assert store.stats() == type(store.stats())(0, 0, 0)
 
 
 async def test_nothing_of_a_deleted_message_stays_referenced(mail: Mail) -> None:
@@ -239,7 +286,7 @@ async def test_nothing_of_a_deleted_message_stays_referenced(mail: Mail) -> None
     assert [sys.getrefcount(raw) for raw in kept] != alone
     await store.delete("a@localhost", summaries[0].id)
     await store.purge_expired(NOW + timedelta(seconds=90))
-    await store.delete_inbox("a@localhost")
+    await store.burn_inbox("a@localhost", NOW)
     gc.collect()
     assert [sys.getrefcount(raw) for raw in kept] == alone
 
@@ -286,13 +333,14 @@ async def test_counts_caps_and_expiry_survive_a_restart(backend: str, mail: Mail
     long = [mail("a@localhost", ttl=7200) for _ in range(2)]
     for summary in short + long:
         await first.add([summary], b"y" * 100)
-    await first.refresh_stats()
+    await first.refresh_stats(NOW)
     before = (first.stats(), await first.summaries("a@localhost"))
     await first.close()
 
     second = BACKENDS[backend](where, **limits)
     await second.open()
     try:
+        await second.refresh_stats(NOW)
         assert (second.stats(), await second.summaries("a@localhost")) == before
         assert before[0].messages == 3  # the cap held before the restart
         assert await second.raw("a@localhost", long[-1].id) == b"y" * 100

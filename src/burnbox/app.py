@@ -15,6 +15,7 @@ import uvicorn
 from burnbox import __version__, selfcheck
 from burnbox.addressing import AddressError, DomainPolicy
 from burnbox.delivery import Deliverer
+from burnbox.feeds import Feeds
 from burnbox.hub import Hub
 from burnbox.ids import Clock, IdSource, MessageIds, system_clock
 from burnbox.inboxes import InboxService
@@ -36,7 +37,7 @@ from burnbox.storage.base import Store
 from burnbox.storage.memory import MemoryStore
 from burnbox.supervisor import Supervisor
 from burnbox.web.app import create_app
-from burnbox.web.live import Live
+from burnbox.web.limits import StreamLimits
 from burnbox.web.services import WebServices
 
 log = logging.getLogger(__name__)
@@ -131,16 +132,24 @@ class App:
             SmtpConfig.from_settings(settings), self.deliverer, self.domains, self.metrics,
             clock, ssl_context,
             recipient_check=self.inboxes.exists if settings.unclaimed == "reject" else None))
-        self.web = create_app(WebServices(
-            metrics=self.metrics, readiness=self.readiness, store=self.store, hub=self.hub,
-            inboxes=self.inboxes, domains=self.domains,
-            limiter=RateLimiter(*rate_limit(settings.inbox_create_rate)), clock=clock,
-            live=Live(self.store, self.hub), parse_pool=self.parse_pool,
-            allowed_origins=settings.allowed_origins))
+        self.web = create_app(self._web_services())
         self.smtp_endpoint = settings.smtp_listen
         self.http_endpoint = settings.http_listen
         self._http: _EmbeddedHttpServer | None = None
         self.supervisor = Supervisor()
+
+    def _web_services(self) -> WebServices:
+        settings = self.settings
+        return WebServices(
+            metrics=self.metrics, readiness=self.readiness, store=self.store,
+            inboxes=self.inboxes, feeds=Feeds(self.inboxes, self.hub, self.clock),
+            domains=self.domains,
+            creations=RateLimiter(*rate_limit(settings.inbox_create_rate)),
+            failed_reads=RateLimiter(*rate_limit(settings.failed_read_rate)),
+            streams=StreamLimits(settings.push_max_streams, settings.push_max_streams_per_ip,
+                                 lambda limit: self.metrics.push_refused.labels(limit).inc()),
+            clock=self.clock, parse_pool=self.parse_pool,
+            allowed_origins=settings.allowed_origins)
 
     async def readiness(self) -> dict[str, bool]:
         try:

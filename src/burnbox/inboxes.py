@@ -1,9 +1,14 @@
-"""Inboxes and who may read them: creation, capability tokens, extension, burning.
+"""Inboxes and who may read them: creation, capability tokens, extension, burning, and
+every read and change of an inbox's mail.
 
 A token is 192 random bits, given once at creation and stored only as its
 SHA-256. Whoever may not read an inbox is told exactly what they would be
 told if it did not exist (NotFound), and the token's hash is computed either
 way, so the two cases cost the same.
+
+An inbox's mail is what reached its address while it was the inbox there (from its
+`claims_from` on, see model.Inbox): every read here asks the store for that, and every
+change is stored first, then published, so each API surface gets the same events.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from burnbox.addressing import (
 )
 from burnbox.hub import Event, Hub
 from burnbox.ids import Clock
-from burnbox.model import Inbox
+from burnbox.model import Inbox, MessageSummary
 from burnbox.storage.base import AddressTaken, NotFound, Store
 
 TOKEN_BYTES = 24  # 192 bits
@@ -33,6 +38,7 @@ TOKEN_BYTES = 24  # 192 bits
 # option), and secret scanners can recognise a leaked burnbox token.
 TOKEN_PREFIX = "bbx_"  # noqa: S105 - a prefix, not a secret
 RANDOM_ATTEMPTS = 8  # random addresses tried before giving up (all taken is near impossible)
+CATCH_UP_PAGE = 100  # messages read at a time while catching up
 _NO_TOKEN = hashlib.sha256(b"").digest()
 
 
@@ -68,12 +74,12 @@ class InboxService:
             inbox = Inbox(str(Address(local, chosen_domain)), token_hash(token), now,
                           now + self._ttl)
             try:
-                await self._store.create_inbox(inbox)
+                stored = await self._store.create_inbox(inbox)
             except AddressTaken:
                 if local_part is not None:
                     raise
                 continue
-            return inbox, token
+            return stored, token
         raise AddressTaken("no free random address")
 
     async def open(self, address: str, token: str | None) -> Inbox:
@@ -91,6 +97,8 @@ class InboxService:
                 return Inbox(normal, None, now, now + self._ttl)  # mail kept for anyone
             raise
         if inbox.expires_at <= now:
+            if self.public:  # open to anyone, but not the ended inbox's mail
+                return Inbox(normal, None, now, now + self._ttl, claims_from=inbox.expires_at)
             raise NotFound(normal)
         if self.public:
             return inbox
@@ -116,10 +124,67 @@ class InboxService:
         return extended
 
     async def burn(self, inbox: Inbox) -> int:
-        """Delete the inbox and all its mail at once."""
-        count = await self._store.delete_inbox(inbox.address)
+        """End the inbox and delete all its mail at once."""
+        gone = await self._store.burn_inbox(inbox.address, self._clock())
         self._hub.publish(Event("expired", inbox.address, ""))
-        return count
+        return len(gone)
+
+    async def still_open(self, inbox: Inbox) -> Inbox:
+        """The inbox as stored now, if it is still the same one and live; NotFound if it has
+        ended (burned, expired, or made again by someone else)."""
+        if inbox.token_hash is None and self.public:
+            return inbox
+        try:
+            current = await self._store.inbox(inbox.address)
+        except NotFound:
+            raise NotFound(inbox.address) from None
+        if current.created_at != inbox.created_at or current.expires_at <= self._clock():
+            raise NotFound(inbox.address)
+        return current
+
+    # -- its mail ------------------------------------------------------------
+
+    async def messages(self, inbox: Inbox, *, before: str | None = None,
+                       limit: int = 50) -> list[MessageSummary]:
+        """Newest first."""
+        return await self._store.summaries(inbox.address, before=before, limit=limit,
+                                           since=inbox.claims_from)
+
+    async def newer(self, inbox: Inbox, after: str, limit: int | None) -> tuple[
+            list[MessageSummary], bool]:
+        """Up to `limit` (None: all) messages right after `after`, oldest first, and
+        whether more follow them."""
+        found: list[MessageSummary] = []
+        before: str | None = None
+        while True:
+            page = await self.messages(inbox, before=before, limit=CATCH_UP_PAGE)
+            fresh = [summary for summary in page if summary.id > after]
+            found.extend(fresh)
+            if len(fresh) < len(page) or len(page) < CATCH_UP_PAGE:
+                break
+            before = page[-1].id
+        found.reverse()
+        if limit is None:
+            return found, False
+        return found[:limit], len(found) > limit
+
+    async def usage(self, inbox: Inbox) -> tuple[int, int]:
+        return await self._store.usage(inbox.address, since=inbox.claims_from)
+
+    async def message(self, inbox: Inbox, message_id: str) -> tuple[MessageSummary, bytes]:
+        """A message's summary and raw bytes. Raises NotFound."""
+        return (await self._store.summary(inbox.address, message_id, since=inbox.claims_from),
+                await self._store.raw(inbox.address, message_id, since=inbox.claims_from))
+
+    async def delete_message(self, inbox: Inbox, message_id: str) -> None:
+        await self._store.delete(inbox.address, message_id, since=inbox.claims_from)
+        self._hub.publish(Event("deleted", inbox.address, message_id))
+
+    async def mark_seen(self, inbox: Inbox, message_id: str, seen: bool) -> MessageSummary:
+        updated = await self._store.mark_seen(inbox.address, message_id, seen,
+                                              since=inbox.claims_from)
+        self._hub.publish(Event("seen", updated.address, updated.id, updated))
+        return updated
 
     def _domain(self, domain: str | None) -> str:
         if domain is None:

@@ -89,6 +89,12 @@ class Metrics:
         self.push_subscribers = Gauge(
             "burnbox_push_subscribers", "Push streams (SSE, WebSocket, long-poll) open now.",
             registry=own, multiprocess_mode="livesum")
+        self.push_refused = Counter(
+            "burnbox_push_refused", "Push streams refused: too many from one client IP, or in "
+            "all.", ["limit"], registry=own)
+        self.reads_refused = Counter(
+            "burnbox_reads_refused", "Reads refused because their client IP failed too many "
+            "(a wrong token, or no such inbox).", registry=own)
 
         self.store_seconds = Histogram(
             "burnbox_store_add_seconds", "Time to store one delivered message (to commit).",

@@ -181,7 +181,7 @@ def _payload_text(part: email.message.Message, limit: int | None) -> str:
 
 
 def _describe(part: email.message.Message, index: int, size: int | None) -> Attachment:
-    filename = header_text(part.get_filename() or "", 255)
+    filename = header_text(_filename(part), 255)
     content_type = part.get_content_type()
     if not filename and content_type == "message/rfc822":
         filename = "message.eml"
@@ -191,6 +191,26 @@ def _describe(part: email.message.Message, index: int, size: int | None) -> Atta
     if size is None:
         size = len(_payload_bytes(part))
     return Attachment(index, filename or f"part-{index}", content_type, size, content_id, inline)
+
+
+def _filename(part: email.message.Message) -> str:
+    """The part's file name. compat32's get_filename() reads a header whose raw 8-bit bytes
+    it has already replaced (`caf\ufffd\ufffd.txt`); a raw name that is valid UTF-8 (as
+    senders write it) is read as UTF-8 here, and RFC 2231 names as before."""
+    for header, parameter in (("content-disposition", "filename"), ("content-type", "name")):
+        value = _raw_header(part, header)
+        if not value:
+            continue
+        if not value.isascii():
+            raw = value.encode("utf-8", "surrogateescape")
+            with contextlib.suppress(UnicodeDecodeError):
+                value = raw.decode("utf-8")
+        holder = email.message.Message()
+        holder[header] = value
+        found = holder.get_param(parameter, header=header)
+        if found:
+            return str(email.utils.collapse_rfc2231_value(found))
+    return ""
 
 
 def _raw_header(part: email.message.Message, name: str) -> str:

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
 class Inbox:
-    """An address somebody created; `token_hash` is None for an open (public) inbox."""
+    """An address somebody created; `token_hash` is None for an open (public) inbox.
+
+    Its mail is what reached the address from `claims_from` on: mail received earlier
+    belonged to a previous inbox at this address (whose expiry `claims_from` is), and is
+    never this one's, even before the reaper has removed it. The first inbox at an address
+    claims from the epoch: mail that came while nobody held it (BURNBOX_UNCLAIMED=keep)."""
 
     address: str
     token_hash: bytes | None
     created_at: datetime
     expires_at: datetime
+    claims_from: datetime = EPOCH
 
 
 @dataclass(frozen=True, slots=True)

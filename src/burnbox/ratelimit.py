@@ -14,6 +14,12 @@ class RateLimiter:
         self._interval = seconds_per_token
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
+    def blocked(self, key: str, now: float) -> float | None:
+        """Whether `key` has no token now (seconds until it has one), without taking one."""
+        tokens, stamp = self._buckets.get(key, (self._burst, now))
+        tokens = min(self._burst, tokens + max(now - stamp, 0.0) / self._interval)
+        return None if tokens >= 1.0 else (1.0 - tokens) * self._interval
+
     def take(self, key: str, now: float) -> float | None:
         """Take a token: None when allowed, else seconds until one is free."""
         tokens, stamp = self._buckets.pop(key, (self._burst, now))

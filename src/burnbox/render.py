@@ -41,6 +41,15 @@ _STYLE_PROPERTIES = {
     "width", "height", "max-width", "min-width", "max-height", "display", "list-style-type",
 }
 _SCHEMES = {"http", "https", "mailto", "tel", "cid", "data"}
+# Attributes whose value is a URL: each is checked here, after normalising it as a browser
+# does, whatever nh3 allows.
+_URL_ATTRIBUTES = {"href", "src", "background", "cite", "action", "formaction", "poster",
+                   "longdesc", "usemap", "lowsrc", "dynsrc", "data", "xlink:href"}
+_LINK_SCHEMES = ("http:", "https:", "mailto:", "tel:")
+# What a browser ignores in a URL before it reads the scheme: leading C0 controls and
+# spaces, and tabs and newlines anywhere (WHATWG URL).
+_URL_LEADING = "".join(map(chr, range(0x21)))
+_URL_IGNORED = dict.fromkeys(map(ord, "\t\n\r"))
 _REMOTE = re.compile(
     r"""(?:\b(?:src|href|background|poster|data|action)\s*=\s*["']?|url\(\s*["']?|@import\s+["'])"""
     r"""((?:https?:)?//[^"'\s)>]+)""", re.IGNORECASE)
@@ -58,11 +67,15 @@ def sanitise(html: str, *, remote_allowed: bool,
     kept_remote: set[str] = set()
 
     def filter_attribute(tag: str, attribute: str, value: str) -> str | None:
+        if attribute not in _URL_ATTRIBUTES:
+            return value
+        url = browser_url(value)
         if attribute in {"src", "background"}:
-            return _source(tag, value, remote_allowed, cid_url, kept_remote)
+            return _source(tag, url, remote_allowed, cid_url, kept_remote)
         if attribute == "href" and tag == "a":
-            return value if not value.lower().startswith(("data:", "cid:")) else None
-        return value
+            return url if url.lower().startswith(_LINK_SCHEMES) or ":" not in url.split(
+                "/", 1)[0] else None
+        return None  # cite, poster, ...: a URL nothing here needs to follow
 
     safe = nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, attribute_filter=filter_attribute,
                      url_schemes=_SCHEMES, filter_style_properties=_STYLE_PROPERTIES,
@@ -75,6 +88,12 @@ def sanitise(html: str, *, remote_allowed: bool,
             if len(blocked) >= MAX_BLOCKED_LISTED:
                 break
     return Rendered(safe, blocked)
+
+
+def browser_url(value: str) -> str:
+    """A URL as a browser reads it: leading controls and spaces gone, tabs and newlines
+    removed (so ` data:`, `&#9;data:` and `da&#9;ta:` are all `data:`)."""
+    return value.lstrip(_URL_LEADING).translate(_URL_IGNORED)
 
 
 def _source(tag: str, value: str, remote_allowed: bool, cid_url: Callable[[str], str | None],

@@ -214,6 +214,16 @@ class Settings:
     inbox_create_rate: str = _setting(
         "20/m", parse_rate,
         "Inboxes one client IP may create: `N/s`, `N/m` or `N/h` (a token bucket of N).")
+    failed_read_rate: str = _setting(
+        "30/m", parse_rate,
+        "Failed reads (a wrong token or no such inbox, which look alike) one client IP may "
+        "make: `N/s`, `N/m` or `N/h`. Beyond it, every read from that IP is answered 429.")
+    push_max_streams: int = _setting(
+        10_000, parse_positive_int,
+        "Push streams (SSE, WebSocket, long-poll) open at once on this node; more are refused "
+        "(429, or WebSocket close 4429).")
+    push_max_streams_per_ip: int = _setting(
+        40, parse_positive_int, "Push streams one client IP may hold open at once.")
     trusted_proxies: tuple[str, ...] = _setting(
         (), parse_list,
         "Comma-separated IPs of reverse proxies whose X-Forwarded-For is believed for the "

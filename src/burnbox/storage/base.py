@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from burnbox.model import Inbox, MessageSummary, StoreStats
+from burnbox.model import EPOCH, Inbox, MessageSummary, StoreStats
 
 # Rows one purge statement deletes (SQL stores): ingest shares the writer or the tables,
 # and never waits long behind a purge.
 PURGE_BATCH = 500
+# How long the record of an expired or burned inbox is kept after its end. Its mail goes at
+# once; the record stays so that an inbox made again at the address claims only mail from
+# the end on, and any message received before the end but committed after it (a delivery
+# in flight; none lasts this long) is still recognised as the old inbox's and purged.
+EXPIRED_INBOX_MEMORY = timedelta(hours=1)
 
 
 class StoreError(Exception):
@@ -61,15 +66,18 @@ class Store(Protocol):
     def stats(self) -> StoreStats:
         """Counts for metrics: a snapshot, current after refresh_stats()."""
 
-    async def refresh_stats(self) -> None:
+    async def refresh_stats(self, now: datetime) -> None:
         """Read the counts afresh: other processes write a shared store, and a count that
-        scans a table is read here rather than after every write (called before a scrape)."""
+        scans a table is read here rather than after every write (called before a scrape).
+        Inboxes are counted if live at `now`."""
 
-    async def create_inbox(self, inbox: Inbox) -> None:
-        """Raises AddressTaken when a live inbox holds the address."""
+    async def create_inbox(self, inbox: Inbox) -> Inbox:
+        """Store a new inbox; returns it as stored. Raises AddressTaken when a live inbox
+        holds the address. An expired or burned one's record is replaced: the new inbox
+        claims mail from that one's end on, and the old one's mail is deleted now."""
 
     async def inbox(self, address: str) -> Inbox:
-        """Raises NotFound."""
+        """The inbox's record, live or not (see Inbox.expires_at). Raises NotFound."""
 
     async def update_inbox(self, inbox: Inbox) -> None:
         """Replace a live inbox's record (its expiry); raises NotFound."""
@@ -87,31 +95,41 @@ class Store(Protocol):
         now (a full disk).
         """
 
+    # The reads and changes below see only mail received at or after `since` (an inbox's
+    # `claims_from`): whatever else is stored for the address is as good as absent.
+
     async def summaries(
-        self, address: str, *, before: str | None = None, limit: int = 50
+        self, address: str, *, before: str | None = None, limit: int = 50,
+        since: datetime = EPOCH,
     ) -> list[MessageSummary]:
         """Newest first; `before` is a message id (exclusive cursor)."""
 
-    async def usage(self, address: str) -> tuple[int, int]:
+    async def usage(self, address: str, *, since: datetime = EPOCH) -> tuple[int, int]:
         """(messages, bytes) held for an address."""
 
-    async def summary(self, address: str, message_id: str) -> MessageSummary:
+    async def summary(self, address: str, message_id: str, *,
+                      since: datetime = EPOCH) -> MessageSummary:
         """Raises NotFound."""
 
-    async def raw(self, address: str, message_id: str) -> bytes:
+    async def raw(self, address: str, message_id: str, *, since: datetime = EPOCH) -> bytes:
         """Raises NotFound."""
 
-    async def mark_seen(self, address: str, message_id: str, seen: bool) -> MessageSummary:
+    async def mark_seen(self, address: str, message_id: str, seen: bool, *,
+                        since: datetime = EPOCH) -> MessageSummary:
         """Set the seen flag; returns the updated summary. Raises NotFound."""
 
-    async def delete(self, address: str, message_id: str) -> None:
+    async def delete(self, address: str, message_id: str, *, since: datetime = EPOCH) -> None:
         """Raises NotFound."""
 
-    async def delete_inbox(self, address: str) -> int:
-        """Delete an inbox and all its mail; returns how many messages went."""
+    async def burn_inbox(self, address: str, at: datetime) -> list[str]:
+        """End an inbox at `at` and delete all mail held for its address now; returns the
+        ids of the messages that went. Its record stays (as expired) for
+        EXPIRED_INBOX_MEMORY, like an expired one's."""
 
     async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
-        """Remove what is past its expiry; returns the (address, message id) pairs purged.
+        """Remove what is past its time; returns the (address, message id) pairs purged.
 
-        Expired inboxes go too (their pairs carry message id "").
+        Messages past their own expiry go, and so does every message an expired inbox
+        held (received before its end). The records of inboxes that ended more than
+        EXPIRED_INBOX_MEMORY ago go too: their pairs carry message id "".
         """

@@ -14,9 +14,15 @@ from collections import deque
 from dataclasses import replace
 from datetime import datetime
 
-from burnbox.model import Inbox, MessageSummary, StoreStats
+from burnbox.model import EPOCH, Inbox, MessageSummary, StoreStats
 from burnbox.storage import packed
-from burnbox.storage.base import AddressTaken, NotFound, Stored, check_fits
+from burnbox.storage.base import (
+    EXPIRED_INBOX_MEMORY,
+    AddressTaken,
+    NotFound,
+    Stored,
+    check_fits,
+)
 
 _Stored = tuple[bytes, bytes]  # (packed summary, raw message)
 
@@ -31,6 +37,7 @@ class MemoryStore:
         self._bytes = 0
         self._count = 0
         self._stale = 0  # arrivals entries whose message is already gone
+        self._live_inboxes = 0  # as of the last refresh_stats()
 
     async def open(self) -> None:
         return None
@@ -45,16 +52,21 @@ class MemoryStore:
         return True
 
     def stats(self) -> StoreStats:
-        return StoreStats(self._count, self._bytes, len(self._inboxes))
+        return StoreStats(self._count, self._bytes, self._live_inboxes)
 
-    async def refresh_stats(self) -> None:
-        return None  # one process writes this store: its counts are always current
+    async def refresh_stats(self, now: datetime) -> None:
+        # Messages and bytes are always current (one process writes this store).
+        self._live_inboxes = sum(inbox.expires_at > now for inbox in self._inboxes.values())
 
-    async def create_inbox(self, inbox: Inbox) -> None:
+    async def create_inbox(self, inbox: Inbox) -> Inbox:
         current = self._inboxes.get(inbox.address)
-        if current is not None and current.expires_at > inbox.created_at:
-            raise AddressTaken(inbox.address)
+        if current is not None:
+            if current.expires_at > inbox.created_at:
+                raise AddressTaken(inbox.address)
+            inbox = replace(inbox, claims_from=current.expires_at)
+            self._drop_received_before(inbox.address, current.expires_at)
         self._inboxes[inbox.address] = inbox
+        return inbox
 
     async def inbox(self, address: str) -> Inbox:
         try:
@@ -87,47 +99,49 @@ class MemoryStore:
         return Stored([summary.id for summary in summaries], evicted)
 
     async def summaries(
-        self, address: str, *, before: str | None = None, limit: int = 50
+        self, address: str, *, before: str | None = None, limit: int = 50,
+        since: datetime = EPOCH,
     ) -> list[MessageSummary]:
         box = self._boxes.get(address, {})
         result: list[MessageSummary] = []
         for message_id in reversed(box):
-            if before is not None and message_id >= before:
+            record = box[message_id][0]
+            if (before is not None and message_id >= before) or (
+                    packed.received_at(record) < since):
                 continue
-            result.append(packed.unpack(address, message_id, box[message_id][0]))
+            result.append(packed.unpack(address, message_id, record))
             if len(result) >= limit:
                 break
         return result
 
-    async def usage(self, address: str) -> tuple[int, int]:
-        box = self._boxes.get(address, {})
-        return len(box), sum(len(raw) for _record, raw in box.values())
+    async def usage(self, address: str, *, since: datetime = EPOCH) -> tuple[int, int]:
+        held = [raw for record, raw in self._boxes.get(address, {}).values()
+                if packed.received_at(record) >= since]
+        return len(held), sum(map(len, held))
 
-    async def summary(self, address: str, message_id: str) -> MessageSummary:
-        return packed.unpack(address, message_id, self._stored(address, message_id)[0])
+    async def summary(self, address: str, message_id: str, *,
+                      since: datetime = EPOCH) -> MessageSummary:
+        return packed.unpack(address, message_id, self._stored(address, message_id, since)[0])
 
-    async def raw(self, address: str, message_id: str) -> bytes:
-        return self._stored(address, message_id)[1]
+    async def raw(self, address: str, message_id: str, *, since: datetime = EPOCH) -> bytes:
+        return self._stored(address, message_id, since)[1]
 
-    async def mark_seen(self, address: str, message_id: str, seen: bool) -> MessageSummary:
-        record, raw = self._stored(address, message_id)
+    async def mark_seen(self, address: str, message_id: str, seen: bool, *,
+                        since: datetime = EPOCH) -> MessageSummary:
+        record, raw = self._stored(address, message_id, since)
         updated = replace(packed.unpack(address, message_id, record), seen=seen)
         self._boxes[address][message_id] = (packed.pack(updated), raw)
         return updated
 
-    async def delete(self, address: str, message_id: str) -> None:
-        self._stored(address, message_id)
+    async def delete(self, address: str, message_id: str, *, since: datetime = EPOCH) -> None:
+        self._stored(address, message_id, since)
         self._remove(address, message_id)
 
-    async def delete_inbox(self, address: str) -> int:
-        self._inboxes.pop(address, None)
-        box = self._boxes.pop(address, {})
-        for _record, raw in box.values():
-            self._bytes -= len(raw)
-        self._count -= len(box)
-        self._stale += len(box)
-        self._compact()
-        return len(box)
+    async def burn_inbox(self, address: str, at: datetime) -> list[str]:
+        inbox = self._inboxes.get(address)
+        if inbox is not None and inbox.expires_at > at:
+            self._inboxes[address] = replace(inbox, expires_at=at)
+        return [message_id for _, message_id in self._drop_received_before(address, None)]
 
     async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
         purged: list[tuple[str, str]] = []
@@ -140,17 +154,32 @@ class MemoryStore:
                 self._pop_stale()
             else:
                 purged.append(self._pop_oldest())
-        for address in [a for a, inbox in self._inboxes.items() if inbox.expires_at <= now]:
-            purged.extend((address, message_id) for message_id in self._boxes.get(address, {}))
-            await self.delete_inbox(address)
-            purged.append((address, ""))
+        forgotten = now - EXPIRED_INBOX_MEMORY
+        for address, inbox in list(self._inboxes.items()):
+            if inbox.expires_at <= now:  # its mail goes at its end; its record an hour on
+                purged += self._drop_received_before(address, inbox.expires_at)
+            if inbox.expires_at <= forgotten:
+                del self._inboxes[address]
+                purged.append((address, ""))
         return purged
 
-    def _stored(self, address: str, message_id: str) -> _Stored:
-        try:
-            return self._boxes[address][message_id]
-        except KeyError:
-            raise NotFound(message_id) from None
+    def _drop_received_before(self, address: str,
+                              moment: datetime | None) -> list[tuple[str, str]]:
+        """Remove an address's mail received before `moment` (all of it for None)."""
+        box = self._boxes.get(address, {})
+        gone = [(address, message_id) for message_id, (record, _raw) in box.items()
+                if moment is None or packed.received_at(record) < moment]
+        for _, message_id in gone:
+            self._forget(address, message_id)
+        self._stale += len(gone)
+        self._compact()
+        return gone
+
+    def _stored(self, address: str, message_id: str, since: datetime = EPOCH) -> _Stored:
+        stored = self._boxes.get(address, {}).get(message_id)
+        if stored is None or packed.received_at(stored[0]) < since:
+            raise NotFound(message_id)
+        return stored
 
     def _evict_oldest(self) -> tuple[str, str]:
         while True:

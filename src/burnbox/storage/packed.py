@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from burnbox.model import MessageSummary
 
 _HEAD = struct.Struct("<qqII?6I")
-_EXPIRES = struct.Struct("<q")  # the second field of the head
+_EXPIRES = struct.Struct("<q")  # one time of the head: received at 0, expires at 8
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -49,6 +49,11 @@ def unpack(address: str, message_id: str, record: bytes) -> MessageSummary:
 def expires_at(record: bytes) -> datetime:
     """The expiry alone, without unpacking the rest (the purge reads only this)."""
     return _moment(_EXPIRES.unpack_from(record, 8)[0])
+
+
+def received_at(record: bytes) -> datetime:
+    """The arrival time alone (which inbox's mail a message is)."""
+    return _moment(_EXPIRES.unpack_from(record, 0)[0])
 
 
 def _utf8(text: str) -> bytes:

@@ -11,14 +11,16 @@ nodes starting together apply each one once. Purges delete in small batches.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from burnbox.ids import first_id_at
-from burnbox.model import Inbox, MessageSummary, StoreStats
+from burnbox.model import EPOCH, Inbox, MessageSummary, StoreStats
 from burnbox.storage.base import (
+    EXPIRED_INBOX_MEMORY,
     PURGE_BATCH,
     AddressTaken,
     NotFound,
@@ -68,7 +70,8 @@ class PostgresStore:
                                                command_timeout=COMMAND_TIMEOUT)
         async with self._pool.acquire() as connection:
             await self._migrate(connection)
-        await self.refresh_stats()
+        row = await self._row("SELECT messages, bytes FROM usage")
+        self._stats = StoreStats(row[0], row[1], 0)  # inboxes are counted at a scrape
         self._adds.start()
 
     @staticmethod
@@ -104,31 +107,47 @@ class PostgresStore:
     def stats(self) -> StoreStats:
         return self._stats
 
-    async def refresh_stats(self) -> None:
+    async def refresh_stats(self, now: datetime) -> None:
         """Other nodes and workers write too: read the totals afresh (before a scrape). Not
         after every write: the inbox count scans a table, and each inbox created or message
         deleted would pay for it."""
         row = await self._row("SELECT messages, bytes FROM usage")
-        count = await self._value("SELECT count(*) FROM inboxes")
+        count = await self._value("SELECT count(*) FROM inboxes WHERE expires_at > $1",
+                                  to_ms(now))
         self._stats = StoreStats(row[0], row[1], count)
 
     # -- inboxes -----------------------------------------------------------
 
-    async def create_inbox(self, inbox: Inbox) -> None:
-        inserted = await self._value(
-            "INSERT INTO inboxes VALUES ($1, $2, $3, $4) ON CONFLICT (address) DO UPDATE SET "
-            "token_hash = excluded.token_hash, created_at = excluded.created_at, "
-            "expires_at = excluded.expires_at WHERE inboxes.expires_at <= excluded.created_at "
-            "RETURNING 1", inbox.address, inbox.token_hash, to_ms(inbox.created_at),
-            to_ms(inbox.expires_at))
-        if inserted is None:  # a live inbox holds it: the conditional update did nothing
-            raise AddressTaken(inbox.address)
+    async def create_inbox(self, inbox: Inbox) -> Inbox:
+        async with self._ready().acquire() as connection, connection.transaction():
+            previous = await connection.fetchval(
+                "SELECT expires_at FROM inboxes WHERE address = $1 FOR UPDATE", inbox.address)
+            if previous is not None:
+                if previous > to_ms(inbox.created_at):
+                    raise AddressTaken(inbox.address)
+                inbox = replace(inbox, claims_from=from_ms(previous))
+                await _lock_counters(connection, [inbox.address])
+                await connection.execute("DELETE FROM messages WHERE address = $1 AND "
+                                         "received_at < $2", inbox.address, previous)
+            # Two makers of a fresh address race here: the later one updates nothing.
+            made = await connection.fetchval(
+                "INSERT INTO inboxes (address, token_hash, created_at, expires_at, claims_from) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (address) DO UPDATE SET "
+                "token_hash = excluded.token_hash, created_at = excluded.created_at, "
+                "expires_at = excluded.expires_at, claims_from = excluded.claims_from "
+                "WHERE inboxes.expires_at <= excluded.created_at RETURNING 1", inbox.address,
+                inbox.token_hash, to_ms(inbox.created_at), to_ms(inbox.expires_at),
+                to_ms(inbox.claims_from))
+            if made is None:
+                raise AddressTaken(inbox.address)
+        return inbox
 
     async def inbox(self, address: str) -> Inbox:
-        row = await self._maybe("SELECT * FROM inboxes WHERE address = $1", address)
+        row = await self._maybe("SELECT address, token_hash, created_at, expires_at, "
+                                "claims_from FROM inboxes WHERE address = $1", address)
         if row is None:
             raise NotFound(address)
-        return Inbox(row[0], row[1], from_ms(row[2]), from_ms(row[3]))
+        return Inbox(row[0], row[1], from_ms(row[2]), from_ms(row[3]), from_ms(row[4]))
 
     async def update_inbox(self, inbox: Inbox) -> None:
         result = await self._execute("UPDATE inboxes SET expires_at = $1 WHERE address = $2",
@@ -174,54 +193,62 @@ class PostgresStore:
             results.append(job.stored([] if results else evicted, mine))
         return results
 
-    async def summaries(self, address: str, *, before: str | None = None,
-                        limit: int = 50) -> list[MessageSummary]:
+    async def summaries(self, address: str, *, before: str | None = None, limit: int = 50,
+                        since: datetime = EPOCH) -> list[MessageSummary]:
         rows = await self._fetch(
             f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = $1 "
-            "AND ($2::text IS NULL OR id < $2) ORDER BY id DESC LIMIT $3", address, before, limit)
+            "AND ($2::text IS NULL OR id < $2) AND received_at >= $4 ORDER BY id DESC LIMIT $3",
+            address, before, limit, to_ms(since))
         return [summary_of(row) for row in rows]
 
-    async def usage(self, address: str) -> tuple[int, int]:
+    async def usage(self, address: str, *, since: datetime = EPOCH) -> tuple[int, int]:
         row = await self._row("SELECT count(*), coalesce(sum(stored), 0) FROM messages "
-                              "WHERE address = $1", address)
+                              "WHERE address = $1 AND received_at >= $2", address, to_ms(since))
         return int(row[0]), int(row[1])
 
-    async def summary(self, address: str, message_id: str) -> MessageSummary:
-        row = await self._maybe(f"SELECT {SUMMARY_COLUMNS} FROM messages "
-                                "WHERE address = $1 AND id = $2", address, message_id)
+    async def summary(self, address: str, message_id: str, *,
+                      since: datetime = EPOCH) -> MessageSummary:
+        row = await self._maybe(f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = $1 "
+                                "AND id = $2 AND received_at >= $3", address, message_id,
+                                to_ms(since))
         if row is None:
             raise NotFound(message_id)
         return summary_of(row)
 
-    async def raw(self, address: str, message_id: str) -> bytes:
-        value = await self._value("SELECT raw FROM bodies WHERE address = $1 AND id = $2",
-                                  address, message_id)
+    async def raw(self, address: str, message_id: str, *, since: datetime = EPOCH) -> bytes:
+        value = await self._value(
+            "SELECT b.raw FROM bodies b JOIN messages m USING (address, id) "
+            "WHERE b.address = $1 AND b.id = $2 AND m.received_at >= $3", address, message_id,
+            to_ms(since))
         if value is None:
             raise NotFound(message_id)
         return bytes(value)
 
-    async def mark_seen(self, address: str, message_id: str, seen: bool) -> MessageSummary:
+    async def mark_seen(self, address: str, message_id: str, seen: bool, *,
+                        since: datetime = EPOCH) -> MessageSummary:
         row = await self._maybe(f"UPDATE messages SET seen = $3 WHERE address = $1 AND id = $2 "
-                                f"RETURNING {SUMMARY_COLUMNS}", address, message_id, seen)
+                                f"AND received_at >= $4 RETURNING {SUMMARY_COLUMNS}",
+                                address, message_id, seen, to_ms(since))
         if row is None:
             raise NotFound(message_id)
         return summary_of(row)
 
-    async def delete(self, address: str, message_id: str) -> None:
-        result = await self._execute("DELETE FROM messages WHERE address = $1 AND id = $2",
-                                     address, message_id)
+    async def delete(self, address: str, message_id: str, *, since: datetime = EPOCH) -> None:
+        async with self._ready().acquire() as connection, connection.transaction():
+            await _lock_counters(connection, [address])
+            result = await connection.execute(
+                "DELETE FROM messages WHERE address = $1 AND id = $2 AND received_at >= $3",
+                address, message_id, to_ms(since))
         if result == "DELETE 0":
             raise NotFound(message_id)
 
-    async def delete_inbox(self, address: str) -> int:
-        return len(await self._drop_inbox(address))
-
-    async def _drop_inbox(self, address: str) -> list[str]:
-        """Delete an inbox and its mail; the ids of the messages that went."""
+    async def burn_inbox(self, address: str, at: datetime) -> list[str]:
         async with self._ready().acquire() as connection, connection.transaction():
+            await _lock_counters(connection, [address])
             rows = await connection.fetch("DELETE FROM messages WHERE address = $1 RETURNING id",
                                           address)
-            await connection.execute("DELETE FROM inboxes WHERE address = $1", address)
+            await connection.execute("UPDATE inboxes SET expires_at = $2 WHERE address = $1 "
+                                     "AND expires_at > $2", address, to_ms(at))
         return [row[0] for row in rows]
 
     async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
@@ -240,20 +267,33 @@ class PostgresStore:
     async def _purge(self, now: datetime) -> list[tuple[str, str]]:
         moment = to_ms(now)
         purged: list[tuple[str, str]] = []
-        while True:
-            rows = await self._fetch(
-                "DELETE FROM messages WHERE (address, id) IN (SELECT address, id FROM messages "
-                "WHERE expires_at <= $1 LIMIT $2) RETURNING address, id", moment, PURGE_BATCH)
-            purged += [(row[0], row[1]) for row in rows]
-            if len(rows) < PURGE_BATCH:
-                break
-        for row in await self._fetch("SELECT address FROM inboxes WHERE expires_at <= $1",
-                                     moment):
-            purged += [(row[0], message_id) for message_id in await self._drop_inbox(row[0])]
-            purged.append((row[0], ""))
+        for select in ("SELECT address, id FROM messages WHERE expires_at <= $1 LIMIT $2",
+                       # every message an ended inbox held, received before its end
+                       "SELECT m.address, m.id FROM messages m JOIN inboxes i USING (address) "
+                       "WHERE i.expires_at <= $1 AND m.received_at < i.expires_at LIMIT $2"):
+            while True:
+                rows = await self._delete_messages(select, moment, PURGE_BATCH)
+                purged += rows
+                if len(rows) < PURGE_BATCH:
+                    break
+        forgotten = await self._fetch("DELETE FROM inboxes WHERE expires_at <= $1 "
+                                      "RETURNING address", to_ms(now - EXPIRED_INBOX_MEMORY))
+        purged += [(row[0], "") for row in forgotten]
         await self._execute("DELETE FROM address_counts WHERE messages <= 0 AND last_id < $1",
                             first_id_at(now - ORDER_MEMORY))
         return purged
+
+    async def _delete_messages(self, select: str, *arguments: object) -> list[tuple[str, str]]:
+        """Delete the (address, id) rows `select` finds, in one transaction that first locks
+        the counter rows of their inboxes in address order, as every writer does."""
+        async with self._ready().acquire() as connection, connection.transaction():
+            found = await connection.fetch(select, *arguments)
+            await _lock_counters(connection, sorted({row[0] for row in found}))
+            rows = await connection.fetch(
+                "DELETE FROM messages WHERE (address, id) IN (SELECT * FROM unnest($1::text[], "
+                "$2::text[])) RETURNING address, id", [row[0] for row in found],
+                [row[1] for row in found])
+        return [(row[0], row[1]) for row in rows]
 
     # -- plumbing ------------------------------------------------------------
 
@@ -288,3 +328,12 @@ class PostgresStore:
 
     async def _execute(self, sql: str, *arguments: object) -> str:
         return str(await self._ready().execute(sql, *arguments))
+
+
+async def _lock_counters(connection: Any, addresses: list[str]) -> None:
+    """Lock the counter rows of these inboxes, in address order, before deleting any of their
+    messages. Every writer (a delivery batch, a purge, a burn) takes them first and in that
+    order, so no two of them can each hold a row the other waits for."""
+    await connection.execute(
+        "SELECT 1 FROM address_counts WHERE address = ANY($1::text[]) ORDER BY address "
+        "FOR UPDATE", sorted(addresses))

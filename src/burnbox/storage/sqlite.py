@@ -8,15 +8,20 @@ writes, so the counters kept here (for metrics and the byte cap) are exact.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from burnbox.model import Inbox, MessageSummary, StoreStats
+from burnbox.model import EPOCH, Inbox, MessageSummary, StoreStats
 from burnbox.storage.base import (
+    EXPIRED_INBOX_MEMORY,
     PURGE_BATCH,
     AddressTaken,
     NotFound,
@@ -53,6 +58,10 @@ class SqliteStore:
         # Messages per address, exact because this connection is the only writer: an inbox
         # is trimmed only when over its cap, without counting its rows per delivery.
         self._counts: dict[str, int] = {}
+        # The writer connection runs one transaction at a time: a group commit, an inbox
+        # made again, a burn, or one statement of its own. Without this, a statement issued
+        # while a batch's transaction is open would join it (and go with its rollback).
+        self._writing = asyncio.Lock()
 
     # -- life --------------------------------------------------------------
 
@@ -66,8 +75,7 @@ class SqliteStore:
         self._reader = await aiosqlite.connect(self._path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout=5000")
         row = await self._one("SELECT count(*), coalesce(sum(stored), 0) FROM messages")
-        self._messages, self._bytes = row[0], row[1]
-        await self.refresh_stats()
+        self._messages, self._bytes = row[0], row[1]  # the byte cap needs these at once
         self._adds.start()
 
     async def _migrate(self) -> None:
@@ -91,33 +99,44 @@ class SqliteStore:
     def stats(self) -> StoreStats:
         return StoreStats(self._messages, self._bytes, self._inboxes)
 
-    async def refresh_stats(self) -> None:
+    async def refresh_stats(self, now: datetime) -> None:
         """Messages and bytes are counted as they change (the byte cap needs them); the
         inbox count scans a table, so it is read here (before a scrape), not per inbox."""
-        self._inboxes = (await self._one("SELECT count(*) FROM inboxes", self._write()))[0]
+        self._inboxes = (await self._one("SELECT count(*) FROM inboxes WHERE expires_at > ?",
+                                         parameters=(to_ms(now),)))[0]
 
     # -- inboxes -----------------------------------------------------------
 
-    async def create_inbox(self, inbox: Inbox) -> None:
-        writer = self._write()
-        cursor = await writer.execute(
-            "INSERT INTO inboxes VALUES (?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET "
-            "token_hash = excluded.token_hash, created_at = excluded.created_at, "
-            "expires_at = excluded.expires_at WHERE inboxes.expires_at <= excluded.created_at",
-            (inbox.address, inbox.token_hash, to_ms(inbox.created_at), to_ms(inbox.expires_at)))
-        if cursor.rowcount == 0:
-            raise AddressTaken(inbox.address)
+    async def create_inbox(self, inbox: Inbox) -> Inbox:
+        async with self._transaction() as writer:
+            previous = await (await writer.execute(
+                "SELECT expires_at FROM inboxes WHERE address = ?", (inbox.address,))).fetchone()
+            if previous is not None:
+                if previous[0] > to_ms(inbox.created_at):
+                    raise AddressTaken(inbox.address)
+                inbox = replace(inbox, claims_from=from_ms(previous[0]))
+                self._forget(list(await (await writer.execute(
+                    "DELETE FROM messages WHERE address = ? AND received_at < ? "
+                    "RETURNING address, id, stored", (inbox.address, previous[0]))).fetchall()))
+            await writer.execute(
+                "INSERT OR REPLACE INTO inboxes (address, token_hash, created_at, expires_at, "
+                "claims_from) VALUES (?, ?, ?, ?, ?)",
+                (inbox.address, inbox.token_hash, to_ms(inbox.created_at),
+                 to_ms(inbox.expires_at), to_ms(inbox.claims_from)))
+        return inbox
 
     async def inbox(self, address: str) -> Inbox:
-        row = await self._maybe("SELECT * FROM inboxes WHERE address = ?", (address,))
+        row = await self._maybe("SELECT address, token_hash, created_at, expires_at, "
+                                "claims_from FROM inboxes WHERE address = ?", (address,))
         if row is None:
             raise NotFound(address)
-        return Inbox(row[0], row[1], from_ms(row[2]), from_ms(row[3]))
+        return Inbox(row[0], row[1], from_ms(row[2]), from_ms(row[3]), from_ms(row[4]))
 
     async def update_inbox(self, inbox: Inbox) -> None:
-        cursor = await self._write().execute(
-            "UPDATE inboxes SET expires_at = ? WHERE address = ?",
-            (to_ms(inbox.expires_at), inbox.address))
+        async with self._writing:
+            cursor = await self._write().execute(
+                "UPDATE inboxes SET expires_at = ? WHERE address = ?",
+                (to_ms(inbox.expires_at), inbox.address))
         if cursor.rowcount == 0:
             raise NotFound(inbox.address)
 
@@ -130,6 +149,10 @@ class SqliteStore:
     async def _commit(self, batch: list[PendingAdd]) -> list[Stored | BaseException]:
         # One writer commits batches in the order their ids were made: ids already follow
         # commit order, so they are kept as proposed.
+        async with self._writing:
+            return await self._commit_batch(batch)
+
+    async def _commit_batch(self, batch: list[PendingAdd]) -> list[Stored | BaseException]:
         writer = self._write()
         results: list[Stored | BaseException] = []
         await writer.execute("BEGIN IMMEDIATE")
@@ -182,9 +205,10 @@ class SqliteStore:
 
     async def _evict(self, writer: aiosqlite.Connection, where: str, parameters: tuple[str, ...],
                      count: int) -> list[tuple[str, str]]:
-        rows = await self._returning(
+        rows = list(await (await writer.execute(
             "DELETE FROM messages WHERE (address, id) IN (SELECT address, id FROM messages "
-            f"{where} ORDER BY id LIMIT ?) RETURNING address, id, stored", (*parameters, count))
+            f"{where} ORDER BY id LIMIT ?) RETURNING address, id, stored",
+            (*parameters, count))).fetchall())
         self._forget(rows)
         return [(row[0], row[1]) for row in rows]
 
@@ -196,56 +220,63 @@ class SqliteStore:
             if address in self._counts:
                 self._counts[address] -= 1
 
-    async def summaries(self, address: str, *, before: str | None = None,
-                        limit: int = 50) -> list[MessageSummary]:
+    async def summaries(self, address: str, *, before: str | None = None, limit: int = 50,
+                        since: datetime = EPOCH) -> list[MessageSummary]:
         rows = await self._all(
             f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = ? AND (? IS NULL OR id < ?)"
-            " ORDER BY id DESC LIMIT ?", (address, before, before, limit))
+            " AND received_at >= ? ORDER BY id DESC LIMIT ?",
+            (address, before, before, to_ms(since), limit))
         return [summary_of(row) for row in rows]
 
-    async def usage(self, address: str) -> tuple[int, int]:
+    async def usage(self, address: str, *, since: datetime = EPOCH) -> tuple[int, int]:
         row = await self._one("SELECT count(*), coalesce(sum(stored), 0) FROM messages "
-                              "WHERE address = ?", parameters=(address,))
+                              "WHERE address = ? AND received_at >= ?",
+                              parameters=(address, to_ms(since)))
         return row[0], row[1]
 
-    async def summary(self, address: str, message_id: str) -> MessageSummary:
-        row = await self._maybe(f"SELECT {SUMMARY_COLUMNS} FROM messages "
-                                "WHERE address = ? AND id = ?", (address, message_id))
+    async def summary(self, address: str, message_id: str, *,
+                      since: datetime = EPOCH) -> MessageSummary:
+        row = await self._maybe(f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = ? "
+                                "AND id = ? AND received_at >= ?",
+                                (address, message_id, to_ms(since)))
         if row is None:
             raise NotFound(message_id)
         return summary_of(row)
 
-    async def raw(self, address: str, message_id: str) -> bytes:
-        row = await self._maybe("SELECT raw FROM bodies WHERE address = ? AND id = ?",
-                                (address, message_id))
+    async def raw(self, address: str, message_id: str, *, since: datetime = EPOCH) -> bytes:
+        row = await self._maybe(
+            "SELECT b.raw FROM bodies b JOIN messages m ON m.address = b.address AND "
+            "m.id = b.id WHERE b.address = ? AND b.id = ? AND m.received_at >= ?",
+            (address, message_id, to_ms(since)))
         if row is None:
             raise NotFound(message_id)
         return bytes(row[0])
 
-    async def mark_seen(self, address: str, message_id: str, seen: bool) -> MessageSummary:
-        cursor = await self._write().execute(
-            "UPDATE messages SET seen = ? WHERE address = ? AND id = ?",
-            (seen, address, message_id))
+    async def mark_seen(self, address: str, message_id: str, seen: bool, *,
+                        since: datetime = EPOCH) -> MessageSummary:
+        async with self._writing:
+            cursor = await self._write().execute(
+                "UPDATE messages SET seen = ? WHERE address = ? AND id = ? AND received_at >= ?",
+                (seen, address, message_id, to_ms(since)))
         if cursor.rowcount == 0:
             raise NotFound(message_id)
         return await self.summary(address, message_id)
 
-    async def delete(self, address: str, message_id: str) -> None:
+    async def delete(self, address: str, message_id: str, *, since: datetime = EPOCH) -> None:
         rows = await self._returning(
-            "DELETE FROM messages WHERE address = ? AND id = ? RETURNING address, id, stored",
-            (address, message_id))
+            "DELETE FROM messages WHERE address = ? AND id = ? AND received_at >= ? "
+            "RETURNING address, id, stored", (address, message_id, to_ms(since)))
         if not rows:
             raise NotFound(message_id)
         self._forget(rows)
 
-    async def delete_inbox(self, address: str) -> int:
-        return len(await self._drop_inbox(address))
-
-    async def _drop_inbox(self, address: str) -> list[str]:
-        """Delete an inbox and its mail; the ids of the messages that went."""
-        rows = await self._returning(
-            "DELETE FROM messages WHERE address = ? RETURNING address, id, stored", (address,))
-        await self._write().execute("DELETE FROM inboxes WHERE address = ?", (address,))
+    async def burn_inbox(self, address: str, at: datetime) -> list[str]:
+        async with self._transaction() as writer:
+            rows = list(await (await writer.execute(
+                "DELETE FROM messages WHERE address = ? RETURNING address, id, stored",
+                (address,))).fetchall())
+            await writer.execute("UPDATE inboxes SET expires_at = ? WHERE address = ? AND "
+                                 "expires_at > ?", (to_ms(at), address, to_ms(at)))
         self._forget(rows)
         self._counts.pop(address, None)
         return [row[1] for row in rows]
@@ -259,20 +290,23 @@ class SqliteStore:
     async def _purge(self, now: datetime) -> list[tuple[str, str]]:
         moment = to_ms(now)
         purged: list[tuple[str, str]] = []
-        while True:  # small batches: the writer is shared with ingest
-            rows = await self._returning(
-                "DELETE FROM messages WHERE (address, id) IN (SELECT address, id FROM messages "
-                "WHERE expires_at <= ? LIMIT ?) RETURNING address, id, stored",
-                (moment, PURGE_BATCH))
-            self._forget(rows)
-            purged += [(row[0], row[1]) for row in rows]
-            if len(rows) < PURGE_BATCH:
-                break
-        expired = await self._returning("SELECT address FROM inboxes WHERE expires_at <= ?",
-                                        (moment,))
-        for (address,) in expired:
-            purged += [(address, message_id) for message_id in await self._drop_inbox(address)]
-            purged.append((address, ""))
+        for select in ("SELECT address, id FROM messages WHERE expires_at <= ? LIMIT ?",
+                       # every message an ended inbox held, received before its end
+                       "SELECT m.address, m.id FROM messages m JOIN inboxes i ON i.address = "
+                       "m.address WHERE i.expires_at <= ? AND m.received_at < i.expires_at "
+                       "LIMIT ?"):
+            while True:  # small batches: the writer is shared with ingest
+                rows = await self._returning(
+                    f"DELETE FROM messages WHERE (address, id) IN ({select}) "
+                    "RETURNING address, id, stored", (moment, PURGE_BATCH))
+                self._forget(rows)
+                purged += [(row[0], row[1]) for row in rows]
+                if len(rows) < PURGE_BATCH:
+                    break
+        forgotten = await self._returning(
+            "DELETE FROM inboxes WHERE expires_at <= ? RETURNING address",
+            (to_ms(now - EXPIRED_INBOX_MEMORY),))
+        purged += [(row[0], "") for row in forgotten]
         return purged
 
     # -- plumbing ------------------------------------------------------------
@@ -289,8 +323,24 @@ class SqliteStore:
         self._counts.clear()  # a rolled-back batch: count again when next needed
 
     async def _returning(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
-        """Run a writing statement on the writer; its RETURNING rows."""
-        return list(await (await self._write().execute(sql, parameters)).fetchall())
+        """Run a writing statement on the writer (a transaction of its own); its RETURNING
+        rows."""
+        async with self._writing:
+            return list(await (await self._write().execute(sql, parameters)).fetchall())
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._writing:
+            writer = self._write()
+            await writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield writer
+            except BaseException:
+                if writer.in_transaction:
+                    await writer.execute("ROLLBACK")
+                await self._recount()
+                raise
+            await writer.execute("COMMIT")
 
     async def _all(self, sql: str, parameters: tuple[object, ...] = ()) -> list[Any]:
         if self._reader is None:

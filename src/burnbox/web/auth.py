@@ -1,22 +1,16 @@
-"""Who may read an inbox: the token from `Authorization: Bearer` or the inbox's cookie."""
+"""Who may read an inbox (the token from `Authorization: Bearer` or the inbox's cookie) and
+which requests come from a page of ours (the Origin, or the Referer without one)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Mapping
+from urllib.parse import urlsplit
 
-from fastapi import Path, Request
-
-from burnbox.model import Inbox
-from burnbox.storage.base import NotFound
-from burnbox.web.errors import NOT_FOUND
-
-if TYPE_CHECKING:
-    from burnbox.web.services import WebServices
-
-AddressPath = Annotated[str, Path(min_length=3, max_length=320, description="The address.")]
 MAX_TOKEN = 200
+_ASCII_SPACE = " \t"  # only these surround a token: not NBSP, NEL or other Unicode space
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_WS_SCHEMES = {"ws": "http", "wss": "https"}
 
 
 def cookie_name(address: str) -> str:
@@ -29,22 +23,35 @@ def presented_token(headers: Mapping[str, str], cookies: Mapping[str, str],
     """(token, whether it came from a cookie)."""
     header = headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
-        return header[7:].strip()[:MAX_TOKEN], False
+        return header[7:].strip(_ASCII_SPACE)[:MAX_TOKEN], False
     cookie = cookies.get(cookie_name(address))
     return (cookie[:MAX_TOKEN], True) if cookie else (None, False)
 
 
-def readable_inbox(services: WebServices) -> Callable[[Request, str], Awaitable[Inbox]]:
-    """A FastAPI dependency: the inbox named in the path, if the caller may read it."""
+def origin_of(url: str) -> str | None:
+    """`scheme://host[:port]` of a URL, lower-case, the scheme's default port left out."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = _WS_SCHEMES.get(parts.scheme.lower(), parts.scheme.lower())
+    if not scheme or not parts.hostname:
+        return None
+    shown = "" if port is None or str(port) == _DEFAULT_PORTS.get(scheme) else f":{port}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{scheme}://{host}{shown}"
 
-    async def dependency(request: Request, address: AddressPath) -> Inbox:
-        token, by_cookie = presented_token(request.headers, request.cookies, address)
-        if by_cookie and request.method not in {"GET", "HEAD"} and not services.origin_allowed(
-                request.headers.get("origin"), request.headers.get("host")):
-            raise NOT_FOUND  # a cross-site write riding on a cookie: answer as to anyone
-        try:
-            return await services.inboxes.open(address, token)
-        except NotFound:
-            raise NOT_FOUND from None
 
-    return dependency
+def cross_site(headers: Mapping[str, str], own_scheme: str,
+               allowed: tuple[str, ...]) -> bool:
+    """Whether a browser sent this from a page that is neither ours nor allowed. The Origin
+    says where from (scheme, host and port all count); without one, the Referer does; with
+    neither, it is no browser's cross-site request."""
+    claimed = headers.get("origin") or headers.get("referer")
+    if claimed is None:
+        return headers.get("sec-fetch-site") == "cross-site"
+    source = origin_of(claimed)
+    own = origin_of(f"{own_scheme}://{headers.get('host', '')}")
+    return source is None or (source != own and source not in {
+        origin_of(item) for item in allowed})

@@ -1,20 +1,19 @@
-"""What the web layer is given by the composition root."""
+"""What the composition root hands the web layer (kept on `app.state`, read by deps.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from burnbox.addressing import DomainPolicy
-from burnbox.hub import Hub
+from burnbox.feeds import Feeds
 from burnbox.ids import Clock
 from burnbox.inboxes import InboxService
 from burnbox.metrics import Metrics
 from burnbox.parsing import ParsePool
 from burnbox.ratelimit import RateLimiter
 from burnbox.storage.base import Store
-from burnbox.web.live import Live
+from burnbox.web.limits import StreamLimits
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -23,20 +22,13 @@ Readiness = Callable[[], Awaitable[dict[str, bool]]]
 class WebServices:
     metrics: Metrics
     readiness: Readiness
-    store: Store
-    hub: Hub
+    store: Store  # for the operators' totals only: mail is read through `inboxes`
     inboxes: InboxService
+    feeds: Feeds
     domains: DomainPolicy
-    limiter: RateLimiter
+    creations: RateLimiter  # inboxes one client IP may create
+    failed_reads: RateLimiter  # reads one client IP may get wrong
+    streams: StreamLimits
     clock: Clock
-    live: Live
     parse_pool: ParsePool
     allowed_origins: tuple[str, ...] = ()
-
-    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
-        """Same origin as the request, or configured; absent (not a browser) is allowed."""
-        if origin is None:
-            return True
-        if origin in self.allowed_origins:
-            return True
-        return host is not None and urlsplit(origin).netloc.lower() == host.lower()

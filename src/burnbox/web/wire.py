@@ -75,7 +75,10 @@ class Summary(BaseModel):
 class SummaryPage(BaseModel):
     messages: list[Summary]
     next_before: str | None = Field(
-        description="Pass as `before` for the next (older) page; null on the last page.")
+        None, description="Pass as `before` for the next (older) page; null on the last.")
+    next_after: str | None = Field(
+        None, description="With `after`: more messages follow this page; pass this as "
+                          "`after` for them. Null when none follow yet.")
 
 
 class AttachmentOut(BaseModel):
