@@ -89,13 +89,13 @@ async def websocket(socket: WebSocket, address: str) -> None:
     token, _ = presented_token(socket.headers, socket.cookies, address)
     try:
         inbox = await open_inbox(socket, services, address, token)
-    except ApiError as refused:
-        await socket.close(code=WS_TOO_MANY if refused.status == 429 else WS_UNREADABLE)
-        return
-    try:
         release = services.streams.take(client_ip(socket))
-    except TooManyStreams:
-        await socket.close(code=WS_TOO_MANY)
+    except (ApiError, TooManyStreams) as refused:
+        if isinstance(refused, ApiError) and refused.status != 429:
+            await socket.close(code=WS_UNREADABLE)  # refused at the handshake, as if absent
+        else:  # accepted only to say why: a client can wait and try again
+            await socket.accept()
+            await socket.close(code=WS_TOO_MANY, reason="too many; try again later")
         return
     try:
         async with services.feeds.feed(inbox) as feed:
