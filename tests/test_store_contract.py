@@ -229,7 +229,9 @@ async def test_byte_cap_is_never_exceeded(make_store: StoreFactory, mail: Mail) 
     for number in range(50):
         await store.add([mail(f"box{number % 7}@localhost")], b"z" * 90)
         assert store.stats().bytes <= 1000
-    assert store.stats().bytes == 990
+    # Eviction makes room oldest first, and not much more than needed: the SQL store shared
+    # by several writers evicts a little under the cap (2%) to make room for many batches.
+    assert 1000 - 20 - 90 <= store.stats().bytes <= 1000
     with pytest.raises(TooLargeForStore):
         await store.add([mail("a@localhost")], b"q" * 1001)
 

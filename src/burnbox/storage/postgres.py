@@ -49,6 +49,14 @@ POOL_SIZE = 10
 # (statements time out after COMMAND_TIMEOUT), with room for clocks that disagree by minutes.
 ORDER_MEMORY = timedelta(hours=1)
 _ADD_BATCH = "SELECT burnbox_add(" + ", ".join(f"${n}" for n in range(1, 18)) + ")"
+# Eviction for the byte cap (see _evict): down to this many percent under the cap, so that
+# one eviction makes room for many batches, and at most this many messages a statement.
+EVICT_BELOW = 2
+EVICT_ROWS = 5000
+# The oldest messages whose bytes, summed oldest first, reach $1 (at most $2 of them).
+_OLDEST = ("SELECT address, id FROM (SELECT address, id, stored, sum(stored) OVER (ORDER BY id) "
+           "AS running FROM (SELECT address, id, stored FROM messages ORDER BY id LIMIT $2) o) r "
+           "WHERE running - stored < $1")
 
 
 
@@ -183,6 +191,8 @@ class PostgresStore:
             raise
         self._stats = StoreStats(answer["messages"], answer["bytes"], self._stats.inboxes)
         evicted = [(address, message_id) for address, message_id in answer["evicted"]]
+        if answer["bytes"] > self._max_bytes:
+            evicted += await self._evict(writer)
         # The function answers with the ids only when it had to move one past another
         # writer's newer commit (see 002_commit_order_ids.sql).
         ids: list[str] = answer.get("ids") or columns[1]
@@ -192,6 +202,33 @@ class PostgresStore:
             # Evictions are reported once (with the first write): each becomes a "deleted" event.
             results.append(job.stored([] if results else evicted, mine))
         return results
+
+    async def _evict(self, writer: Any) -> list[tuple[str, str]]:
+        """Oldest first, down to a little under the byte cap (EVICT_BELOW of it), in
+        transactions of their own after the batch that went over has committed. Each first
+        locks the counter rows of the inboxes it takes mail from, in address order, as every
+        writer does: eviction inside the batch locked them late and in no order, and
+        deadlocked. The store is over its cap by at most what the batches committing at
+        that moment hold (one per worker), until this round ends."""
+        target = self._max_bytes - max(self._max_bytes * EVICT_BELOW // 100, 1)
+        evicted: list[tuple[str, str]] = []
+        while True:
+            async with writer.transaction():
+                held = await writer.fetchval("SELECT sum(bytes)::bigint FROM usage_shards")
+                if held <= target:
+                    break
+                found = await writer.fetch(_OLDEST, held - target, EVICT_ROWS)
+                if not found:
+                    break
+                await _lock_counters(writer, sorted({row[0] for row in found}))
+                rows = await writer.fetch(
+                    "DELETE FROM messages WHERE (address, id) IN (SELECT * FROM unnest("
+                    "$1::text[], $2::text[])) RETURNING address, id, stored",
+                    [row[0] for row in found], [row[1] for row in found])
+            evicted += [(row[0], row[1]) for row in rows]
+            self._stats = StoreStats(self._stats.messages - len(rows),
+                                     held - sum(row[2] for row in rows), self._stats.inboxes)
+        return evicted
 
     async def summaries(self, address: str, *, before: str | None = None, limit: int = 50,
                         since: datetime = EPOCH) -> list[MessageSummary]:
