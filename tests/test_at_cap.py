@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import threading
-from collections.abc import Iterator
 
 import asyncpg
 import pytest
@@ -83,9 +82,9 @@ class HighWater:
 
 
 @pytest.fixture
-def database(postgres_url: str) -> Iterator[str]:
+def database(postgres_url: str) -> str:
     asyncio.run(reset(postgres_url))
-    yield postgres_url
+    return postgres_url
 
 
 def smtp_source(port: int, sessions: int, messages: int, *to: str) -> subprocess.Popen[str]:

@@ -247,8 +247,8 @@ def test_push_streams_per_client_ip_are_capped(capped: Running) -> None:
         assert "retry-after" in refused.headers
         socket_url = url(capped, inbox["address"], "/ws").replace("http", "ws", 1)
         with pytest.raises(ConnectionClosed) as closed, ws_connect(
-                socket_url, additional_headers=auth(inbox), open_timeout=10) as stream:
-            stream.recv(timeout=10)
+                socket_url, additional_headers=auth(inbox), open_timeout=10) as refused_socket:
+            refused_socket.recv(timeout=10)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 4429
         long_poll = httpx.get(url(capped, inbox["address"], "/messages?wait=1"),
