@@ -99,7 +99,8 @@ def smtp_source(port: int, sessions: int, messages: int, *to: str) -> subprocess
 def test_many_workers_at_the_cap_never_deadlock(database: str, workers: int) -> None:
     node = start_node("--store", database, "--workers", str(workers),
                       "--store-max-bytes", str(CAP), "--inbox-max-messages", "100000")
-    asyncio.run(_execute(database, AUDIT))  # the migrations ran at start; the test's own record of evictions
+    # The migrations ran at start; now the test's own record of evictions.
+    asyncio.run(_execute(database, AUDIT))
     try:
         with HighWater(database) as high_water:
             loads = [smtp_source(node.smtp, *SPREAD, "-N", "-t", "spread@localhost"),
