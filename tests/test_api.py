@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import smtplib
 from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
@@ -12,29 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.conftest import Conversation, FakeClock, Running, iso
-
-
-def create(server: Running, **body: object) -> dict[str, Any]:
-    response = httpx.post(server.http + "/api/inboxes", json=body or None)
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-def auth(inbox: dict[str, str]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {inbox['token']}"}
-
-
-def url(server: Running, address: str, tail: str = "") -> str:
-    return f"{server.http}/api/inboxes/{quote(address)}{tail}"
-
-
-def send(server: Running, to: str, message: bytes | EmailMessage) -> None:
-    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as client:
-        if isinstance(message, EmailMessage):
-            client.send_message(message, "sender@example.org", [to])
-        else:
-            client.sendmail("sender@example.org", [to], message)
+from tests.helpers import Conversation, FakeClock, Running, auth, create, iso, send, url
 
 
 def test_create_a_random_inbox(server: Running) -> None:

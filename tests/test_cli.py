@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Conversation
+from tests.helpers import Conversation
 
 
 def serve(*args: str, env: dict[str, str] | None = None,

@@ -6,8 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import Running
-from tests.test_api import send
+from tests.helpers import Running, send
 
 
 def burnbox(server: Running, *args: str, token: str | None = None,

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from burnbox import codes, mime
-from tests.conftest import corpus_messages
+from tests.helpers import corpus_messages
 
 LABELLED = Path(__file__).parent / "data" / "codes"
 

@@ -18,7 +18,7 @@ from burnbox.ids import MessageIds, first_id_at
 from burnbox.model import MessageSummary
 from burnbox.storage.postgres import ORDER_MEMORY, PostgresStore
 from burnbox.storage.rows import SUMMARY_COLUMNS, migrations, summary_values
-from tests.conftest import FakeClock
+from tests.helpers import FakeClock
 from tests.postgres import postgres_url, reset
 
 __all__ = ["postgres_url"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Running
+from tests.helpers import Running
 from tests.process import free_port
 from tests.tools import require
 

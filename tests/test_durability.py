@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import re
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.helpers import STORED, serve
 from tests.postgres import postgres_url, reset
-from tests.process import free_port, start_node
+from tests.process import free_port
 
 __all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
-
-STORED = re.compile(rb"250 2\.0\.0 OK: stored as (\w+)")
-
-
-def serve(store: str, smtp_port: int, http_port: int) -> subprocess.Popen[str]:
-    """A node on `store` whose inboxes anyone may read (these tests check what is stored)."""
-    return start_node("--store", store, "--access", "public", smtp=smtp_port,
-                      http=http_port).process
 
 
 def burst(port: int, connection: int, count: int) -> list[str]:

@@ -13,9 +13,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.conftest import Conversation, Running
+from tests.helpers import Conversation, Running, begin
 from tests.senders import PipelinedSender
-from tests.test_smtp_protocol import begin
 
 BODY = b"Subject: half-closed\r\n\r\nsent, then our side shut\r\n"
 

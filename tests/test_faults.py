@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-import glob
 import os
 import pwd
 import shutil
@@ -18,57 +16,11 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.conftest import Conversation
+from tests.helpers import STORED, Cluster, Conversation, metric, serve
 from tests.postgres import postgres_url, reset
 from tests.process import free_port, start_node
-from tests.test_durability import STORED, serve
-from tests.test_web_operations import metric
 
 __all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
-
-PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-
-
-class Cluster:
-    """A PostgreSQL cluster in a temporary directory, on its own port: never the shared one."""
-
-    def __init__(self) -> None:
-        if not PG_BIN:
-            if os.environ.get("CI"):
-                pytest.fail("PostgreSQL server binaries are missing")
-            pytest.skip("PostgreSQL server binaries are not installed")
-        self.bin = Path(PG_BIN[-1])
-        self.root = Path(tempfile.mkdtemp(prefix="burnbox-pg-"))
-        self.root.chmod(0o755)
-        self.data = self.root / "data"
-        self.data.mkdir()
-        self.port = free_port()
-        self._as_postgres = os.geteuid() == 0  # initdb refuses to run as root
-        if self._as_postgres:
-            account = pwd.getpwnam("postgres")
-            os.chown(self.data, account.pw_uid, account.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E",
-                  "UTF8", "--no-sync")
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, tool: str, *arguments: str) -> None:
-        command = [str(self.bin / tool), *arguments]
-        if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
-
-    def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.data / "log"), "-o",
-                  f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c fsync=off",
-                  "start")
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-m", "fast", "stop")
-
-    def remove(self) -> None:
-        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
-            self._run("pg_ctl", "-D", str(self.data), "-w", "-m", "immediate", "stop")
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture

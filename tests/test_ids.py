@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from burnbox.ids import MessageIds
-from tests.conftest import FakeClock
+from tests.helpers import FakeClock
 
 
 def test_ids_are_sortable_and_strictly_increasing(clock: FakeClock) -> None:

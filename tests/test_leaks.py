@@ -19,10 +19,9 @@ from httpx_sse import connect_sse
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from tests.conftest import Running
+from tests.helpers import Running, auth, create, send, url
 from tests.postgres import postgres_url, reset
 from tests.process import start_node
-from tests.test_api import auth, create, send, url
 
 __all__ = ["postgres_url"]
 

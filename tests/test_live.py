@@ -14,8 +14,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Origin
 
-from tests.conftest import Running
-from tests.test_api import auth, create, send, url
+from tests.helpers import Running, auth, create, send, url
 
 
 def messages_only(events: Iterator[ServerSentEvent]) -> Iterator[ServerSentEvent]:

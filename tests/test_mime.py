@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from burnbox import mime, overview
-from tests.conftest import corpus_cases, corpus_messages
+from tests.helpers import corpus_cases, corpus_messages
 
 
 @pytest.mark.parametrize("path", corpus_cases(), ids=lambda p: p.name)

@@ -7,13 +7,12 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import Running
+from tests.helpers import Running, without_received
 from tests.mtas import Exim, Postfix
 
 SENDER = "sender@localhost"  # where the bounce for the foreign recipient comes back
@@ -82,15 +81,6 @@ def relay(request: pytest.FixtureRequest, mta_name: str, start_burnbox: Callable
         yield mta, server, tls
     finally:
         mta.stop()
-
-
-def without_received(raw: bytes, count: int) -> bytes:
-    """`raw` without its first `count` Received: header fields (each possibly folded)."""
-    for _ in range(count):
-        match = re.match(rb"Received:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*", raw)
-        assert match is not None, raw[:300]
-        raw = raw[match.end():]
-    return raw
 
 
 def test_a_mixed_batch_through_a_real_mta(relay: tuple[Postfix | Exim, Running, bool]) -> None:

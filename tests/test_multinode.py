@@ -12,9 +12,9 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
+from tests.helpers import metric
 from tests.postgres import postgres_url, reset
 from tests.process import Node, start_node
-from tests.test_web_operations import metric
 
 __all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from burnbox import mime
 from burnbox.model import MessageSummary
 from burnbox.storage import packed
-from tests.conftest import corpus_messages
+from tests.helpers import corpus_messages
 
 RECEIVED = datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)
 

@@ -18,10 +18,9 @@ from burnbox.metrics import Metrics
 from burnbox.mime import SNIPPET_CHARS, SUMMARY_FIELD_CHARS
 from burnbox.model import MessageSummary
 from burnbox.relay import Channel, PostgresChannel, RedisChannel, Relay
-from tests.conftest import real_now
+from tests.helpers import Cluster, real_now
 from tests.postgres import postgres_url
 from tests.process import free_port
-from tests.test_faults import Cluster
 
 __all__ = ["postgres_url"]
 

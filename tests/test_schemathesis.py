@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import Running
+from tests.helpers import Running
 
 # Two checks judge behaviour the spec cannot express, and that is deliberate here:
 # - positive_data_acceptance: a schema-valid domain we do not serve, or a taken local

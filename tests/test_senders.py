@@ -14,8 +14,7 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 
-from tests.conftest import Running
-from tests.test_mtas import without_received
+from tests.helpers import Running, without_received
 from tests.tools import require
 
 MESSAGE = (b"From: Sender <sender@example.org>\r\nTo: client@localhost\r\n"

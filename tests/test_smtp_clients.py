@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiosmtplib
 
-from tests.conftest import Running, corpus_messages
+from tests.helpers import Running, corpus_messages
 from tests.tools import require
 
 RECEIVED_END = b"\r\n\t"  # our Received header's last line starts after this

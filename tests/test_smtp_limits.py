@@ -11,8 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import Conversation, Running
-from tests.test_smtp_protocol import begin
+from tests.helpers import Conversation, Running, begin
 
 
 def test_connection_limit_in_total(start_burnbox: Callable[..., Running],

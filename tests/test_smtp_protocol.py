@@ -7,13 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import Conversation, Running
-
-
-def begin(conversation: Conversation, recipient: str = "user@localhost") -> None:
-    assert conversation.command("EHLO client.test").startswith("250")
-    assert conversation.command("MAIL FROM:<sender@example.org>").startswith("250")
-    assert conversation.command(f"RCPT TO:<{recipient}>").startswith("250")
+from tests.helpers import Conversation, Running, begin
 
 
 def test_greeting_names_the_host(talk: Callable[[], Conversation]) -> None:

@@ -25,7 +25,7 @@ from burnbox.storage.base import (
 from burnbox.storage.memory import MemoryStore
 from burnbox.storage.postgres import PURGE_LOCK, PostgresStore
 from burnbox.storage.sqlite import SqliteStore
-from tests.conftest import real_now
+from tests.helpers import real_now
 from tests.postgres import postgres_url, reset
 
 __all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
@@ -230,8 +230,8 @@ async def test_byte_cap_is_never_exceeded(make_store: StoreFactory, mail: Mail) 
         await store.add([mail(f"box{number % 7}@localhost")], b"z" * 90)
         assert store.stats().bytes <= 1000
     # Eviction makes room oldest first, and not much more than needed: the SQL store shared
-    # by several writers evicts a little under the cap (2%) to make room for many batches.
-    assert 1000 - 20 - 90 <= store.stats().bytes <= 1000
+    # by several writers evicts a little under the cap (5%) to make room for many batches.
+    assert 1000 - 50 - 90 <= store.stats().bytes <= 1000
     with pytest.raises(TooLargeForStore):
         await store.add([mail("a@localhost")], b"q" * 1001)
 

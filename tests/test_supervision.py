@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Running
+from tests.helpers import Running
 from tests.postgres import postgres_url
 from tests.process import free_port, start_node
 

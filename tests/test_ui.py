@@ -24,7 +24,7 @@ from playwright.sync_api import (
     expect,
 )
 
-from tests.conftest import FakeClock, Running
+from tests.helpers import FakeClock, Running
 from tests.process import Node, free_port, start_node
 
 ARTIFACTS = Path(__file__).parent / "artifacts"

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import smtplib
 
 import httpx
 from httpx_sse import connect_sse
 
-from tests.conftest import Running
-from tests.test_api import auth, create, send, url
-
-
-def metric(text: str, name: str) -> float:
-    """One sample's value from the Prometheus text format (0 when it is absent)."""
-    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
+from tests.helpers import Running, auth, create, metric, send, url
 
 
 def test_healthz_and_readyz(server: Running) -> None:

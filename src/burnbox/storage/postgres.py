@@ -42,6 +42,7 @@ from burnbox.storage.rows import (
 
 MIGRATION_LOCK = 0x6275726E626F78  # "burnbox": the advisory lock migrations run under
 PURGE_LOCK = MIGRATION_LOCK + 1  # held by the one node purging now
+EVICT_LOCK = MIGRATION_LOCK + 2  # held by the one writer evicting for the byte cap now
 COMMAND_TIMEOUT = 30.0  # seconds any one statement may take before the sender hears 451
 POOL_SIZE = 10
 # An inbox's counter row keeps the newest id committed there (002_commit_order_ids.sql) this
@@ -51,7 +52,7 @@ ORDER_MEMORY = timedelta(hours=1)
 _ADD_BATCH = "SELECT burnbox_add(" + ", ".join(f"${n}" for n in range(1, 18)) + ")"
 # Eviction for the byte cap (see _evict): down to this many percent under the cap, so that
 # one eviction makes room for many batches, and at most this many messages a statement.
-EVICT_BELOW = 2
+EVICT_BELOW = 5
 EVICT_ROWS = 5000
 # The oldest messages whose bytes, summed oldest first, reach $1 (at most $2 of them).
 _OLDEST = ("SELECT address, id FROM (SELECT address, id, stored, sum(stored) OVER (ORDER BY id) "
@@ -214,10 +215,20 @@ class PostgresStore:
         evicted: list[tuple[str, str]] = []
         while True:
             async with writer.transaction():
-                held = await writer.fetchval("SELECT sum(bytes)::bigint FROM usage_shards")
+                # One evictor at a time, across workers and nodes: a second would choose the
+                # same oldest rows and queue behind the first's locks. A writer that finds
+                # one at work goes on; that one evicts until the store is under the target.
+                if not await writer.fetchval("SELECT pg_try_advisory_xact_lock($1)",
+                                             EVICT_LOCK):
+                    break
+                count, held = await writer.fetchrow(
+                    "SELECT sum(messages)::bigint, sum(bytes)::bigint FROM usage_shards")
                 if held <= target:
                     break
-                found = await writer.fetch(_OLDEST, held - target, EVICT_ROWS)
+                # As many of the oldest as the excess needs at the average size, and a few
+                # more: the window over them is the statement's cost.
+                wanted = min(EVICT_ROWS, int((held - target) * count / held * 1.25) + 8)
+                found = await writer.fetch(_OLDEST, held - target, wanted)
                 if not found:
                     break
                 await _lock_counters(writer, sorted({row[0] for row in found}))
