@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -80,7 +81,8 @@ async def opened(make_store: StoreFactory, **limits: int) -> Store:
 
 
 class Mail:
-    """Summaries with increasing ids, as the deliverer makes them."""
+    """Summaries with increasing ids, as the deliverer makes them. Every field holds a value
+    of its own, so a store that swapped two columns would give itself away."""
 
     def __init__(self) -> None:
         self.counter = 0
@@ -88,9 +90,13 @@ class Mail:
     def __call__(self, address: str, *, at: datetime = NOW, ttl: float = 3600,
                  size: int = 10, subject: str = "s") -> MessageSummary:
         self.counter += 1
-        return MessageSummary(id=f"{self.counter:024d}", address=address, received_at=at,
-                              expires_at=at + timedelta(seconds=ttl), size=size, sender="a@b",
-                              subject=subject, snippet="", attachments=0)
+        n = self.counter
+        return MessageSummary(
+            id=f"{n:024d}", address=address, received_at=at,
+            expires_at=at + timedelta(seconds=ttl), size=size, sender=f"sender {n} <s@x>",
+            subject=subject, snippet=f"snippet {n} é", attachments=n % 5 + 11,
+            date=f"Mon, {n} Nov 2026", message_id=f"<{n}@message.id>", to=f"to {n} <t@x>",
+            seen=n % 2 == 1)
 
 
 @pytest.fixture
@@ -111,6 +117,26 @@ async def test_inbox_lifecycle(make_store: StoreFactory) -> None:
     assert store.stats().inboxes == 1
     await store.refresh_stats(NOW + timedelta(hours=1))
     assert store.stats().inboxes == 0  # counted only while live
+
+
+async def test_ping_update_and_seen(make_store: StoreFactory, mail: Mail) -> None:
+    store = await opened(make_store)
+    assert await store.ping() is True
+    inbox = Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1))
+    await store.create_inbox(inbox)
+    longer = Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=5))
+    await store.update_inbox(longer)
+    assert await store.inbox("a@localhost") == longer
+    with pytest.raises(NotFound):
+        await store.update_inbox(Inbox("nobody@localhost", b"h", NOW, NOW))
+    sent = mail("a@localhost")
+    await store.add([sent], b"x")
+    flipped = await store.mark_seen("a@localhost", sent.id, not sent.seen)
+    assert flipped == dataclasses.replace(sent, seen=not sent.seen)
+    assert await store.summary("a@localhost", sent.id) == flipped
+    assert (await store.summaries("a@localhost"))[0].seen is (not sent.seen)
+    with pytest.raises(NotFound):
+        await store.mark_seen("a@localhost", "0" * 24, True)
 
 
 async def test_an_expired_inbox_can_be_taken_again(make_store: StoreFactory) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import signal
@@ -32,7 +33,8 @@ from burnbox.settings import (
     rate_limit,
     sqlite_path,
 )
-from burnbox.smtp.server import SmtpConfig, SmtpContext, SmtpServer, tls_context
+from burnbox.smtp.context import SmtpConfig, SmtpContext, tls_context
+from burnbox.smtp.server import SmtpServer
 from burnbox.storage.base import Store
 from burnbox.storage.memory import MemoryStore
 from burnbox.supervisor import Supervisor
@@ -82,6 +84,13 @@ def build_relay(settings: Settings, hub: Hub, metrics: Metrics) -> Relay | None:
     return Relay(hub, channel, metrics)
 
 
+def smtp_config(settings: Settings) -> SmtpConfig:
+    """The SMTP side's settings, copied under their own names."""
+    config = SmtpConfig(**{item.name: getattr(settings, item.name)
+                           for item in dataclasses.fields(SmtpConfig)})
+    return dataclasses.replace(config, hostname=settings.hostname or socket.getfqdn())
+
+
 def build_domains(settings: Settings) -> DomainPolicy:
     try:
         return DomainPolicy(settings.domains)
@@ -110,7 +119,7 @@ class App:
                  ids: IdSource | None = None) -> None:
         self.settings = settings
         self.clock = clock
-        self.metrics = Metrics()
+        self.metrics = Metrics(shared=settings.workers > 1)
         self.store = build_store(settings)
         self.metrics.watch_store(self.store.stats)
         self.hub = Hub()
@@ -129,7 +138,7 @@ class App:
         ssl_context = (tls_context(settings.tls_cert, settings.tls_key)
                        if settings.tls_enabled else None)
         self.smtp = SmtpServer(SmtpContext(
-            SmtpConfig.from_settings(settings), self.deliverer, self.domains, self.metrics,
+            smtp_config(settings), self.deliverer, self.domains, self.metrics,
             clock, ssl_context,
             recipient_check=self.inboxes.exists if settings.unclaimed == "reject" else None))
         self.web = create_app(self._web_services())
@@ -166,7 +175,9 @@ class App:
             await self.relay.start()
             self.supervisor.start("relay", self.relay.run())
         shared = self.settings.workers > 1
-        self.smtp_endpoint = await self.smtp.start(self.settings.smtp_listen, shared=shared)
+        listen = self.settings.smtp_listen
+        self.smtp_endpoint = Endpoint(listen.host, await self.smtp.start(
+            listen.host, listen.port, shared=shared))
         self.supervisor.check("smtp", lambda: self.smtp.listening)
         sock = _listening_socket(self.settings.http_listen, shared=shared)
         self.http_endpoint = Endpoint(self.settings.http_listen.host, sock.getsockname()[1])
@@ -202,8 +213,9 @@ class App:
             raise StartFailed("listeners", type(error).__name__) from None
 
     async def _answering(self) -> None:
-        await asyncio.gather(selfcheck.smtp_answers(self.smtp_endpoint),
-                             selfcheck.http_answers(self.http_endpoint))
+        smtp, http = self.smtp_endpoint, self.http_endpoint
+        await asyncio.gather(selfcheck.smtp_answers(smtp.host, smtp.port),
+                             selfcheck.http_answers(http.host, http.port))
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let what is in flight finish (up to `grace` seconds, the

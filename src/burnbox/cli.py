@@ -106,50 +106,61 @@ def _run_workers(settings: Settings) -> int:
 
 
 def _fork_workers(settings: Settings, metrics_folder: str) -> int:
-    children = []
-    for worker in range(settings.workers):
-        pid = os.fork()
-        if pid == 0:
-            code = 1  # unless the worker ran and stopped cleanly
-            try:
-                code = _run_worker(settings, worker)
-            except OSError as error:
-                print(f"burnbox: worker {worker} cannot start: {error.strerror or error}",
-                      file=sys.stderr)
-            finally:
-                os._exit(code)  # a forked child never returns into the parent's code
-        children.append(pid)
+    workers = _Workers([_fork_worker(settings, worker) for worker in range(settings.workers)])
+    signal.signal(signal.SIGTERM, workers.forward)
+    signal.signal(signal.SIGINT, workers.forward)
+    return workers.wait(metrics_folder)
 
-    stopping = False
 
-    def forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
+def _fork_worker(settings: Settings, worker: int) -> int:
+    """A worker process serving `settings`; its pid (in the parent)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1  # unless the worker ran and stopped cleanly
+        try:
+            code = _run_worker(settings, worker)
+        except OSError as error:
+            print(f"burnbox: worker {worker} cannot start: {error.strerror or error}",
+                  file=sys.stderr)
+        finally:
+            os._exit(code)  # a forked child never returns into the parent's code
+    return pid
+
+
+class _Workers:
+    """The parent's view of its workers: signals passed on, exits waited for."""
+
+    def __init__(self, children: list[int]) -> None:
+        self.children = children
+        self.stopping = False
+
+    def forward(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+        for child in self.children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    # Only now, in the parent: imported before the fork, it would have fixed the workers'
-    # metrics to one process each.
-    from prometheus_client.multiprocess import mark_process_dead
+    def wait(self, metrics_folder: str) -> int:
+        """Until every worker has exited; the node's exit status."""
+        # Only now, in the parent: imported before the fork, it would have fixed the
+        # workers' metrics to one process each.
+        from prometheus_client.multiprocess import mark_process_dead
 
-    status = 0
-    for _ in children:
-        child, code = os.wait()
-        exited = _exit_status(os.waitstatus_to_exitcode(code))
-        if not stopping:
-            # A worker that ends unasked leaves the node half up: stop the others too, so
-            # that whatever supervises the node restarts it whole.
-            print(f"burnbox: a worker stopped unexpectedly (exit status {exited}); stopping "
-                  "the node", file=sys.stderr)
-            forward(signal.SIGTERM, None)
-            exited = exited or 1
-        status = status or exited
-        # A worker that is gone has no sessions or streams open: its gauges stop counting.
-        mark_process_dead(child, metrics_folder)  # type: ignore[no-untyped-call]
-    return status
+        status = 0
+        for _ in self.children:
+            child, code = os.wait()
+            exited = _exit_status(os.waitstatus_to_exitcode(code))
+            if not self.stopping:
+                # A worker that ends unasked leaves the node half up: stop the others too,
+                # so that whatever supervises the node restarts it whole.
+                print(f"burnbox: a worker stopped unexpectedly (exit status {exited}); "
+                      "stopping the node", file=sys.stderr)
+                self.forward(signal.SIGTERM, None)
+                exited = exited or 1
+            status = status or exited
+            # A worker that is gone has no sessions or streams open: its gauges stop.
+            mark_process_dead(child, metrics_folder)  # type: ignore[no-untyped-call]
+        return status
 
 
 def _exit_status(code: int) -> int:

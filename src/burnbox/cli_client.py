@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 
 from burnbox.client import ApiError, Client
+from burnbox.settings import client_defaults
 
 DEFAULT_URL = "http://127.0.0.1:8025"
 
@@ -45,10 +45,11 @@ def add_commands(commands: Any) -> None:
 
 def _with_connection(parser: argparse.ArgumentParser, *,
                      token: bool = True) -> argparse.ArgumentParser:
-    parser.add_argument("--url", default=os.environ.get("BURNBOX_URL", DEFAULT_URL),
+    url, presented = client_defaults(DEFAULT_URL)
+    parser.add_argument("--url", default=url,
                         help=f"the server (default $BURNBOX_URL or {DEFAULT_URL})")
     if token:
-        parser.add_argument("--token", default=os.environ.get("BURNBOX_TOKEN"),
+        parser.add_argument("--token", default=presented,
                             help="the inbox's token (default $BURNBOX_TOKEN)")
     return parser
 

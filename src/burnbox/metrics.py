@@ -13,7 +13,6 @@ the shared store, so the answering worker's view of it is the node's.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Literal
 
@@ -30,7 +29,6 @@ RefusalReason = Literal[
 ]
 
 
-MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own switch, read at import
 RECEIVED = "burnbox_messages_received", "Messages accepted and stored (one per inbox)."
 
 
@@ -50,10 +48,12 @@ class _StoreCollector(Collector):
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, *, shared: bool = False) -> None:
+        """`shared`: one of several workers, whose numbers prometheus-client keeps in the
+        folder the parent named before forking (see above)."""
         own = CollectorRegistry()
-        self.shared = MULTIPROCESS in os.environ  # one of several workers (see above)
-        if self.shared:
+        self.shared = shared
+        if shared:
             # Only what the workers' files hold: registering `own` too would count this
             # worker twice.
             self.registry = CollectorRegistry()
@@ -63,7 +63,13 @@ class Metrics:
         # One process: a plain integer, not a Counter: its lock cost 1% of ingest, and all
         # writes happen on the one event loop. Exported by _StoreCollector.
         self.received = 0
-        self._received_total = Counter(*RECEIVED, registry=own) if self.shared else None
+        self._received_total = Counter(*RECEIVED, registry=own) if shared else None
+        self._mail_and_sessions(own)
+        self._relay(own)
+        self._push(own)
+        self._timings(own)
+
+    def _mail_and_sessions(self, own: CollectorRegistry) -> None:
         self.refused = Counter(
             "burnbox_messages_refused", "Messages or recipients refused, by reason.",
             ["reason"], registry=own)
@@ -74,6 +80,7 @@ class Metrics:
             "burnbox_messages_purged", "Messages removed because their time was up.",
             registry=own)
 
+    def _relay(self, own: CollectorRegistry) -> None:
         self.relay_received = Counter(
             "burnbox_relay_received", "Events received from other nodes.",
             registry=own)
@@ -86,6 +93,8 @@ class Metrics:
         self.relay_dropped = Counter(
             "burnbox_relay_dropped", "Events not sent to other nodes (outbox full).",
             registry=own)
+
+    def _push(self, own: CollectorRegistry) -> None:
         self.push_subscribers = Gauge(
             "burnbox_push_subscribers", "Push streams (SSE, WebSocket, long-poll) open now.",
             registry=own, multiprocess_mode="livesum")
@@ -96,6 +105,7 @@ class Metrics:
             "burnbox_reads_refused", "Reads refused because their client IP failed too many "
             "(a wrong token, or no such inbox).", registry=own)
 
+    def _timings(self, own: CollectorRegistry) -> None:
         self.store_seconds = Histogram(
             "burnbox_store_add_seconds", "Time to store one delivered message (to commit).",
             registry=own,

@@ -52,8 +52,8 @@ def parse(raw: bytes) -> email.message.Message:
 def overview(raw: bytes) -> Overview:
     """The summary of a message through the full stdlib parse; never raises.
 
-    overview.summarise() is the fast path for single-part mail; this is the
-    reference it must agree with, and the path for everything else.
+    overview.quick() is the fast path for single-part mail; this is the reference it
+    must agree with, and the path for everything it declines.
     """
     try:
         message = parse(raw)

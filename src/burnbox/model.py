@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -82,3 +86,42 @@ class StoreStats:
     messages: int
     bytes: int
     inboxes: int
+
+
+# -- a summary as plain values: how every store and the relay write one ------------------
+
+# Every field of a summary, in declaration order: column lists, codecs and the packed form
+# are made from this, so that a new field touches the model and one migration per SQL store.
+SUMMARY_FIELDS = tuple(item.name for item in dataclasses.fields(MessageSummary))
+
+
+def ms_of(moment: datetime) -> int:
+    """A time as integer milliseconds since the epoch (how the stores and the relay keep
+    it)."""
+    return int(moment.timestamp() * 1000)
+
+
+def at_ms(value: int) -> datetime:
+    return EPOCH + timedelta(milliseconds=value)
+
+
+@functools.cache
+def field_types(kind: type) -> dict[str, type]:
+    """A dataclass's field names and their types (resolved from the annotations)."""
+    return dict(typing.get_type_hints(kind))
+
+
+def to_plain(summary: MessageSummary, names: Sequence[str] = SUMMARY_FIELDS) -> list[object]:
+    """The named fields' values, times as integer milliseconds."""
+    types = field_types(MessageSummary)
+    return [ms_of(value) if types[name] is datetime else value
+            for name in names for value in (getattr(summary, name),)]
+
+
+def from_plain(values: Sequence[object], names: Sequence[str] = SUMMARY_FIELDS,
+               **known: object) -> MessageSummary:
+    """A summary from the named fields' plain values (and any given by name)."""
+    types = field_types(MessageSummary)
+    given = {name: at_ms(int(value)) if types[name] is datetime  # type: ignore[call-overload]
+             else types[name](value) for name, value in zip(names, values, strict=True)}
+    return MessageSummary(**given, **known)  # type: ignore[arg-type]

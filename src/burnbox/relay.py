@@ -21,8 +21,7 @@ from typing import Any, Protocol
 
 from burnbox.hub import Event, Hub
 from burnbox.metrics import Metrics
-from burnbox.model import MessageSummary
-from burnbox.storage.rows import from_ms, to_ms
+from burnbox.model import SUMMARY_FIELDS, from_plain, to_plain
 
 log = logging.getLogger(__name__)
 CHANNEL = "burnbox_events"
@@ -30,6 +29,8 @@ OUTBOX = 10_000  # events waiting to be sent to other nodes
 PACKET = 7_900  # bytes of events sent in one message (PostgreSQL NOTIFY takes under 8,000)
 HEAD = 32  # bytes of a packet's first line: node id and send time
 RECONNECT_DELAY = 1.0  # seconds between attempts to reach the channel again
+# A summary's fields on the wire: all but the address, which leads the event's line.
+_SENT_FIELDS = tuple(name for name in SUMMARY_FIELDS if name != "address")
 
 
 class Channel(Protocol):
@@ -44,12 +45,9 @@ class Channel(Protocol):
 def encode(event: Event) -> str:
     """One event as one line: its address, a tab, then the rest as JSON (which escapes
     every newline). Addresses never hold control characters (addressing refuses them)."""
-    summary = event.summary
     body: list[Any] = [event.kind, event.message_id]
-    if summary is not None:
-        body += [summary.id, to_ms(summary.received_at), to_ms(summary.expires_at), summary.size,
-                 summary.sender, summary.subject, summary.snippet, summary.attachments,
-                 summary.date, summary.message_id, summary.to, summary.seen]
+    if event.summary is not None:
+        body += to_plain(event.summary, _SENT_FIELDS)
     # Not ASCII-escaped: an astral character is 4 bytes, not 12, and the longest summary the
     # parser makes (mime.SUMMARY_FIELD_CHARS) then fits one notification.
     return f"{event.address}\t{json.dumps(body, ensure_ascii=False, separators=(',', ':'))}"
@@ -58,14 +56,7 @@ def encode(event: Event) -> str:
 def decode(line: str) -> Event:
     address, _, rest = line.partition("\t")
     body = json.loads(rest)
-    summary = None
-    if len(body) > 2:
-        (message, received, expires, size, sender, subject, snippet, attachments, date,
-         message_id, to, seen) = body[2:]
-        summary = MessageSummary(id=message, address=address, received_at=from_ms(received),
-                                 expires_at=from_ms(expires), size=size, sender=sender,
-                                 subject=subject, snippet=snippet, attachments=attachments,
-                                 date=date, message_id=message_id, to=to, seen=seen)
+    summary = from_plain(body[2:], _SENT_FIELDS, address=address) if len(body) > 2 else None
     return Event(body[0], address, body[1], summary)
 
 

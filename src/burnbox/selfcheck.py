@@ -11,8 +11,6 @@ import asyncio
 import contextlib
 import ipaddress
 
-from burnbox.settings import Endpoint
-
 ANSWER_TIMEOUT = 10.0  # seconds a listener may take to answer its first client
 
 
@@ -31,8 +29,8 @@ def reachable_host(host: str) -> str:
     return host
 
 
-async def _exchange(endpoint: Endpoint, request: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection(reachable_host(endpoint.host), endpoint.port)
+async def _exchange(host: str, port: int, request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection(reachable_host(host), port)
     try:
         if request:
             writer.write(request)
@@ -44,14 +42,14 @@ async def _exchange(endpoint: Endpoint, request: bytes) -> bytes:
             await writer.wait_closed()
 
 
-async def smtp_answers(endpoint: Endpoint) -> None:
-    line = await asyncio.wait_for(_exchange(endpoint, b""), ANSWER_TIMEOUT)
+async def smtp_answers(host: str, port: int) -> None:
+    line = await asyncio.wait_for(_exchange(host, port, b""), ANSWER_TIMEOUT)
     if not line.startswith(b"220"):
         raise NotAnswering("the SMTP listener did not greet")
 
 
-async def http_answers(endpoint: Endpoint) -> None:
+async def http_answers(host: str, port: int) -> None:
     request = b"GET /healthz HTTP/1.1\r\nHost: burnbox\r\nConnection: close\r\n\r\n"
-    line = await asyncio.wait_for(_exchange(endpoint, request), ANSWER_TIMEOUT)
+    line = await asyncio.wait_for(_exchange(host, port, request), ANSWER_TIMEOUT)
     if line.split(b" ")[1:2] != [b"200"]:
         raise NotAnswering("the HTTP server did not answer /healthz")

@@ -343,6 +343,14 @@ def with_workers_hub(settings: Settings) -> Settings:
     return settings
 
 
+def client_defaults(default_url: str,
+                    environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+    """What the client commands (`burnbox inbox`, `wait`, `msg`) take from the environment:
+    the server's URL and an inbox token."""
+    environ = os.environ if environ is None else environ
+    return environ.get("BURNBOX_URL", default_url), environ.get("BURNBOX_TOKEN")
+
+
 def sqlite_path(url: str) -> str:
     """Everything after `sqlite://`: `sqlite:///var/lib/b.db` is absolute, `sqlite://b.db`
     relative to the working directory."""

@@ -1,37 +1,48 @@
-"""One SMTP session: the ESMTP verbs of a receive-only server, over SmtpConnection."""
+"""One SMTP session: the ESMTP verbs of a receive-only server, and what becomes of a
+message once it is read, over SmtpConnection's plumbing."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
 from burnbox.addressing import AddressError, parse_path
-from burnbox.smtp import replies
+from burnbox.metrics import RefusalReason
+from burnbox.smtp import header_section, replies
 from burnbox.smtp.commands import CommandError, clean_helo, parse_bdat, parse_path_command
 from burnbox.smtp.connection import SmtpConnection
-from burnbox.smtp.reader import ChunkReader, DotReader
-from burnbox.smtp.tls import TlsLayer
+from burnbox.smtp.context import SmtpContext
+from burnbox.smtp.reader import ChunkReader, DotReader, Fault
+from burnbox.smtp.transaction import BODY_TYPES, Phase
+from burnbox.storage.base import StoreFull, TooLargeForStore
 
 log = logging.getLogger(__name__)
-_BODY_TYPES = frozenset({"7BIT", "8BITMIME", "BINARYMIME"})
 MAX_SIZE_DIGITS = 18  # a SIZE value longer than this is malformed, not merely large
 # The MAIL FROM parameters we implement, each with the test its value must pass.
 _MAIL_PARAMETERS: dict[str, Callable[[str | None], bool]] = {
     "SIZE": lambda value: value is not None and value.isascii() and value.isdigit()
     and len(value) <= MAX_SIZE_DIGITS,
-    "BODY": lambda value: value is not None and value.upper() in _BODY_TYPES,
+    "BODY": lambda value: value is not None and value.upper() in BODY_TYPES,
     "SMTPUTF8": lambda value: value is None,
 }
 
 
 class SmtpSession(SmtpConnection):
+    def __init__(self, context: SmtpContext) -> None:
+        super().__init__(context)
+        self._helo = ""  # the client's name, for the Received: line
+        self._esmtp = False
+
+    # -- greeting and state ------------------------------------------------
+
     def _ehlo(self, argument: str) -> None:
         if self._greet(argument, esmtp=True):
-            self._out.append(self._ctx.ehlo_reply(tls_active=self._tls))
+            self._reply(self._ctx.ehlo_reply(tls_active=self._encrypted))
 
     def _helo_command(self, argument: str) -> None:
         if self._greet(argument, esmtp=False):
-            self._out.append(replies.reply(f"250 {self._ctx.config.hostname}"))
+            self._reply(replies.reply(f"250 {self._ctx.config.hostname}"))
 
     def _greet(self, argument: str, *, esmtp: bool) -> bool:
         """EHLO/HELO: remember the client's name and start afresh; False if refused."""
@@ -42,14 +53,28 @@ class SmtpSession(SmtpConnection):
             return False
         self._helo = clean_helo(argument) or "unknown"
         self._esmtp = esmtp
-        self._reset_transaction()
+        self._new_transaction(Phase.READY)
         return True
 
+    def _rset(self, argument: str) -> None:
+        if self._count_junk():
+            self._new_transaction(Phase.GREET if self.phase is Phase.GREET else Phase.READY)
+            self._reply(replies.RESET_OK)
+
+    def _tls_started(self) -> None:
+        """RFC 3207 4.2: forget everything learned before TLS."""
+        self._helo = ""
+        self._esmtp = False
+        self._new_transaction(Phase.GREET)
+        self._made_progress()
+
+    # -- MAIL and RCPT -----------------------------------------------------
+
     def _mail_command(self, argument: str) -> None:
-        if not self._helo:
+        if self.phase is Phase.GREET:
             self._error(replies.NEED_HELO)
             return
-        if self._mail is not None:
+        if self.phase is Phase.MAIL:
             self._error(replies.NESTED_MAIL)
             return
         try:
@@ -58,27 +83,26 @@ class SmtpSession(SmtpConnection):
             self._error(replies.syntax_error(str(error)))
             return
         problem = self._take_mail_params(command.params)
+        if problem is None and command.path != "<>":
+            try:
+                parse_path(command.path, utf8_allowed=self.transaction.utf8)
+            except AddressError as error:
+                problem = replies.bad_address(error.reason, sender=True)
         if problem is not None:
+            self._new_transaction(Phase.READY)
             self._error(problem)
             return
-        if command.path != "<>":
-            try:
-                parse_path(command.path, utf8_allowed=self._utf8)
-            except AddressError as error:
-                self._utf8 = False
-                self._error(replies.bad_address(error.reason, sender=True))
-                return
-        self._progress = self._loop.time()
-        self._mail = command.path
-        self._out.append(replies.SENDER_OK)
+        self._made_progress()
+        self.transaction.sender = command.path
+        self.phase = Phase.MAIL
+        self._reply(replies.SENDER_OK)
 
     def _take_mail_params(self, params: dict[str, str | None]) -> bytes | None:
         """MAIL FROM's parameters: 555 for one we do not know (or any without EHLO), 501
         for a known one with a malformed value."""
         if params and not self._esmtp:
             return replies.PARAM_UNSUPPORTED
-        self._utf8 = False
-        self._body_type = "7BIT"
+        self._new_transaction(Phase.READY)
         for name, value in params.items():
             if name not in _MAIL_PARAMETERS:
                 return replies.PARAM_UNSUPPORTED
@@ -89,9 +113,9 @@ class SmtpSession(SmtpConnection):
                 if problem is not None:
                     return problem
             elif name == "BODY" and value is not None:
-                self._body_type = value.upper()
+                self.transaction.body_type = value.upper()
             elif name == "SMTPUTF8":
-                self._utf8 = True
+                self.transaction.utf8 = True
         return None
 
     def _declare_size(self, size: int) -> bytes | None:
@@ -101,60 +125,64 @@ class SmtpSession(SmtpConnection):
         if size > self._ctx.config.store_max_bytes:
             self._ctx.metrics.refuse("too_big")
             return replies.TOO_BIG_FOR_STORE
-        self._declared_size = size
+        self.transaction.declared_size = size
         return None
 
     def _rcpt_command(self, argument: str) -> None:
-        if self._mail is None:
+        if self.phase is not Phase.MAIL:
             self._error(replies.NEED_MAIL)
             return
+        key = self._recipient(argument)
+        if key is None:
+            return
+        if key not in self.transaction.recipients:
+            refused = self._room_for_one_more()
+            if refused is not None:
+                self._ctx.metrics.refuse("too_many_recipients")
+                self._reply(refused)
+                return
+        self._made_progress()
+        if self._ctx.recipient_check is not None:
+            self._run_step(self._check_recipient(key))
+            return
+        self.transaction.recipients[key] = None
+        self._reply(replies.RECIPIENT_OK)
+
+    def _recipient(self, argument: str) -> str | None:
+        """The normalised address RCPT names, or None once its refusal is said."""
         try:
             command = parse_path_command(argument, "TO")
         except CommandError as error:
             self._error(replies.syntax_error(str(error)))
-            return
+            return None
         if command.params:
             self._error(replies.PARAM_UNSUPPORTED)
-            return
+            return None
         path = command.path
         if path.lower() == "<postmaster>":  # RFC 5321 4.5.1: always accepted
             path = f"<postmaster@{self._ctx.primary_domain}>"
         try:
-            address = parse_path(path, utf8_allowed=self._utf8)
+            address = parse_path(path, utf8_allowed=self.transaction.utf8)
         except AddressError as error:
             self._ctx.metrics.refuse("bad_address")
-            if error.needs_utf8:
-                self._error(replies.UTF8_REQUIRED)
-            else:
-                self._error(replies.bad_address(error.reason, sender=False))
-            return
+            self._error(replies.UTF8_REQUIRED if error.needs_utf8
+                        else replies.bad_address(error.reason, sender=False))
+            return None
         if not self._ctx.domains.accepts(address.domain):
             self._ctx.metrics.refuse("relay")
             self._error(replies.RELAY_DENIED)
-            return
-        key = str(address)
-        if key not in self._recipients:
-            refused = self._room_for_one_more()
-            if refused is not None:
-                self._ctx.metrics.refuse("too_many_recipients")
-                self._out.append(refused)
-                return
-        self._progress = self._loop.time()
-        if self._ctx.recipient_check is not None:
-            self._run_step(self._check_recipient(key))
-            return
-        self._recipients[key] = None
-        self._out.append(replies.RECIPIENT_OK)
+            return None
+        return str(address)
 
     def _room_for_one_more(self) -> bytes | None:
         """Why one more recipient cannot be taken (a 452: the sender sends to it later in
         a transaction of its own), or None."""
-        count = len(self._recipients) + 1
+        count = len(self.transaction.recipients) + 1
         if count > self._ctx.config.max_recipients:
             return replies.TOO_MANY_RECIPIENTS
         # One copy per inbox: with SIZE declared, refuse the recipient that would make the
         # copies larger than the store could ever hold.
-        if self._declared_size * count > self._ctx.config.store_max_bytes:
+        if self.transaction.declared_size * count > self._ctx.config.store_max_bytes:
             return replies.TOO_MANY_FOR_SIZE
         return None
 
@@ -168,24 +196,27 @@ class SmtpSession(SmtpConnection):
             self._ctx.metrics.refuse("unclaimed")
             self._errors += 1
             return replies.NO_SUCH_MAILBOX
-        if self._mail is not None:  # the transaction may have been reset meanwhile
-            self._recipients[key] = None
+        if self.phase is Phase.MAIL:  # the transaction may have been reset meanwhile
+            self.transaction.recipients[key] = None
         return replies.RECIPIENT_OK
 
+    # -- DATA and BDAT -----------------------------------------------------
+
     def _data_command(self, argument: str) -> None:
+        transaction = self.transaction
         if argument.strip():
             self._error(replies.NO_ARGUMENTS)
-        elif self._mail is None:
+        elif self.phase is not Phase.MAIL:
             self._error(replies.NEED_MAIL)
-        elif not self._recipients:
+        elif not transaction.recipients:
             self._error(replies.NEED_RCPT)
-        elif self._body_type == "BINARYMIME":
+        elif transaction.body_type == "BINARYMIME":
             self._error(replies.BINARY_NEEDS_BDAT)
-        elif self._bdat is not None:
+        elif transaction.chunks is not None:
             self._error(replies.MIXED_DATA_BDAT)
         else:
             config = self._ctx.config
-            self._out.append(replies.START_DATA)
+            self._reply(replies.START_DATA)
             self._start_body(DotReader(config.max_message_size, config.max_line_length))
 
     def _bdat_command(self, argument: str) -> None:
@@ -195,31 +226,108 @@ class SmtpSession(SmtpConnection):
             # Without a size we cannot tell chunk bytes from commands: stop here.
             self._send_and_close(replies.BDAT_SYNTAX)
             return
-        if self._mail is not None and self._recipients and not self._bdat_failed:
-            if self._bdat is None:
-                self._bdat = bytearray()
-            sink: bytearray | None = self._bdat
-        else:
-            sink = None
-        self._bdat_last = last
+        transaction = self.transaction
+        sink = None  # no valid transaction: the chunk is read to its end and dropped
+        if self.phase is Phase.MAIL and transaction.recipients and not (
+                transaction.chunks_failed):
+            if transaction.chunks is None:
+                transaction.chunks = bytearray()
+            sink = transaction.chunks
+        transaction.last_chunk = last
         self._start_body(ChunkReader(size, sink, self._ctx.config.max_message_size))
 
-    def _rset(self, argument: str) -> None:
-        if self._count_junk():
-            self._reset_transaction()
-            self._out.append(replies.RESET_OK)
+    def _body_ended(self, reader: DotReader | ChunkReader) -> None:
+        if isinstance(reader, DotReader):
+            self._end_data(reader)
+        else:
+            self._end_chunk(reader)
+
+    def _end_data(self, reader: DotReader) -> None:
+        if reader.fault is Fault.NONE:
+            self._deliver(reader.message())
+            return
+        self._new_transaction(Phase.READY)
+        if reader.fault is Fault.TOO_BIG:
+            self._ctx.metrics.refuse("too_big")
+            self._error(replies.MESSAGE_TOO_BIG)
+        else:
+            self._ctx.metrics.refuse("line_too_long")
+            self._error(replies.TEXT_LINE_TOO_LONG)
+
+    def _end_chunk(self, reader: ChunkReader) -> None:
+        transaction = self.transaction
+        if transaction.chunks is None:  # no valid transaction: the chunk was dropped
+            self._error(replies.NEED_RCPT if self.phase is Phase.MAIL else replies.NEED_MAIL)
+        elif reader.fault is Fault.TOO_BIG:
+            self._ctx.metrics.refuse("too_big")
+            # Later chunks of this transaction are read and dropped too.
+            self._new_transaction(Phase.READY, chunks_failed=True)
+            self._error(replies.MESSAGE_TOO_BIG)
+        elif transaction.last_chunk:
+            self._deliver(bytes(transaction.chunks))
+        else:
+            self._reply(replies.chunk_received(reader.received))
+
+    # -- delivery -----------------------------------------------------------
+
+    def _deliver(self, message: bytes) -> None:
+        raw = self._received_header() + header_section.normalise(message)
+        recipients = list(self.transaction.recipients)
+        self._new_transaction(Phase.READY)
+        self._run_step(self._store(recipients, raw))
+
+    async def _store(self, recipients: list[str], raw: bytes) -> bytes:
+        """Deliver; the reply that says truly what became of the message."""
+        try:
+            # No asyncio.timeout here (a timer per message cost 7% of ingest): the watchdog
+            # cancels a step that outlives the delivery timeout.
+            ids = await self._ctx.deliverer.deliver(recipients, raw)
+        except asyncio.CancelledError:
+            if not self._watchdog.step_overdue:
+                raise
+            return self._refused("delivery took too long; answered 451", "store_error",
+                                 replies.LOCAL_ERROR)
+        except TooLargeForStore:
+            log.warning("a message too big for the store: answered 552 (recipients: %d)",
+                        len(recipients))
+            self._ctx.metrics.refuse("too_big")
+            return replies.TOO_BIG_FOR_STORE
+        except StoreFull:
+            return self._refused(f"the store is full: answered 452 (recipients: "
+                                 f"{len(recipients)})", "store_full", replies.STORE_FULL)
+        except Exception as error:
+            return self._refused(f"delivery failed ({type(error).__name__}); answered 451",
+                                 "store_error", replies.LOCAL_ERROR)
+        self._junk = 0
+        return replies.stored(ids[0])
+
+    def _refused(self, why: str, reason: RefusalReason, answer: bytes) -> bytes:
+        log.error("%s", why)  # counts and types only: never an address or a subject
+        self._ctx.metrics.refuse(reason)
+        return answer
+
+    def _received_header(self) -> bytes:
+        protocol = ("UTF8SMTP" if self.transaction.utf8 else "ESMTP" if self._esmtp
+                    else "SMTP") + ("S" if self._encrypted else "")
+        config = self._ctx.config
+        client = f" ([{self.client_ip}])" if config.received_client_ip else ""
+        date = self._ctx.received_date()
+        return (f"Received: from {self._helo}{client}\r\n\tby {config.hostname} "
+                f"(burnbox) with {protocol};\r\n\t{date}\r\n").encode("ascii", "replace")
+
+    # -- the rest ------------------------------------------------------------
 
     def _noop(self, argument: str) -> None:
         if self._count_junk():
-            self._out.append(replies.OK)
+            self._reply(replies.OK)
 
     def _vrfy(self, argument: str) -> None:
         if self._count_junk():
-            self._out.append(replies.CANNOT_VRFY)
+            self._reply(replies.CANNOT_VRFY)
 
     def _help(self, argument: str) -> None:
         if self._count_junk():
-            self._out.append(replies.HELP)
+            self._reply(replies.HELP)
 
     def _expn(self, argument: str) -> None:
         if self._count_junk():
@@ -231,18 +339,13 @@ class SmtpSession(SmtpConnection):
     def _starttls(self, argument: str) -> None:
         if self._ctx.ssl_context is None:
             self._error(replies.NOT_IMPLEMENTED)
-        elif self._tls:
+        elif self._tls is not None:
             self._error(replies.ALREADY_TLS)
         elif argument.strip():
             self._error(replies.NO_ARGUMENTS)
         else:
-            self._out.append(replies.READY_TLS)
-            self._flush()  # the last clear-text reply
-            # Anything pipelined after STARTTLS was sent in clear text: it is
-            # dropped, never executed after the handshake (CVE-2011-0411 class).
-            self._buf.clear()
-            self._progress = self._loop.time()  # the handshake must finish in idle_timeout
-            self._tls_layer = TlsLayer(self._ctx.ssl_context)
+            self._reply(replies.READY_TLS)
+            self._start_tls()
 
 
 SmtpSession.HANDLERS = {
@@ -260,4 +363,3 @@ SmtpSession.HANDLERS = {
     "QUIT": SmtpSession._quit,
     "STARTTLS": SmtpSession._starttls,
 }
-

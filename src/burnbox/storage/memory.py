@@ -10,6 +10,7 @@ when they reach its head. When a message goes, nothing else refers to it.
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from dataclasses import replace
 from datetime import datetime
@@ -84,16 +85,17 @@ class MemoryStore:
         check_fits(summaries, raw, self._max_bytes)
         evicted: list[tuple[str, str]] = []
         for summary in summaries:
-            box = self._boxes.get(summary.address)
+            # One copy of an address string per inbox, not one per message in the age index.
+            address = sys.intern(summary.address)
+            box = self._boxes.get(address)
             if box is None:
-                box = self._boxes[summary.address] = {}
+                box = self._boxes[address] = {}
             while len(box) >= self._inbox_max:
-                evicted.append(self._remove(summary.address, next(iter(box))))
+                evicted.append(self._remove(address, next(iter(box))))
             while self._bytes + size > self._max_bytes:
                 evicted.append(self._evict_oldest())
-            # Share the address string of the box key: one copy per inbox, not per message.
             box[summary.id] = (packed.pack(summary), raw)
-            self._arrivals.append((summary.address, summary.id))
+            self._arrivals.append((address, summary.id))
             self._bytes += size
             self._count += 1
         return Stored([summary.id for summary in summaries], evicted)

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from burnbox.ids import first_id_at
-from burnbox.model import EPOCH, Inbox, MessageSummary, StoreStats
+from burnbox.model import EPOCH, SUMMARY_FIELDS, Inbox, MessageSummary, StoreStats
 from burnbox.storage.base import (
     EXPIRED_INBOX_MEMORY,
     PURGE_BATCH,
@@ -31,6 +31,7 @@ from burnbox.storage.base import (
 )
 from burnbox.storage.batching import GroupCommitter
 from burnbox.storage.rows import (
+    ID,
     SUMMARY_COLUMNS,
     PendingAdd,
     from_ms,
@@ -49,7 +50,10 @@ POOL_SIZE = 10
 # long after its last message went: by then no commit proposed before it can be in flight
 # (statements time out after COMMAND_TIMEOUT), with room for clocks that disagree by minutes.
 ORDER_MEMORY = timedelta(hours=1)
-_ADD_BATCH = "SELECT burnbox_add(" + ", ".join(f"${n}" for n in range(1, 18)) + ")"
+# burnbox_add's arguments: an array per summary field, the stored sizes, the raw messages,
+# and the inbox cap (004_eviction_apart.sql).
+_ADD_BATCH = "SELECT burnbox_add(" + ", ".join(
+    f"${n}" for n in range(1, len(SUMMARY_FIELDS) + 4)) + ")"
 # Eviction for the byte cap (see _evict): down to this many percent under the cap, so that
 # one eviction makes room for many batches, and at most this many messages a statement.
 EVICT_BELOW = 5
@@ -184,8 +188,8 @@ class PostgresStore:
         # One statement, so one round trip and one commit (autocommit) for the whole batch.
         writer = await self._writing()
         try:
-            answer = json.loads(await writer.fetchval(
-                _ADD_BATCH, *columns, raws, self._inbox_max, self._max_bytes))
+            answer = json.loads(await writer.fetchval(_ADD_BATCH, *columns, raws,
+                                                      self._inbox_max))
         except BaseException:
             self._writer = None  # whatever broke, the next batch starts on a sound connection
             await self._ready().release(writer)
@@ -196,7 +200,7 @@ class PostgresStore:
             evicted += await self._evict(writer)
         # The function answers with the ids only when it had to move one past another
         # writer's newer commit (see 002_commit_order_ids.sql).
-        ids: list[str] = answer.get("ids") or columns[1]
+        ids: list[str] = answer.get("ids") or columns[ID]
         results: list[Stored | BaseException] = []
         for job in batch:
             mine, ids = ids[:len(job.summaries)], ids[len(job.summaries):]

@@ -4,38 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
-from burnbox.model import MessageSummary
+from burnbox.model import SUMMARY_FIELDS, MessageSummary, at_ms, from_plain, ms_of, to_plain
 from burnbox.storage.base import Stored
 
-# The column order every SQL store selects and inserts summaries in.
-SUMMARY_COLUMNS = ("address, id, received_at, expires_at, size, sender, recipients, subject, "
-                   "snippet, attachments, date, message_id, seen")
+_COLUMN_NAMES = {"to": "recipients"}  # a summary field whose column is named otherwise
+# The columns of a summary, in the order of its fields: every SQL store selects and inserts
+# them in this order.
+SUMMARY_COLUMNS = ", ".join(_COLUMN_NAMES.get(name, name) for name in SUMMARY_FIELDS)
+ID = SUMMARY_FIELDS.index("id")  # where the id stands among them
 
 
 def to_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
+    return ms_of(moment)
 
 
 def from_ms(value: int) -> datetime:
-    return datetime.fromtimestamp(value / 1000, UTC)
+    return at_ms(value)
 
 
 def summary_values(summary: MessageSummary) -> tuple[Any, ...]:
-    return (summary.address, summary.id, to_ms(summary.received_at),
-            to_ms(summary.expires_at), summary.size, summary.sender, summary.to, summary.subject,
-            summary.snippet, summary.attachments, summary.date, summary.message_id,
-            summary.seen)
+    return tuple(to_plain(summary))
 
 
 def summary_of(row: Sequence[Any]) -> MessageSummary:
-    return MessageSummary(
-        address=row[0], id=row[1], received_at=from_ms(row[2]), expires_at=from_ms(row[3]),
-        size=row[4], sender=row[5], to=row[6], subject=row[7], snippet=row[8],
-        attachments=row[9], date=row[10], message_id=row[11], seen=bool(row[12]))
+    return from_plain(list(row)[:len(SUMMARY_FIELDS)])
 
 
 @dataclass(frozen=True)

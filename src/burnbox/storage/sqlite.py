@@ -19,7 +19,7 @@ from typing import Any
 
 import aiosqlite
 
-from burnbox.model import EPOCH, Inbox, MessageSummary, StoreStats
+from burnbox.model import EPOCH, SUMMARY_FIELDS, Inbox, MessageSummary, StoreStats
 from burnbox.storage.base import (
     EXPIRED_INBOX_MEMORY,
     PURGE_BATCH,
@@ -41,7 +41,7 @@ from burnbox.storage.rows import (
     to_ms,
 )
 
-_PLACEHOLDERS = ", ".join("?" * 14)
+_PLACEHOLDERS = ", ".join("?" * (len(SUMMARY_FIELDS) + 1))  # the summary, then `stored`
 
 
 

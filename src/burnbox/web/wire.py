@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from burnbox.model import MessageSummary
+from burnbox.model import SUMMARY_FIELDS, MessageSummary
 
 
 class Strict(BaseModel):
@@ -65,11 +65,9 @@ class Summary(BaseModel):
 
     @classmethod
     def of(cls, summary: MessageSummary) -> Summary:
-        return cls(id=summary.id, received_at=summary.received_at,
-                   expires_at=summary.expires_at, sender=summary.sender, to=summary.to,
-                   subject=summary.subject, date=summary.date, message_id=summary.message_id,
-                   snippet=summary.snippet, size=summary.size, attachments=summary.attachments,
-                   seen=summary.seen)
+        """Every field of the summary this shape has (all but the address), by name."""
+        return cls(**{name: getattr(summary, name) for name in SUMMARY_FIELDS
+                      if name in cls.model_fields})
 
 
 class SummaryPage(BaseModel):

@@ -7,13 +7,19 @@
 -- 2-core machine). A batch now only inserts and trims its own inboxes (whose counter rows
 -- it holds already); the store evicts in a transaction of its own that first locks the
 -- counter rows of the inboxes it will touch, in address order, as every writer does
--- (storage/postgres.py, _evict). The function's signature is unchanged; `max_bytes` is no
--- longer read.
-CREATE OR REPLACE FUNCTION burnbox_add(
-    addresses text[], ids text[], received bigint[], expires bigint[], sizes integer[],
-    senders text[], recipients text[], subjects text[], snippets text[], attachment_counts integer[],
-    dates text[], message_ids text[], seens boolean[], stored_sizes integer[], raws bytea[],
-    inbox_max integer, max_bytes bigint
+-- (storage/postgres.py, _evict).
+--
+-- Its arrays now come in the order of model.MessageSummary's fields, then stored_sizes,
+-- raws and the inbox cap, so the Python side builds them from the fields (a new field: the
+-- model and one migration, nothing else by hand).
+DROP FUNCTION burnbox_add(text[], text[], bigint[], bigint[], integer[], text[], text[], text[],
+                          text[], integer[], text[], text[], boolean[], integer[], bytea[],
+                          integer, bigint);
+CREATE FUNCTION burnbox_add(
+    ids text[], addresses text[], received bigint[], expires bigint[], sizes integer[],
+    senders text[], subjects text[], snippets text[], attachment_counts integer[],
+    dates text[], message_ids text[], recipients text[], seens boolean[], stored_sizes integer[],
+    raws bytea[], inbox_max integer
 ) RETURNS jsonb LANGUAGE plpgsql AS $$
 DECLARE
     newest jsonb;
@@ -48,10 +54,10 @@ BEGIN
         END LOOP;
     END IF;
 
-    INSERT INTO messages (address, id, received_at, expires_at, size, sender, recipients,
-                          subject, snippet, attachments, date, message_id, seen, stored)
-        SELECT * FROM unnest(addresses, ids, received, expires, sizes, senders, recipients,
-                             subjects, snippets, attachment_counts, dates, message_ids, seens,
+    INSERT INTO messages (id, address, received_at, expires_at, size, sender, subject, snippet,
+                          attachments, date, message_id, recipients, seen, stored)
+        SELECT * FROM unnest(ids, addresses, received, expires, sizes, senders, subjects,
+                             snippets, attachment_counts, dates, message_ids, recipients, seens,
                              stored_sizes);
     INSERT INTO bodies SELECT * FROM unnest(addresses, ids, raws);
 
