@@ -29,7 +29,8 @@ async def main(port: int) -> None:
     handler = KeepInList()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(handler, data_size_limit=64 * 1024 * 1024), "127.0.0.1", port, backlog=4096)
+        lambda: SMTP(handler, data_size_limit=64 * 1024 * 1024), "127.0.0.1", port, backlog=4096
+    )
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     print("ready", flush=True)

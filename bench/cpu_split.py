@@ -55,6 +55,7 @@ def main() -> None:
     arguments = parser.parse_args()
     server = start_burnbox_postgres(workers=arguments.workers)
     try:
+
         def burnbox(command: str) -> bool:
             return "burnbox serve" in command
 
@@ -64,27 +65,48 @@ def main() -> None:
         before = cpu_seconds(burnbox), cpu_seconds(postgres)
         pressure = cpu_pressure()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        command = ["smtp-source", "-d", "-s", str(arguments.sessions), "-m",
-                   str(arguments.messages), "-l", "2000", "-f", "bench@example.org", "-t",
-                   "bench@localhost", "-C", "5", f"127.0.0.1:{server.port}"]
+        command = [
+            "smtp-source",
+            "-d",
+            "-s",
+            str(arguments.sessions),
+            "-m",
+            str(arguments.messages),
+            "-l",
+            "2000",
+            "-f",
+            "bench@example.org",
+            "-t",
+            "bench@localhost",
+            "-C",
+            "5",
+            f"127.0.0.1:{server.port}",
+        ]
         if arguments.spread:
             command.insert(1, "-N")
         started = time.perf_counter()
         finished = subprocess.run(command, capture_output=True, timeout=600, text=True)
         if finished.returncode:
-            raise SystemExit(f"smtp-source failed: {finished.stdout[-2000:]} "
-                             f"{finished.stderr[-2000:]}")
+            raise SystemExit(
+                f"smtp-source failed: {finished.stdout[-2000:]} {finished.stderr[-2000:]}"
+            )
         wall = time.perf_counter() - started
         waiting = cpu_pressure() - pressure
         after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        source = (after_children.ru_utime + after_children.ru_stime
-                  - children.ru_utime - children.ru_stime)
+        source = (
+            after_children.ru_utime
+            + after_children.ru_stime
+            - children.ru_utime
+            - children.ru_stime
+        )
         used = cpu_seconds(burnbox) - before[0], cpu_seconds(postgres) - before[1]
-        print(f"workers={arguments.workers} sessions={arguments.sessions} "
-              f"spread={arguments.spread}: {arguments.messages / wall:.0f} msgs/s; cores used: "
-              f"burnbox {used[0] / wall:.2f}, postgres {used[1] / wall:.2f}, "
-              f"smtp-source {source / wall:.2f}; some task waited for a CPU "
-              f"{100 * waiting / wall:.0f}% of the time")
+        print(
+            f"workers={arguments.workers} sessions={arguments.sessions} "
+            f"spread={arguments.spread}: {arguments.messages / wall:.0f} msgs/s; cores used: "
+            f"burnbox {used[0] / wall:.2f}, postgres {used[1] / wall:.2f}, "
+            f"smtp-source {source / wall:.2f}; some task waited for a CPU "
+            f"{100 * waiting / wall:.0f}% of the time"
+        )
     finally:
         server.stop()
 

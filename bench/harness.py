@@ -77,30 +77,51 @@ class Server:
 
 def start_burnbox(**settings: str) -> Server:
     port, http_port = free_port(), free_port()
-    env = {**os.environ, "BURNBOX_SMTP_LISTEN": f"127.0.0.1:{port}",
-           "BURNBOX_HTTP_LISTEN": f"127.0.0.1:{http_port}", "BURNBOX_LOG_LEVEL": "warning",
-           "BURNBOX_MAX_CONNECTIONS": "20000", "BURNBOX_MAX_CONNECTIONS_PER_IP": "20000",
-           "BURNBOX_INBOX_MAX_MESSAGES": "1000000", "BURNBOX_STORE_MAX_BYTES": "8GiB",
-           **{f"BURNBOX_{key.upper()}": value for key, value in settings.items()}}
-    process = subprocess.Popen([PYTHON, "-m", "burnbox", "serve", "--env-file", "/dev/null"],
-                               env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    env = {
+        **os.environ,
+        "BURNBOX_SMTP_LISTEN": f"127.0.0.1:{port}",
+        "BURNBOX_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+        "BURNBOX_LOG_LEVEL": "warning",
+        "BURNBOX_MAX_CONNECTIONS": "20000",
+        "BURNBOX_MAX_CONNECTIONS_PER_IP": "20000",
+        "BURNBOX_INBOX_MAX_MESSAGES": "1000000",
+        "BURNBOX_STORE_MAX_BYTES": "8GiB",
+        **{f"BURNBOX_{key.upper()}": value for key, value in settings.items()},
+    }
+    process = subprocess.Popen(
+        [PYTHON, "-m", "burnbox", "serve", "--env-file", "/dev/null"],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     wait_for_port(port)
-    return Server("burnbox-" + settings["store"].split(":")[0] if "store" in settings
-                  else "burnbox", process, port, http_port)
+    return Server(
+        "burnbox-" + settings["store"].split(":")[0] if "store" in settings else "burnbox",
+        process,
+        port,
+        http_port,
+    )
 
 
 def start_aiosmtpd() -> Server:
     port = free_port()
-    process = subprocess.Popen([PYTHON, str(ROOT / "bench" / "aiosmtpd_baseline.py"), str(port)],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [PYTHON, str(ROOT / "bench" / "aiosmtpd_baseline.py"), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     wait_for_port(port)
     return Server("aiosmtpd", process, port)
 
 
 def start_smtp_sink() -> Server:
     port = free_port()
-    process = subprocess.Popen(["smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "1024"],
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        ["smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "1024"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     wait_for_port(port)
     return Server("smtp-sink", process, port)
 
@@ -118,10 +139,13 @@ BENCH_DATABASE = "burnbox_bench"
 
 def start_burnbox_postgres(workers: int = 1) -> Server:
     """A fresh database per run (dropped when the next run starts)."""
-    for sql in (f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)",
-                f"CREATE DATABASE {BENCH_DATABASE}"):
-        subprocess.run(["psql", f"{POSTGRES}/postgres", "-qc", sql], check=True,
-                       capture_output=True)
+    for sql in (
+        f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)",
+        f"CREATE DATABASE {BENCH_DATABASE}",
+    ):
+        subprocess.run(
+            ["psql", f"{POSTGRES}/postgres", "-qc", sql], check=True, capture_output=True
+        )
     server = start_burnbox(store=f"{POSTGRES}/{BENCH_DATABASE}", workers=str(workers))
     server.name = "burnbox-postgresql" + (f"-{workers}w" if workers > 1 else "")
     return server
@@ -129,16 +153,23 @@ def start_burnbox_postgres(workers: int = 1) -> Server:
 
 def stored_in_postgres() -> int:
     """The shared count, straight from the database (each worker's metrics see one worker)."""
-    result = subprocess.run(["psql", f"{POSTGRES}/{BENCH_DATABASE}", "-tAc",
-                             "SELECT messages FROM usage"], check=True, capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        ["psql", f"{POSTGRES}/{BENCH_DATABASE}", "-tAc", "SELECT messages FROM usage"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return int(result.stdout.strip())
 
 
-STARTERS = {"burnbox": start_burnbox, "burnbox-sqlite": start_burnbox_sqlite,
-            "burnbox-postgresql": start_burnbox_postgres,
-            "burnbox-postgresql-2w": lambda: start_burnbox_postgres(workers=2),
-            "aiosmtpd": start_aiosmtpd, "smtp-sink": start_smtp_sink}
+STARTERS = {
+    "burnbox": start_burnbox,
+    "burnbox-sqlite": start_burnbox_sqlite,
+    "burnbox-postgresql": start_burnbox_postgres,
+    "burnbox-postgresql-2w": lambda: start_burnbox_postgres(workers=2),
+    "aiosmtpd": start_aiosmtpd,
+    "smtp-sink": start_smtp_sink,
+}
 
 
 def median(values: list[float]) -> float:

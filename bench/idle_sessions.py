@@ -64,14 +64,17 @@ def main() -> None:
         for _ in range(arguments.runs):
             server = starter()
             try:
-                rows.append(uvloop.run(measure(server.port, server.process.pid,
-                                               arguments.sessions)))
+                rows.append(
+                    uvloop.run(measure(server.port, server.process.pid, arguments.sessions))
+                )
             finally:
                 server.stop()
         before, held, wait = (statistics.median(column) for column in zip(*rows, strict=True))
-        print(f"{name:9} {arguments.sessions} idle sessions: RSS {before:.0f} MiB at start, "
-              f"{held:.0f} MiB holding them; new session greeted in {wait:.1f} ms (median)",
-              flush=True)
+        print(
+            f"{name:9} {arguments.sessions} idle sessions: RSS {before:.0f} MiB at start, "
+            f"{held:.0f} MiB holding them; new session greeted in {wait:.1f} ms (median)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

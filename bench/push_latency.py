@@ -35,8 +35,13 @@ def smtp_session(port: int) -> socket.socket:
 
 
 def transaction(to: str, body: bytes) -> bytes:
-    return (b"MAIL FROM:<bench@example.org>\r\nRCPT TO:<" + to.encode() + b">\r\nDATA\r\n"
-            + body + b"\r\n.\r\n")
+    return (
+        b"MAIL FROM:<bench@example.org>\r\nRCPT TO:<"
+        + to.encode()
+        + b">\r\nDATA\r\n"
+        + body
+        + b"\r\n.\r\n"
+    )
 
 
 def read_replies(sock: socket.socket, count: int) -> bytes:
@@ -72,8 +77,9 @@ def measure(port: int, http_port: int, probes: int) -> list[float]:
 
     def listen() -> None:
         headers = {"Authorization": f"Bearer {inbox['token']}"}
-        with httpx.stream("GET", f"{base}/api/inboxes/{inbox['address']}/events",
-                          headers=headers, timeout=60) as response:
+        with httpx.stream(
+            "GET", f"{base}/api/inboxes/{inbox['address']}/events", headers=headers, timeout=60
+        ) as response:
             for line in response.iter_lines():
                 if line.startswith("retry:"):
                     ready.set()
@@ -111,8 +117,10 @@ def main() -> None:
     try:
         idle = measure(server.port, server.http_port, arguments.probes)
         sent = multiprocessing.Value("q", 0)
-        load = multiprocessing.Process(target=background_load, args=(
-            server.port, arguments.rate, sent, arguments.probes * 0.02 + 10))
+        load = multiprocessing.Process(
+            target=background_load,
+            args=(server.port, arguments.rate, sent, arguments.probes * 0.02 + 10),
+        )
         load.start()
         time.sleep(1.0)  # let the load reach its pace before measuring under it
         before, started = sent.value, time.perf_counter()
@@ -124,8 +132,10 @@ def main() -> None:
         server.stop()
     print(f"background load achieved {achieved:.0f} msgs/s while measuring")
     for name, values in (("idle", idle), (f"{arguments.rate:.0f} msgs/s load", loaded)):
-        print(f"{name:18} n={len(values)} p50 {statistics.median(values):.2f} ms  "
-              f"p99 {percentile(values, 0.99):.2f} ms  max {max(values):.2f} ms")
+        print(
+            f"{name:18} n={len(values)} p50 {statistics.median(values):.2f} ms  "
+            f"p99 {percentile(values, 0.99):.2f} ms  max {max(values):.2f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,10 @@ class Scenario:
 
     @property
     def name(self) -> str:
-        return (f"{self.store} ×{self.workers} {'at cap' if self.at_cap else 'below cap'}"
-                f" {'hot inbox' if self.hot else 'spread'}")
+        return (
+            f"{self.store} ×{self.workers} {'at cap' if self.at_cap else 'below cap'}"
+            f" {'hot inbox' if self.hot else 'spread'}"
+        )
 
 
 @dataclass
@@ -84,8 +86,9 @@ def message(size: int) -> bytes:
     return head + BODY * max(1, (size - len(head)) // len(BODY))
 
 
-async def _session(port: int, recipients: list[str], raw: bytes,
-                   stored: list[tuple[str, str]], refused: list[int]) -> None:
+async def _session(
+    port: int, recipients: list[str], raw: bytes, stored: list[tuple[str, str]], refused: list[int]
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     await reader.readline()
     writer.write(b"EHLO load.test\r\n")
@@ -93,8 +96,9 @@ async def _session(port: int, recipients: list[str], raw: bytes,
         pass
     chunk = b"BDAT %d LAST\r\n" % len(raw) + raw
     for recipient in recipients:
-        writer.write(b"MAIL FROM:<load@example.org>\r\nRCPT TO:<" + recipient.encode()
-                     + b">\r\n" + chunk)
+        writer.write(
+            b"MAIL FROM:<load@example.org>\r\nRCPT TO:<" + recipient.encode() + b">\r\n" + chunk
+        )
         answers = [await reader.readline() for _ in range(3)]
         found = STORED.match(answers[2])
         if found:
@@ -108,15 +112,15 @@ async def _session(port: int, recipients: list[str], raw: bytes,
     writer.close()
 
 
-def _load_process(port: int, plan: list[list[str]], size: int, core: int,
-                  results: Any) -> None:
+def _load_process(port: int, plan: list[list[str]], size: int, core: int, results: Any) -> None:
     os.sched_setaffinity(0, {core})
     stored: list[tuple[str, str]] = []
     refused: list[int] = []
 
     async def run() -> None:
-        await asyncio.gather(*(_session(port, recipients, message(size), stored, refused)
-                               for recipients in plan))
+        await asyncio.gather(
+            *(_session(port, recipients, message(size), stored, refused) for recipients in plan)
+        )
 
     started = time.monotonic()
     _run_fast(run())
@@ -134,19 +138,26 @@ def _run_fast(work: Any) -> None:
         uvloop.run(work)
 
 
-def load(port: int, scenario: Scenario, messages: int, sessions: int, size: int,
-         cores: list[int]) -> Outcome:
+def load(
+    port: int, scenario: Scenario, messages: int, sessions: int, size: int, cores: list[int]
+) -> Outcome:
     """Send `messages` over `sessions` sessions from one process per load core."""
     per_session = max(1, messages // sessions)
     plans: list[list[list[str]]] = [[] for _ in cores]
     for session in range(sessions):
-        recipients = [("hot@localhost" if scenario.hot else f"s{session}-{n}@localhost")
-                      for n in range(per_session)]
+        recipients = [
+            ("hot@localhost" if scenario.hot else f"s{session}-{n}@localhost")
+            for n in range(per_session)
+        ]
         plans[session % len(cores)].append(recipients)
     results: Any = multiprocessing.get_context("spawn").Queue()
-    processes = [multiprocessing.get_context("spawn").Process(
-        target=_load_process, args=(port, plan, size, core, results))
-        for plan, core in zip(plans, cores, strict=True) if plan]
+    processes = [
+        multiprocessing.get_context("spawn").Process(
+            target=_load_process, args=(port, plan, size, core, results)
+        )
+        for plan, core in zip(plans, cores, strict=True)
+        if plan
+    ]
     started = time.monotonic()
     for process in processes:
         process.start()
@@ -154,9 +165,12 @@ def load(port: int, scenario: Scenario, messages: int, sessions: int, size: int,
     seconds = time.monotonic() - started
     for process in processes:
         process.join()
-    return Outcome(seconds, [pair for found, _, _ in gathered for pair in found],
-                   sum(refused for _, refused, _ in gathered),
-                   sum(busy for _, _, busy in gathered) / len(processes))
+    return Outcome(
+        seconds,
+        [pair for found, _, _ in gathered for pair in found],
+        sum(refused for _, refused, _ in gathered),
+        sum(busy for _, _, busy in gathered) / len(processes),
+    )
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------
@@ -180,18 +194,46 @@ def private_cluster(cores: set[int]) -> Any:
         account = pwd.getpwnam("postgres")
         for owned in (root, data):  # its socket and log go in root
             os.chown(owned, account.pw_uid, account.pw_gid)
-    subprocess.run([*prefix, str(folder / "initdb"), "-D", str(data), "-U", "postgres",
-                    "--auth=trust", "--no-sync"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *prefix,
+            str(folder / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=400"
-    subprocess.run([*prefix, str(folder / "pg_ctl"), "-D", str(data), "-w", "-o", options,
-                    "-l", str(root / "log"), "start"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *prefix,
+            str(folder / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-o",
+            options,
+            "-l",
+            str(root / "log"),
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     postmaster = int((data / "postmaster.pid").read_text().split()[0])
     os.sched_setaffinity(postmaster, cores)  # its backends, forked later, inherit this
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run([*prefix, str(folder / "pg_ctl"), "-D", str(data), "-m", "fast",
-                        "stop"], capture_output=True)
+        subprocess.run(
+            [*prefix, str(folder / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -222,16 +264,41 @@ async def _execute(url: str, sql: str) -> None:
 # -- one scenario ----------------------------------------------------------------------------
 
 
-def start_burnbox(scenario: Scenario, store: str, cap: int, cores: set[int],
-                  sessions: int) -> tuple[subprocess.Popen[str], int]:
+def start_burnbox(
+    scenario: Scenario, store: str, cap: int, cores: set[int], sessions: int
+) -> tuple[subprocess.Popen[str], int]:
     port, http = free_port(), free_port()
-    command = [sys.executable, "-m", "burnbox", "serve", "--env-file", "/dev/null",
-               "--smtp-listen", f"127.0.0.1:{port}", "--http-listen", f"127.0.0.1:{http}",
-               "--store", store, "--workers", str(scenario.workers),
-               "--store-max-bytes", str(cap), "--inbox-max-messages", "10000000",
-               "--max-connections-per-ip", str(sessions * 2), "--log-level", "warning"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, preexec_fn=lambda: os.sched_setaffinity(0, cores))
+    command = [
+        sys.executable,
+        "-m",
+        "burnbox",
+        "serve",
+        "--env-file",
+        "/dev/null",
+        "--smtp-listen",
+        f"127.0.0.1:{port}",
+        "--http-listen",
+        f"127.0.0.1:{http}",
+        "--store",
+        store,
+        "--workers",
+        str(scenario.workers),
+        "--store-max-bytes",
+        str(cap),
+        "--inbox-max-messages",
+        "10000000",
+        "--max-connections-per-ip",
+        str(sessions * 2),
+        "--log-level",
+        "warning",
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, cores),
+    )
     assert process.stdout is not None
     if not process.stdout.readline().startswith("burnbox "):
         raise SystemExit(f"burnbox did not start: {process.communicate()[1]}")
@@ -255,8 +322,13 @@ def check(url: str | None, outcome: Outcome, workers: int) -> str:
     return f"ok ({len(evicted)} evicted)"
 
 
-def run(scenario: Scenario, dsn: str | None, args: argparse.Namespace, server: set[int],
-        load_cores: list[int]) -> tuple[Outcome, str]:
+def run(
+    scenario: Scenario,
+    dsn: str | None,
+    args: argparse.Namespace,
+    server: set[int],
+    load_cores: list[int],
+) -> tuple[Outcome, str]:
     total = args.messages * (args.size + 600)
     cap = total // 5 if scenario.at_cap else total * 10
     url = None
@@ -279,16 +351,23 @@ def run(scenario: Scenario, dsn: str | None, args: argparse.Namespace, server: s
 def scenarios(server_cores: int, only: str) -> list[Scenario]:
     found = [Scenario("memory", 1, False, hot) for hot in (False, True)]
     counts = [w for w in (1, 2, 4, 8) if w <= max(2, server_cores)]
-    found += [Scenario("postgresql", workers, at_cap, hot)
-              for hot in (False, True) for at_cap in (False, True) for workers in counts]
+    found += [
+        Scenario("postgresql", workers, at_cap, hot)
+        for hot in (False, True)
+        for at_cap in (False, True)
+        for workers in counts
+    ]
     return [scenario for scenario in found if only in scenario.name]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dsn", default=os.environ.get("BURNBOX_BENCH_POSTGRES"),
-                        help="a PostgreSQL server (postgresql://user@host:port) instead of "
-                             "a private cluster (which can be pinned to cores)")
+    parser.add_argument(
+        "--dsn",
+        default=os.environ.get("BURNBOX_BENCH_POSTGRES"),
+        help="a PostgreSQL server (postgresql://user@host:port) instead of "
+        "a private cluster (which can be pinned to cores)",
+    )
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--sessions", type=int, default=60)
     parser.add_argument("--size", type=int, default=2048, help="bytes of each message")
@@ -297,22 +376,29 @@ def main() -> None:
     args = parser.parse_args()
     raise_nofile()
     cores = sorted(os.sched_getaffinity(0))
-    load_cores = cores[:max(1, len(cores) // 4)]
-    server = set(cores[len(load_cores):]) or set(cores)
-    print(f"{len(cores)} cores: load generator on {load_cores}, burnbox and PostgreSQL on "
-          f"{sorted(server)}; {args.messages} messages of {args.size} bytes, "
-          f"{args.sessions} sessions")
+    load_cores = cores[: max(1, len(cores) // 4)]
+    server = set(cores[len(load_cores) :]) or set(cores)
+    print(
+        f"{len(cores)} cores: load generator on {load_cores}, burnbox and PostgreSQL on "
+        f"{sorted(server)}; {args.messages} messages of {args.size} bytes, "
+        f"{args.sessions} sessions"
+    )
     with private_cluster(server) if args.dsn is None else nullcontext(args.dsn) as dsn:
-        print(f"{'scenario':<40} {'msgs/s':>8} {'4yz':>5} {'load CPU':>9}  check "
-              f"(median of {args.runs} runs; 4yz, load CPU and checks of every run)")
+        print(
+            f"{'scenario':<40} {'msgs/s':>8} {'4yz':>5} {'load CPU':>9}  check "
+            f"(median of {args.runs} runs; 4yz, load CPU and checks of every run)"
+        )
         for scenario in scenarios(len(server), args.only):
             runs = [run(scenario, dsn, args, server, load_cores) for _ in range(args.runs)]
             rate = statistics.median(len(o.stored) / o.seconds for o, _ in runs)
             refused = sum(outcome.refused for outcome, _ in runs)
             busy = max(outcome.load_cpu for outcome, _ in runs)
             verdicts = sorted({verdict.split(" (")[0] for _, verdict in runs})
-            print(f"{scenario.name:<40} {rate:>8.0f} {refused:>5} {busy:>8.0%}  "
-                  f"{', '.join(verdicts)}", flush=True)
+            print(
+                f"{scenario.name:<40} {rate:>8.0f} {refused:>5} {busy:>8.0%}  "
+                f"{', '.join(verdicts)}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

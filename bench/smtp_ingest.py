@@ -44,9 +44,22 @@ SCENARIOS = [
 
 def drive(port: int, scenario: Scenario, *, spread: bool = False) -> float:
     """Send the scenario's mail; returns msgs/s."""
-    command = ["smtp-source", "-s", str(scenario.sessions), "-m", str(scenario.messages),
-               "-l", str(scenario.size), "-f", "bench@example.org", "-t", "bench@localhost",
-               "-C", "5", f"127.0.0.1:{port}"]
+    command = [
+        "smtp-source",
+        "-s",
+        str(scenario.sessions),
+        "-m",
+        str(scenario.messages),
+        "-l",
+        str(scenario.size),
+        "-f",
+        "bench@example.org",
+        "-t",
+        "bench@localhost",
+        "-C",
+        "5",
+        f"127.0.0.1:{port}",
+    ]
     if scenario.reuse:
         command.insert(1, "-d")
     if spread:  # every message to an inbox of its own (smtp-source -N)
@@ -56,8 +69,9 @@ def drive(port: int, scenario: Scenario, *, spread: bool = False) -> float:
     return scenario.messages / (time.perf_counter() - started)
 
 
-def run_scenario(scenario: Scenario, runs: int, servers: list[str], *,
-                 spread: bool = False) -> dict[str, object]:
+def run_scenario(
+    scenario: Scenario, runs: int, servers: list[str], *, spread: bool = False
+) -> dict[str, object]:
     rates: dict[str, list[float]] = {name: [] for name in servers}
     peak: dict[str, int] = {}
     exact = True
@@ -74,8 +88,11 @@ def run_scenario(scenario: Scenario, runs: int, servers: list[str], *,
                 exact &= stored == scenario.messages
             if name == "aiosmtpd":
                 exact &= reported == scenario.messages
-    return {"rates": {name: median(values) for name, values in rates.items()},
-            "peak": peak, "exact": exact}
+    return {
+        "rates": {name: median(values) for name, values in rates.items()},
+        "peak": peak,
+        "exact": exact,
+    }
 
 
 def memory_scenario(count: int, size: int) -> dict[str, float]:
@@ -105,22 +122,36 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="", help="run scenarios whose name contains this")
     parser.add_argument("--no-memory", action="store_true")
-    parser.add_argument("--sqlite", action="store_true",
-                        help="also measure burnbox on its SQLite store")
-    parser.add_argument("--postgres", action="store_true",
-                        help="also measure burnbox on PostgreSQL ($BURNBOX_BENCH_POSTGRES)")
-    parser.add_argument("--spread", action="store_true",
-                        help="every message to its own inbox, as a public service sees mail")
-    parser.add_argument("--workers", action="store_true",
-                        help="with --postgres: also burnbox --workers 2 on PostgreSQL")
+    parser.add_argument(
+        "--sqlite", action="store_true", help="also measure burnbox on its SQLite store"
+    )
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also measure burnbox on PostgreSQL ($BURNBOX_BENCH_POSTGRES)",
+    )
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="every message to its own inbox, as a public service sees mail",
+    )
+    parser.add_argument(
+        "--workers",
+        action="store_true",
+        help="with --postgres: also burnbox --workers 2 on PostgreSQL",
+    )
     arguments = parser.parse_args()
-    durable = [*(["burnbox-sqlite"] if arguments.sqlite else []),
-               *(["burnbox-postgresql"] if arguments.postgres else []),
-               *(["burnbox-postgresql-2w"] if arguments.postgres and arguments.workers else [])]
+    durable = [
+        *(["burnbox-sqlite"] if arguments.sqlite else []),
+        *(["burnbox-postgresql"] if arguments.postgres else []),
+        *(["burnbox-postgresql-2w"] if arguments.postgres and arguments.workers else []),
+    ]
     servers = ["burnbox", *durable, "aiosmtpd", "smtp-sink"]
     print(f"median of {arguments.runs} runs; msgs/s")
-    print(f"{'scenario':16} {'burnbox':>9} {'aiosmtpd':>9} {'smtp-sink':>9} {'x aiosmtpd':>10} "
-          f"{'% sink':>7} {'peak MiB':>8} {'exact':>5}")
+    print(
+        f"{'scenario':16} {'burnbox':>9} {'aiosmtpd':>9} {'smtp-sink':>9} {'x aiosmtpd':>10} "
+        f"{'% sink':>7} {'peak MiB':>8} {'exact':>5}"
+    )
     for scenario in SCENARIOS:
         if arguments.only not in scenario.name:
             continue
@@ -129,20 +160,29 @@ def main() -> None:
         assert isinstance(rates, dict)
         peak = result["peak"]
         assert isinstance(peak, dict)
-        print(f"{scenario.name:16} {rates['burnbox']:9.0f} {rates['aiosmtpd']:9.0f} "
-              f"{rates['smtp-sink']:9.0f} {rates['burnbox'] / rates['aiosmtpd']:10.2f} "
-              f"{100 * rates['burnbox'] / rates['smtp-sink']:6.0f}% "
-              f"{peak['burnbox'] / 1024:8.0f} {result['exact']!s:>5}", flush=True)
+        print(
+            f"{scenario.name:16} {rates['burnbox']:9.0f} {rates['aiosmtpd']:9.0f} "
+            f"{rates['smtp-sink']:9.0f} {rates['burnbox'] / rates['aiosmtpd']:10.2f} "
+            f"{100 * rates['burnbox'] / rates['smtp-sink']:6.0f}% "
+            f"{peak['burnbox'] / 1024:8.0f} {result['exact']!s:>5}",
+            flush=True,
+        )
         for name in durable:
-            print(f"{'  ' + name.removeprefix('burnbox-'):16} {rates[name]:9.0f} {'':9} {'':9} "
-                  f"{rates[name] / rates['aiosmtpd']:10.2f} "
-                  f"{100 * rates[name] / rates['smtp-sink']:6.0f}% "
-                  f"{peak[name] / 1024:8.0f} {result['exact']!s:>5}", flush=True)
+            print(
+                f"{'  ' + name.removeprefix('burnbox-'):16} {rates[name]:9.0f} {'':9} {'':9} "
+                f"{rates[name] / rates['aiosmtpd']:10.2f} "
+                f"{100 * rates[name] / rates['smtp-sink']:6.0f}% "
+                f"{peak[name] / 1024:8.0f} {result['exact']!s:>5}",
+                flush=True,
+            )
     if not arguments.no_memory:
         for count, size in ((10_000, 2000), (1_000, 100_000)):
             memory = memory_scenario(count, size)
-            print(f"memory {count} x {size} B: " + ", ".join(
-                f"{key}={value:.2f}" for key, value in memory.items()), flush=True)
+            print(
+                f"memory {count} x {size} B: "
+                + ", ".join(f"{key}={value:.2f}" for key, value in memory.items()),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -38,15 +38,18 @@ CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 
 REPLY_TIMEOUT = 10.0  # seconds a test waits for one SMTP reply before failing
 
+
 def real_now() -> datetime:
     """The real time, to the whole second: where every fake clock starts, so that nothing
     a test checks depends on the date it runs (a browser and a cookie jar compare our
     dates with the real clock)."""
     return datetime.now(UTC).replace(microsecond=0)
 
+
 def iso(moment: datetime) -> str:
     """A time as the API writes it."""
     return moment.isoformat().replace("+00:00", "Z")
+
 
 class FakeClock:
     """The one thing besides ids that tests may fake: it starts at the real time, and
@@ -60,6 +63,7 @@ class FakeClock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
 
 class Running:
     """A burnbox App running on its own event loop in a background thread."""
@@ -91,9 +95,11 @@ class Running:
 
     def stored(self, address: str) -> list[bytes]:
         """Raw bytes of every message in an inbox, oldest first."""
+
         async def fetch() -> list[bytes]:
             summaries = await self.app.store.summaries(address, limit=10_000)
             return [await self.app.store.raw(address, s.id) for s in reversed(summaries)]
+
         return self.call(fetch())
 
     def count(self) -> int:
@@ -102,13 +108,16 @@ class Running:
     def wait_for_mail(self, expected: dict[str, int], timeout: float = 60.0) -> None:
         """Until each address holds at least its count of messages: woken by the hub's
         events for those inboxes, never by a timer; fails after `timeout` seconds."""
+
         async def held(address: str) -> int:
             return (await self.app.store.usage(address))[0]
 
         async def until_stored() -> None:
             async with contextlib.AsyncExitStack() as stack:
-                feeds = {address: await stack.enter_async_context(
-                    self.app.hub.subscribe(address)) for address in expected}
+                feeds = {
+                    address: await stack.enter_async_context(self.app.hub.subscribe(address))
+                    for address in expected
+                }
                 async with asyncio.timeout(timeout):
                     for address, count in expected.items():
                         while await held(address) < count:
@@ -116,12 +125,19 @@ class Running:
 
         self.call(until_stored(), timeout=timeout + 5)
 
+
 def test_settings(**overrides: Any) -> Settings:
-    base = Settings(smtp_listen=Endpoint("127.0.0.1", 0), http_listen=Endpoint("127.0.0.1", 0),
-                    hostname="mx.test", domains=("localhost", "example.test", "*.wild.test"))
+    base = Settings(
+        smtp_listen=Endpoint("127.0.0.1", 0),
+        http_listen=Endpoint("127.0.0.1", 0),
+        hostname="mx.test",
+        domains=("localhost", "example.test", "*.wild.test"),
+    )
     return dataclasses.replace(base, **overrides)
 
+
 test_settings.__test__ = False  # type: ignore[attr-defined]
+
 
 class Conversation:
     """A byte-level SMTP client: send exact bytes, read whole replies."""
@@ -163,9 +179,13 @@ class Conversation:
     def close(self) -> None:
         self.sock.close()
 
-CORPUS_MISSING = (f"no corpus at {CORPUS}: the real-world messages from public parser test "
-                  "suites that ship beside this repository in shared/corpus (MANIFEST.tsv "
-                  "names each file's source); CI must have it")
+
+CORPUS_MISSING = (
+    f"no corpus at {CORPUS}: the real-world messages from public parser test "
+    "suites that ship beside this repository in shared/corpus (MANIFEST.tsv "
+    "names each file's source); CI must have it"
+)
+
 
 def _corpus() -> list[Path]:
     """Every corpus message, checked against its manifest so a partial copy is noticed."""
@@ -173,8 +193,10 @@ def _corpus() -> list[Path]:
     if found:
         listed = (CORPUS / "MANIFEST.tsv").read_text().splitlines()[1:]
         assert sorted(line.split("\t")[0] for line in listed if line) == [
-            path.name for path in found], "the corpus does not match its MANIFEST.tsv"
+            path.name for path in found
+        ], "the corpus does not match its MANIFEST.tsv"
     return found
+
 
 def corpus_messages() -> list[Path]:
     """Inside a test: every corpus message. If the corpus is missing the test fails under
@@ -186,6 +208,7 @@ def corpus_messages() -> list[Path]:
         pytest.skip(CORPUS_MISSING)
     return found
 
+
 def corpus_cases() -> list[Any]:
     """For parametrize: one case per corpus message. If the corpus is missing, collection
     fails under CI; elsewhere there is one case, skipped with the reason."""
@@ -196,16 +219,20 @@ def corpus_cases() -> list[Any]:
         raise pytest.UsageError(CORPUS_MISSING)
     return [pytest.param(None, marks=pytest.mark.skip(reason=CORPUS_MISSING), id="no-corpus")]
 
+
 def create(server: Running, **body: object) -> dict[str, Any]:
     response = httpx.post(server.http + "/api/inboxes", json=body or None)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
 
+
 def auth(inbox: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {inbox['token']}"}
 
+
 def url(server: Running, address: str, tail: str = "") -> str:
     return f"{server.http}/api/inboxes/{quote(address)}{tail}"
+
 
 def send(server: Running, to: str, message: bytes | EmailMessage) -> None:
     with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as client:
@@ -214,24 +241,31 @@ def send(server: Running, to: str, message: bytes | EmailMessage) -> None:
         else:
             client.sendmail("sender@example.org", [to], message)
 
+
 def begin(conversation: Conversation, recipient: str = "user@localhost") -> None:
     assert conversation.command("EHLO client.test").startswith("250")
     assert conversation.command("MAIL FROM:<sender@example.org>").startswith("250")
     assert conversation.command(f"RCPT TO:<{recipient}>").startswith("250")
 
+
 STORED = re.compile(rb"250 2\.0\.0 OK: stored as (\w+)")
+
 
 def serve(store: str, smtp_port: int, http_port: int) -> subprocess.Popen[str]:
     """A node on `store` whose inboxes anyone may read (these tests check what is stored)."""
-    return start_node("--store", store, "--access", "public", smtp=smtp_port,
-                      http=http_port).process
+    return start_node(
+        "--store", store, "--access", "public", smtp=smtp_port, http=http_port
+    ).process
+
 
 def metric(text: str, name: str) -> float:
     """One sample's value from the Prometheus text format (0 when it is absent)."""
     found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
+
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+
 
 class Cluster:
     """A PostgreSQL cluster in a temporary directory, on its own port: never the shared one."""
@@ -251,8 +285,17 @@ class Cluster:
         if self._as_postgres:
             account = pwd.getpwnam("postgres")
             os.chown(self.data, account.pw_uid, account.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E",
-                  "UTF8", "--no-sync")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, tool: str, *arguments: str) -> None:
@@ -262,9 +305,17 @@ class Cluster:
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.data / "log"), "-o",
-                  f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c fsync=off",
-                  "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-w",
+            "-l",
+            str(self.data / "log"),
+            "-o",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c fsync=off",
+            "start",
+        )
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-w", "-m", "fast", "stop")
@@ -274,10 +325,11 @@ class Cluster:
             self._run("pg_ctl", "-D", str(self.data), "-w", "-m", "immediate", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
 
+
 def without_received(raw: bytes, count: int) -> bytes:
     """`raw` without its first `count` Received: header fields (each possibly folded)."""
     for _ in range(count):
         match = re.match(rb"Received:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*", raw)
         assert match is not None, raw[:300]
-        raw = raw[match.end():]
+        raw = raw[match.end() :]
     return raw

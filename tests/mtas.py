@@ -55,10 +55,17 @@ class Postfix:
             (self.root / folder).mkdir()
         postfix = pwd.getpwnam("postfix")
         os.chown(self.root / "data", postfix.pw_uid, postfix.pw_gid)
-        tls = (f"smtp_tls_security_level = encrypt\nsmtp_tls_CAfile = {tls_ca}\n"
-               "smtp_tls_loglevel = 1\n") if tls_ca else "smtp_tls_security_level = none\n"
-        (self.root / "conf" / "main.cf").write_text(POSTFIX_MAIN.format(
-            root=self.root, burnbox=burnbox_port) + tls)
+        tls = (
+            (
+                f"smtp_tls_security_level = encrypt\nsmtp_tls_CAfile = {tls_ca}\n"
+                "smtp_tls_loglevel = 1\n"
+            )
+            if tls_ca
+            else "smtp_tls_security_level = none\n"
+        )
+        (self.root / "conf" / "main.cf").write_text(
+            POSTFIX_MAIN.format(root=self.root, burnbox=burnbox_port) + tls
+        )
         (self.root / "conf" / "master.cf").write_text(POSTFIX_MASTER.format(port=self.port))
         self._master: int | None = None
 
@@ -66,8 +73,13 @@ class Postfix:
         # Postfix's commands write their errors to a terminal or syslog (there is none here):
         # `script` gives them a terminal, so a failure says why.
         line = " ".join(["postfix", "-c", str(self.root / "conf"), *command])
-        return subprocess.run(["script", "-qec", line, "/dev/null"], capture_output=True,
-                              text=True, timeout=60, check=False)
+        return subprocess.run(
+            ["script", "-qec", line, "/dev/null"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     def start(self) -> None:
         """Returns once its master process listens (postfix-script starts it with -w)."""
@@ -75,8 +87,9 @@ class Postfix:
         assert result.returncode == 0, result.stdout + result.stderr
         self._master = int((self.root / "queue" / "pid" / "master.pid").read_text().split()[0])
 
-    def submit(self, sender: str, recipients: list[str], message: bytes,
-               options: list[str]) -> dict[str, tuple[int, bytes]]:
+    def submit(
+        self, sender: str, recipients: list[str], message: bytes, options: list[str]
+    ) -> dict[str, tuple[int, bytes]]:
         with smtplib.SMTP("127.0.0.1", self.port, timeout=60) as client:
             return client.sendmail(sender, recipients, message, mail_options=options)
 
@@ -88,10 +101,19 @@ class Postfix:
 
     def queued(self) -> int:
         """Messages still in the queue (deferred or active)."""
-        found = subprocess.run(["find", str(self.root / "queue" / "active"),
-                                str(self.root / "queue" / "deferred"),
-                                str(self.root / "queue" / "incoming"), "-type", "f"],
-                               capture_output=True, text=True, check=True).stdout
+        found = subprocess.run(
+            [
+                "find",
+                str(self.root / "queue" / "active"),
+                str(self.root / "queue" / "deferred"),
+                str(self.root / "queue" / "incoming"),
+                "-type",
+                "f",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return len(found.split())
 
     def log_text(self) -> str:
@@ -181,35 +203,48 @@ class Exim:
         for folder in ("spool", "log"):
             (self.root / folder).mkdir()
             os.chown(self.root / folder, EXIM_ID, EXIM_ID)
-        (self.root / "passwd").write_text(Path("/etc/passwd").read_text() + (
-            f"Debian-exim:x:{EXIM_ID}:{EXIM_ID}::/nonexistent:/usr/sbin/nologin\n"))
-        (self.root / "group").write_text(Path("/etc/group").read_text() + (
-            f"Debian-exim:x:{EXIM_ID}:\n"))
+        (self.root / "passwd").write_text(
+            Path("/etc/passwd").read_text()
+            + (f"Debian-exim:x:{EXIM_ID}:{EXIM_ID}::/nonexistent:/usr/sbin/nologin\n")
+        )
+        (self.root / "group").write_text(
+            Path("/etc/group").read_text() + (f"Debian-exim:x:{EXIM_ID}:\n")
+        )
         if tls_ca:  # where its delivery processes (as Debian-exim) may read it
             ca = self.root / "ca.pem"
             shutil.copy(tls_ca, ca)
             ca.chmod(0o644)
-        tls = (f"  hosts_require_tls = *\n  tls_verify_certificates = {self.root}/ca.pem\n"
-               if tls_ca else "  hosts_avoid_tls = *\n")
+        tls = (
+            f"  hosts_require_tls = *\n  tls_verify_certificates = {self.root}/ca.pem\n"
+            if tls_ca
+            else "  hosts_avoid_tls = *\n"
+        )
         config = self.root / "exim.conf"
-        config.write_text(EXIM_CONFIG.format(root=self.root, exim=EXIM, burnbox=burnbox_port)
-                          + tls + "begin retry\n* * F,1h,1m\n")
+        config.write_text(
+            EXIM_CONFIG.format(root=self.root, exim=EXIM, burnbox=burnbox_port)
+            + tls
+            + "begin retry\n* * F,1h,1m\n"
+        )
         config.chmod(0o644)
 
     def command(self, *arguments: str) -> list[str]:
-        mounts = (f"mount --bind {self.root}/passwd /etc/passwd && "
-                  f"mount --bind {self.root}/group /etc/group && exec")
+        mounts = (
+            f"mount --bind {self.root}/passwd /etc/passwd && "
+            f"mount --bind {self.root}/group /etc/group && exec"
+        )
         exim = " ".join([str(EXIM), "-C", str(self.root / "exim.conf"), *arguments])
         return ["unshare", "-m", "sh", "-c", f"{mounts} {exim}"]
 
     def start(self) -> None:
         return None  # nothing to start: see submit()
 
-    def submit(self, sender: str, recipients: list[str], message: bytes,
-               options: list[str]) -> dict[str, tuple[int, bytes]]:
+    def submit(
+        self, sender: str, recipients: list[str], message: bytes, options: list[str]
+    ) -> dict[str, tuple[int, bytes]]:
         """One SMTP transaction over `exim -bs`; the refused recipients, as smtplib says."""
-        with subprocess.Popen(self.command("-bs", "-odf"), stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE) as exim:
+        with subprocess.Popen(
+            self.command("-bs", "-odf"), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        ) as exim:
             assert exim.stdin is not None
             assert exim.stdout is not None
             dialog = PipeDialog(exim.stdin, exim.stdout)
@@ -223,8 +258,9 @@ class Exim:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def queued(self) -> int:
-        result = subprocess.run(self.command("-bpc"), capture_output=True, text=True,
-                                timeout=60, check=True)
+        result = subprocess.run(
+            self.command("-bpc"), capture_output=True, text=True, timeout=60, check=True
+        )
         return int(result.stdout.strip().splitlines()[-1])
 
     def log_text(self) -> str:
@@ -250,8 +286,9 @@ class PipeDialog:
             if reply[3:4] != b"-":
                 return int(reply[:3]), text
 
-    def transaction(self, sender: str, recipients: list[str], message: bytes,
-                    options: list[str]) -> dict[str, tuple[int, bytes]]:
+    def transaction(
+        self, sender: str, recipients: list[str], message: bytes, options: list[str]
+    ) -> dict[str, tuple[int, bytes]]:
         assert self._command(b"")[0] == 220
         assert self._command(b"EHLO client.test")[0] == 250
         parameters = "".join(f" {option}" for option in options)
@@ -263,8 +300,7 @@ class PipeDialog:
                 refused[recipient] = (code, text)
         assert self._command(b"DATA")[0] == 354
         stuffed = re.sub(rb"(?m)^\.", b"..", message)
-        code, text = self._command(stuffed + (b"" if stuffed.endswith(b"\r\n") else b"\r\n")
-                                   + b".")
+        code, text = self._command(stuffed + (b"" if stuffed.endswith(b"\r\n") else b"\r\n") + b".")
         assert code == 250, text
         self._command(b"QUIT")
         return refused

@@ -39,19 +39,37 @@ class Node:
         return self.process.wait(), stderr
 
 
-def start_node(*flags: str, smtp: int | None = None, http: int | None = None,
-               cwd: Path | None = None, env: dict[str, str] | None = None,
-               banner_lines: int = 1,
-               serve: Sequence[str] = (sys.executable, "-m", "burnbox", "serve")) -> Node:
+def start_node(
+    *flags: str,
+    smtp: int | None = None,
+    http: int | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    banner_lines: int = 1,
+    serve: Sequence[str] = (sys.executable, "-m", "burnbox", "serve"),
+) -> Node:
     """Start `burnbox serve` with `flags` (no .env); returns once its banner is printed,
     which it prints when both listeners answer. `serve` is the command that runs it (an
     installed copy's `burnbox serve`, or `scripts/serve`)."""
     smtp = smtp or free_port()
     http = http or free_port()
     process = subprocess.Popen(
-        [*serve, "--env-file", "/dev/null",
-         "--smtp-listen", f"127.0.0.1:{smtp}", "--http-listen", f"127.0.0.1:{http}", *flags],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
+        [
+            *serve,
+            "--env-file",
+            "/dev/null",
+            "--smtp-listen",
+            f"127.0.0.1:{smtp}",
+            "--http-listen",
+            f"127.0.0.1:{http}",
+            *flags,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=env,
+    )
     assert process.stdout is not None
     banner = "".join(process.stdout.readline() for _ in range(banner_lines))
     if not banner.startswith("burnbox "):

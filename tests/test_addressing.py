@@ -5,22 +5,40 @@ import pytest
 from burnbox.addressing import AddressError, DomainPolicy, parse_address, parse_path
 
 
-@pytest.mark.parametrize(("text", "normal"), [
-    ("User@Example.ORG", "user@example.org"),
-    ("first.last+tag@localhost", "first.last+tag@localhost"),
-    ("Ünïcode@Bücher.example", "ünïcode@xn--bcher-kva.example"),
-    ("e\u0301@localhost", "é@localhost"),  # NFC
-    ("a@localhost.", "a@localhost"),
-])
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [
+        ("User@Example.ORG", "user@example.org"),
+        ("first.last+tag@localhost", "first.last+tag@localhost"),
+        ("Ünïcode@Bücher.example", "ünïcode@xn--bcher-kva.example"),
+        ("e\u0301@localhost", "é@localhost"),  # NFC
+        ("a@localhost.", "a@localhost"),
+    ],
+)
 def test_normal_form(text: str, normal: str) -> None:
     assert str(parse_address(text)) == normal
 
 
-@pytest.mark.parametrize("text", [
-    "", "@localhost", "a@", "a@-x.test", "a@x..test", "a b@localhost", "a@[1.2.3.4]",
-    "a%b@localhost", "a!b@localhost", "../x@localhost", "a\u200b@localhost", "a\u0000@x.test",
-    "x" * 65 + "@localhost", "a@" + "b" * 64 + ".test", "=?utf-8?b?QQ==?=@localhost",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "@localhost",
+        "a@",
+        "a@-x.test",
+        "a@x..test",
+        "a b@localhost",
+        "a@[1.2.3.4]",
+        "a%b@localhost",
+        "a!b@localhost",
+        "../x@localhost",
+        "a\u200b@localhost",
+        "a\u0000@x.test",
+        "x" * 65 + "@localhost",
+        "a@" + "b" * 64 + ".test",
+        "=?utf-8?b?QQ==?=@localhost",
+    ],
+)
 def test_refused(text: str) -> None:
     with pytest.raises(AddressError):
         parse_address(text)

@@ -27,33 +27,44 @@ def test_create_a_random_inbox(server: Running) -> None:
 
 def test_choose_local_part_and_domain(server: Running) -> None:
     assert create(server, local_part="Alice.Test", domain="EXAMPLE.test")["address"] == (
-        "alice.test@example.test")
+        "alice.test@example.test"
+    )
     assert create(server, local_part="bob", domain="deep.wild.test")["address"] == (
-        "bob@deep.wild.test")
-    taken = httpx.post(server.http + "/api/inboxes", json={"local_part": "alice.test",
-                                                          "domain": "example.test"})
+        "bob@deep.wild.test"
+    )
+    taken = httpx.post(
+        server.http + "/api/inboxes", json={"local_part": "alice.test", "domain": "example.test"}
+    )
     assert taken.status_code == 409
-    assert taken.json() == {"error": {"code": "address_taken", "message":
-                                      "That address is in use."}}
+    assert taken.json() == {
+        "error": {"code": "address_taken", "message": "That address is in use."}
+    }
 
 
-@pytest.mark.parametrize(("body", "status", "code"), [
-    ({"local_part": "../etc"}, 422, "invalid_address"),
-    ({"domain": "gmail.com"}, 422, "invalid_address"),
-    ({"local_part": "x" * 65}, 422, "invalid_request"),
-    ({"bogus": 1}, 422, "invalid_request"),
-    ({"cookie": "maybe"}, 422, "invalid_request"),
-])
-def test_bad_inbox_requests(server: Running, body: dict[str, object], status: int,
-                            code: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"local_part": "../etc"}, 422, "invalid_address"),
+        ({"domain": "gmail.com"}, 422, "invalid_address"),
+        ({"local_part": "x" * 65}, 422, "invalid_request"),
+        ({"bogus": 1}, 422, "invalid_request"),
+        ({"cookie": "maybe"}, 422, "invalid_request"),
+    ],
+)
+def test_bad_inbox_requests(
+    server: Running, body: dict[str, object], status: int, code: str
+) -> None:
     response = httpx.post(server.http + "/api/inboxes", json=body)
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
 
 
 def test_request_bodies_are_bounded(server: Running) -> None:
-    response = httpx.post(server.http + "/api/inboxes", content=b"{" + b" " * 20_000 + b"}",
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        server.http + "/api/inboxes",
+        content=b"{" + b" " * 20_000 + b"}",
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
 
@@ -62,14 +73,17 @@ def test_unreadable_answers_exactly_like_missing(server: Running) -> None:
     inbox = create(server)
     missing = httpx.get(url(server, "nobody@localhost", "/messages"))
     no_token = httpx.get(url(server, inbox["address"], "/messages"))
-    wrong = httpx.get(url(server, inbox["address"], "/messages"),
-                      headers={"Authorization": "Bearer " + "x" * 32})
+    wrong = httpx.get(
+        url(server, inbox["address"], "/messages"), headers={"Authorization": "Bearer " + "x" * 32}
+    )
     garbage = httpx.get(url(server, "not an address", "/messages"))
     for response in (no_token, wrong, garbage):
         assert response.status_code == missing.status_code == 404
         assert response.content == missing.content
-    assert httpx.get(url(server, inbox["address"], "/messages"),
-                     headers=auth(inbox)).status_code == 200
+    assert (
+        httpx.get(url(server, inbox["address"], "/messages"), headers=auth(inbox)).status_code
+        == 200
+    )
 
 
 def test_token_never_needed_in_url_and_cookie_works(server: Running) -> None:
@@ -81,17 +95,18 @@ def test_token_never_needed_in_url_and_cookie_works(server: Running) -> None:
     assert "Path=/api/" in cookie
     with httpx.Client(base_url=server.http, cookies=response.cookies) as browser:
         assert browser.get(f"/api/inboxes/{quote(address)}").status_code == 200
-        foreign = browser.delete(f"/api/inboxes/{quote(address)}",
-                                 headers={"Origin": "https://evil.test"})
+        foreign = browser.delete(
+            f"/api/inboxes/{quote(address)}", headers={"Origin": "https://evil.test"}
+        )
         assert foreign.status_code == 404  # a cross-site write riding on the cookie
-        same = browser.delete(f"/api/inboxes/{quote(address)}",
-                              headers={"Origin": server.http})
+        same = browser.delete(f"/api/inboxes/{quote(address)}", headers={"Origin": server.http})
         assert same.status_code == 204
 
 
-def test_the_cookie_outlives_a_server_clock_that_is_behind(clock: FakeClock,
-                                                          start_burnbox: Callable[..., Running],
-                                                          ) -> None:
+def test_the_cookie_outlives_a_server_clock_that_is_behind(
+    clock: FakeClock,
+    start_burnbox: Callable[..., Running],
+) -> None:
     """The server's clock 30 hours behind: its Expires date is already past by the client's
     clock, but Max-Age, which a client prefers, counts from the client's own clock."""
     clock.advance(hours=-30)
@@ -112,8 +127,10 @@ def test_list_read_and_paginate(server: Running) -> None:
     assert [m["subject"] for m in page["messages"]] == ["n4", "n3"]
     assert "text" not in page["messages"][0]
     assert "html" not in page["messages"][0]
-    rest = httpx.get(url(server, inbox["address"], f"/messages?limit=3&before="
-                         f"{page['next_before']}"), headers=auth(inbox)).json()
+    rest = httpx.get(
+        url(server, inbox["address"], f"/messages?limit=3&before={page['next_before']}"),
+        headers=auth(inbox),
+    ).json()
     assert [m["subject"] for m in rest["messages"]] == ["n2", "n1", "n0"]
     assert rest["next_before"] is None
     info = httpx.get(url(server, inbox["address"]), headers=auth(inbox)).json()
@@ -131,24 +148,29 @@ def hostile_message(to: str) -> EmailMessage:
         '<p onclick="alert(1)">Hi<script>alert(2)</script></p>'
         '<img src="https://track.test/pixel.gif"><img src="cid:logo@shop">'
         '<a href="javascript:alert(3)">x</a><a href="https://shop.test/confirm?k=1">Confirm</a>',
-        subtype="html")
+        subtype="html",
+    )
     html_part = message.get_body(("html",))
     assert isinstance(html_part, EmailMessage)
     html_part.add_related(b"\x89PNG fake", maintype="image", subtype="png", cid="<logo@shop>")
-    message.add_attachment(b"<script>alert(4)</script>", maintype="text", subtype="html",
-                           filename="../../evil.html")
+    message.add_attachment(
+        b"<script>alert(4)</script>", maintype="text", subtype="html", filename="../../evil.html"
+    )
     return message
 
 
-def delivered_view(server: Running, make: Callable[[str], EmailMessage]) -> tuple[
-        dict[str, str], dict[str, Any], dict[str, Any]]:
+def delivered_view(
+    server: Running, make: Callable[[str], EmailMessage]
+) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
     """A new inbox, the one message sent to it, and that message's full view."""
     inbox = create(server)
     send(server, inbox["address"], make(inbox["address"]))
-    [summary] = httpx.get(url(server, inbox["address"], "/messages"),
-                          headers=auth(inbox)).json()["messages"]
-    view = httpx.get(url(server, inbox["address"], f"/messages/{summary['id']}"),
-                     headers=auth(inbox)).json()
+    [summary] = httpx.get(url(server, inbox["address"], "/messages"), headers=auth(inbox)).json()[
+        "messages"
+    ]
+    view = httpx.get(
+        url(server, inbox["address"], f"/messages/{summary['id']}"), headers=auth(inbox)
+    ).json()
     return inbox, summary, view
 
 
@@ -163,8 +185,10 @@ def test_full_view_is_sanitised_with_codes_links_and_attachments(server: Running
     logo = next(a for a in view["attachments"] if a["content_id"] == "logo@shop")
     assert f'src="{logo["url"]}"' in html
     assert ("Subject", "Confirm your account") in [tuple(h) for h in view["headers"]]
-    remote = httpx.get(url(server, inbox["address"], f"/messages/{summary['id']}?remote=allow"),
-                       headers=auth(inbox)).json()
+    remote = httpx.get(
+        url(server, inbox["address"], f"/messages/{summary['id']}?remote=allow"),
+        headers=auth(inbox),
+    ).json()
     assert 'src="https://track.test/pixel.gif"' in remote["html"]
     assert "script" not in remote["html"]
 
@@ -176,26 +200,33 @@ def test_attachment_and_raw_downloads_are_safe(server: Running) -> None:
     assert download.status_code == 200
     assert download.headers["content-type"] == "application/octet-stream"
     assert download.headers["content-disposition"] == (
-        "attachment; filename=\"_.._evil.html\"; filename*=UTF-8''_.._evil.html")  # no path
+        "attachment; filename=\"_.._evil.html\"; filename*=UTF-8''_.._evil.html"
+    )  # no path
     assert download.headers["x-content-type-options"] == "nosniff"
     assert download.content == b"<script>alert(4)</script>"
-    raw = httpx.get(url(server, inbox["address"], f"/messages/{summary['id']}/raw"),
-                    headers=auth(inbox))
+    raw = httpx.get(
+        url(server, inbox["address"], f"/messages/{summary['id']}/raw"), headers=auth(inbox)
+    )
     assert raw.headers["content-type"] == "message/rfc822"
     assert raw.content.startswith(b"Received: from ")
-    assert httpx.get(url(server, inbox["address"], f"/messages/{summary['id']}/attachments/99"),
-                     headers=auth(inbox)).status_code == 404
+    assert (
+        httpx.get(
+            url(server, inbox["address"], f"/messages/{summary['id']}/attachments/99"),
+            headers=auth(inbox),
+        ).status_code
+        == 404
+    )
 
 
 def test_seen_and_delete(server: Running) -> None:
     inbox = create(server)
     send(server, inbox["address"], b"Subject: s\r\n\r\nx\r\n")
-    [summary] = httpx.get(url(server, inbox["address"], "/messages"),
-                          headers=auth(inbox)).json()["messages"]
+    [summary] = httpx.get(url(server, inbox["address"], "/messages"), headers=auth(inbox)).json()[
+        "messages"
+    ]
     message = url(server, inbox["address"], f"/messages/{summary['id']}")
     assert httpx.patch(message, json={"seen": True}, headers=auth(inbox)).json()["seen"] is True
-    assert httpx.patch(message, json={"seen": 1, "x": 2},
-                       headers=auth(inbox)).status_code == 422
+    assert httpx.patch(message, json={"seen": 1, "x": 2}, headers=auth(inbox)).status_code == 422
     assert httpx.delete(message, headers=auth(inbox)).status_code == 204
     assert httpx.get(message, headers=auth(inbox)).status_code == 404
     assert httpx.delete(message, headers=auth(inbox)).status_code == 404
@@ -224,13 +255,15 @@ def test_burn_deletes_inbox_and_mail_at_once(server: Running) -> None:
 def test_unclaimed_mail_is_kept_for_whoever_creates_the_inbox(server: Running) -> None:
     send(server, "early@localhost", b"Subject: before\r\n\r\nx\r\n")
     inbox = create(server, local_part="early")
-    [summary] = httpx.get(url(server, inbox["address"], "/messages"),
-                          headers=auth(inbox)).json()["messages"]
+    [summary] = httpx.get(url(server, inbox["address"], "/messages"), headers=auth(inbox)).json()[
+        "messages"
+    ]
     assert summary["subject"] == "before"
 
 
-def test_unclaimed_reject(start_burnbox: Callable[..., Running],
-                          connect: Callable[[Running], Conversation]) -> None:
+def test_unclaimed_reject(
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(unclaimed="reject")
     conversation = connect(server)
     conversation.command("EHLO c")
@@ -286,7 +319,8 @@ def test_expired_inboxes_are_purged(server: Running) -> None:
 
 def test_domains_and_openapi(server: Running) -> None:
     assert httpx.get(server.http + "/api/domains").json() == {
-        "domains": ["localhost", "example.test"]}
+        "domains": ["localhost", "example.test"]
+    }
     spec = httpx.get(server.http + "/api/openapi.json").json()
     assert spec["openapi"].startswith("3.")
     assert "/api/inboxes/{address}/messages/{message_id}" in spec["paths"]
@@ -295,9 +329,9 @@ def test_domains_and_openapi(server: Running) -> None:
 
 def test_errors_are_json_with_stable_codes(server: Running) -> None:
     assert httpx.get(server.http + "/api/nope").json() == {
-        "error": {"code": "not_found", "message": "Not Found"}}
-    assert httpx.put(server.http + "/api/inboxes").json()["error"]["code"] == (
-        "method_not_allowed")
+        "error": {"code": "not_found", "message": "Not Found"}
+    }
+    assert httpx.put(server.http + "/api/inboxes").json()["error"]["code"] == ("method_not_allowed")
     inbox = create(server)
     bad = httpx.get(url(server, inbox["address"], "/messages?limit=1000"), headers=auth(inbox))
     assert bad.status_code == 422
@@ -305,7 +339,8 @@ def test_errors_are_json_with_stable_codes(server: Running) -> None:
 
 
 def test_views_of_large_messages_come_from_the_worker_process(
-        start_burnbox: Callable[..., Running], server: Running) -> None:
+    start_burnbox: Callable[..., Running], server: Running
+) -> None:
     """Above the inline size the parse runs in the worker process; the answers must not differ."""
     inline = delivered_view(server, hostile_message)
     pooled_server = start_burnbox(ingest_parse_inline_max=100)
@@ -323,4 +358,5 @@ def test_views_of_large_messages_come_from_the_worker_process(
     assert "data:image/png;base64," in page.text  # the cid: image, inlined by the worker
     evil = next(a for a in view["attachments"] if a["filename"].endswith("evil.html"))
     assert httpx.get(pooled_server.http + evil["url"], headers=auth(inbox)).content == (
-        b"<script>alert(4)</script>")
+        b"<script>alert(4)</script>"
+    )

@@ -37,8 +37,11 @@ def imports_of(path: Path) -> set[str]:
                 full = f"{base}.{alias.name}".lstrip(".")
                 found.add(full if full in MODULES else base or "burnbox")
         elif isinstance(node, ast.Import):
-            found |= {alias.name.removeprefix("burnbox.") for alias in node.names
-                      if alias.name.startswith("burnbox.")}
+            found |= {
+                alias.name.removeprefix("burnbox.")
+                for alias in node.names
+                if alias.name.startswith("burnbox.")
+            }
     found.discard(module_name(path))
     found.discard("burnbox")  # the package itself: its version
     return found
@@ -50,7 +53,7 @@ GRAPH = {name: imports_of(path) for name, path in MODULES.items()}
 def section(title: str) -> str:
     start = DOC.index(f"## {title}\n")
     end = DOC.find("\n## ", start + 1)
-    return DOC[start:end if end >= 0 else None]
+    return DOC[start : end if end >= 0 else None]
 
 
 def table_rows(text: str) -> list[list[str]]:
@@ -90,9 +93,11 @@ def test_the_rules_table_was_read() -> None:
 
 def test_every_module_is_in_the_architecture_table() -> None:
     listed = set(names_in(section("Modules")))
-    missing = [str(path.relative_to(SOURCE)) for name, path in MODULES.items()
-               if path.name != "__init__.py"
-               and str(path.relative_to(SOURCE)) not in listed]
+    missing = [
+        str(path.relative_to(SOURCE))
+        for name, path in MODULES.items()
+        if path.name != "__init__.py" and str(path.relative_to(SOURCE)) not in listed
+    ]
     assert missing == [], "add these to the module table in docs/architecture.md"
 
 
@@ -101,8 +106,11 @@ def test_imports_follow_the_written_rules(module: str) -> None:
     allowed = rule_for(module)
     if allowed is None:
         return
-    forbidden = sorted(dependency for dependency in GRAPH[module]
-                       if not any(matches(pattern, dependency) for pattern in allowed))
+    forbidden = sorted(
+        dependency
+        for dependency in GRAPH[module]
+        if not any(matches(pattern, dependency) for pattern in allowed)
+    )
     assert forbidden == [], f"{module} may not import {forbidden} (docs/architecture.md)"
 
 
@@ -113,7 +121,7 @@ def test_no_import_cycle() -> None:
         seen[module] = 1
         for dependency in sorted(GRAPH.get(module, ())):
             if seen.get(dependency) == 1:
-                cycle = [*path[path.index(dependency):], dependency]
+                cycle = [*path[path.index(dependency) :], dependency]
                 raise AssertionError(" → ".join(cycle))
             if dependency not in seen:
                 visit(dependency, [*path, dependency])
@@ -128,14 +136,26 @@ def reads_environment(path: Path) -> list[int]:
     """Lines where `path` reads os.environ or os.getenv. Setting a variable (for a library
     that reads it itself) is not reading: `os.environ[KEY] = value`."""
     tree = ast.parse(path.read_text())
-    writes = {id(target.value) for node in ast.walk(tree) if isinstance(node, ast.Assign)
-              for target in node.targets if isinstance(target, ast.Subscript)}
-    return [node.lineno for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv"}
-            and id(node) not in writes]
+    writes = {
+        id(target.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Subscript)
+    }
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr in {"environ", "getenv"}
+        and id(node) not in writes
+    ]
 
 
 def test_only_settings_reads_the_environment() -> None:
-    readers = {name: lines for name, path in MODULES.items()
-               if name != "settings" and (lines := reads_environment(path))}
+    readers = {
+        name: lines
+        for name, path in MODULES.items()
+        if name != "settings" and (lines := reads_environment(path))
+    }
     assert readers == {}

@@ -90,21 +90,45 @@ def database(postgres_url: str) -> str:
 def smtp_source(port: int, sessions: int, messages: int, *to: str) -> subprocess.Popen[str]:
     """Postfix's load generator; it stops at the first refusal (451 included), non-zero."""
     return subprocess.Popen(
-        [require("smtp-source"), "-s", str(sessions), "-m", str(sessions * messages),
-         "-l", str(SIZE), "-f", "load@example.org", *to, f"127.0.0.1:{port}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            require("smtp-source"),
+            "-s",
+            str(sessions),
+            "-m",
+            str(sessions * messages),
+            "-l",
+            str(SIZE),
+            "-f",
+            "load@example.org",
+            *to,
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize("workers", [2, 3])
 def test_many_workers_at_the_cap_never_deadlock(database: str, workers: int) -> None:
-    node = start_node("--store", database, "--workers", str(workers),
-                      "--store-max-bytes", str(CAP), "--inbox-max-messages", "100000")
+    node = start_node(
+        "--store",
+        database,
+        "--workers",
+        str(workers),
+        "--store-max-bytes",
+        str(CAP),
+        "--inbox-max-messages",
+        "100000",
+    )
     # The migrations ran at start; now the test's own record of evictions.
     asyncio.run(_execute(database, AUDIT))
     try:
         with HighWater(database) as high_water:
-            loads = [smtp_source(node.smtp, *SPREAD, "-N", "-t", "spread@localhost"),
-                     smtp_source(node.smtp, *HOT, "-t", "hot@localhost")]
+            loads = [
+                smtp_source(node.smtp, *SPREAD, "-N", "-t", "spread@localhost"),
+                smtp_source(node.smtp, *HOT, "-t", "hot@localhost"),
+            ]
             outputs = [load.communicate(timeout=300)[0] for load in loads]
     finally:
         status, log = node.stop()

@@ -45,8 +45,9 @@ async def test_a_failed_commit_fails_every_write_in_it() -> None:
     committer: GroupCommitter[int, int] = GroupCommitter(commit)
     committer.start()
     try:
-        results = await asyncio.gather(committer.submit(1), committer.submit(2),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            committer.submit(1), committer.submit(2), return_exceptions=True
+        )
         assert all(isinstance(result, OSError) for result in results)
     finally:
         await committer.stop()

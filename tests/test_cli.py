@@ -18,13 +18,27 @@ import pytest
 from tests.helpers import Conversation
 
 
-def serve(*args: str, env: dict[str, str] | None = None,
-          cwd: Path | None = None) -> subprocess.Popen[str]:
+def serve(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "burnbox", "serve", "--smtp-listen", "127.0.0.1:0",
-         "--http-listen", "127.0.0.1:0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, **(env or {})}, cwd=cwd)
+        [
+            sys.executable,
+            "-m",
+            "burnbox",
+            "serve",
+            "--smtp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
 
 
 def read_banner(process: subprocess.Popen[str]) -> tuple[str, int, int]:
@@ -40,8 +54,7 @@ def read_banner(process: subprocess.Popen[str]) -> tuple[str, int, int]:
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, int, int]]:
-    process = serve("--domains", "example.test,localhost", "--log-level", "debug",
-                    cwd=tmp_path)
+    process = serve("--domains", "example.test,localhost", "--log-level", "debug", cwd=tmp_path)
     banner, smtp_port, http_port = read_banner(process)
     yield process, banner, smtp_port, http_port
     if process.poll() is None:
@@ -59,11 +72,15 @@ def test_banner_says_where_and_what(running: tuple[subprocess.Popen[str], str, i
 
 
 def test_sigterm_stops_gracefully_and_logs_nothing_private(
-        running: tuple[subprocess.Popen[str], str, int, int]) -> None:
+    running: tuple[subprocess.Popen[str], str, int, int],
+) -> None:
     process, _, smtp_port, _ = running
     with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
-        client.sendmail("hidden.sender@example.org", ["hidden.rcpt@example.test"],
-                        b"Subject: Hidden Subject\r\n\r\nhidden body\r\n")
+        client.sendmail(
+            "hidden.sender@example.org",
+            ["hidden.rcpt@example.test"],
+            b"Subject: Hidden Subject\r\n\r\nhidden body\r\n",
+        )
         with contextlib.suppress(smtplib.SMTPRecipientsRefused):
             client.sendmail("a@example.org", ["x@elsewhere.test"], b"x")
     idle = Conversation(smtp_port)
@@ -93,9 +110,20 @@ def test_port_in_use_is_a_clear_error() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         process = subprocess.Popen(
-            [sys.executable, "-m", "burnbox", "serve", "--smtp-listen", f"127.0.0.1:{port}",
-             "--http-listen", "127.0.0.1:0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
+            [
+                sys.executable,
+                "-m",
+                "burnbox",
+                "serve",
+                "--smtp-listen",
+                f"127.0.0.1:{port}",
+                "--http-listen",
+                "127.0.0.1:0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         _, stderr = process.communicate(timeout=20)
     assert process.returncode == 1
     assert "burnbox: cannot start:" in stderr

@@ -9,11 +9,17 @@ import sys
 from tests.helpers import Running, send
 
 
-def burnbox(server: Running, *args: str, token: str | None = None,
-            timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def burnbox(
+    server: Running, *args: str, token: str | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     extra = [f"--token={token}"] if token else []
-    return subprocess.run([sys.executable, "-m", "burnbox", *args, "--url", server.http, *extra],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "burnbox", *args, "--url", server.http, *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_new_show_ls_get_rm(server: Running) -> None:
@@ -27,8 +33,9 @@ def test_new_show_ls_get_rm(server: Running) -> None:
     assert shown["messages"] == 1
     [summary] = json.loads(burnbox(server, "inbox", "ls", inbox["address"], token=token).stdout)
     assert summary["subject"] == "via cli"
-    view = json.loads(burnbox(server, "msg", "get", inbox["address"], summary["id"],
-                              token=token).stdout)
+    view = json.loads(
+        burnbox(server, "msg", "get", inbox["address"], summary["id"], token=token).stdout
+    )
     assert view["codes"] == ["902113"]
     raw = burnbox(server, "msg", "get", inbox["address"], summary["id"], "--raw", token=token)
     assert raw.stdout.startswith("Received: from ")
@@ -41,8 +48,22 @@ def test_new_show_ls_get_rm(server: Running) -> None:
 def test_wait_blocks_until_mail_then_moves_on(server: Running) -> None:
     inbox = json.loads(burnbox(server, "inbox", "new").stdout)
     waiting = subprocess.Popen(
-        [sys.executable, "-m", "burnbox", "wait", inbox["address"], "--token", inbox["token"],
-         "--timeout", "30", "--url", server.http], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "burnbox",
+            "wait",
+            inbox["address"],
+            "--token",
+            inbox["token"],
+            "--timeout",
+            "30",
+            "--url",
+            server.http,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     send(server, inbox["address"], b"Subject: Verify\r\n\r\nYour verification code: 4417\r\n")
     out, _ = waiting.communicate(timeout=40)
     assert waiting.returncode == 0
@@ -61,6 +82,10 @@ def test_wrong_token_and_unreachable_server(server: Running) -> None:
     assert wrong.returncode == 2
     unreachable = subprocess.run(
         [sys.executable, "-m", "burnbox", "inbox", "new", "--url", "http://127.0.0.1:9"],
-        capture_output=True, text=True, timeout=30, check=False)
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert unreachable.returncode == 2
     assert json.loads(unreachable.stderr)["error"]["code"] == "unreachable"

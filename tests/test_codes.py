@@ -19,8 +19,9 @@ def extract(raw: bytes) -> codes.Extracted:
 def score(kind: str) -> tuple[float, float, list[str]]:
     """(precision, recall, mistakes) over the labelled set plus the whole corpus,
     where no corpus message is expected to carry a code or an action link."""
-    cases = [(LABELLED / c["file"], c[kind]) for c in json.loads(
-        (LABELLED / "labels.json").read_text())]
+    cases = [
+        (LABELLED / c["file"], c[kind]) for c in json.loads((LABELLED / "labels.json").read_text())
+    ]
     corpus = corpus_messages()
     assert len(cases) >= 10
     assert len(corpus) > 150
@@ -53,13 +54,22 @@ def test_links_precision_and_recall() -> None:
 
 
 def test_newsletters_and_receipts_yield_no_codes() -> None:
-    for name in ("news-prices", "receipt", "shipping", "calendar", "invoice-de",
-                 "newsletter-long", "social-notice"):
+    for name in (
+        "news-prices",
+        "receipt",
+        "shipping",
+        "calendar",
+        "invoice-de",
+        "newsletter-long",
+        "social-notice",
+    ):
         assert extract((LABELLED / f"{name}.eml").read_bytes()).codes == [], name
 
 
 def test_link_text_wins_over_url() -> None:
-    html = ("<a href='https://x.test/verify-later'>Read our blog</a>"
-            "<a href='https://x.test/go?id=1'>Verify your email</a>")
+    html = (
+        "<a href='https://x.test/verify-later'>Read our blog</a>"
+        "<a href='https://x.test/go?id=1'>Verify your email</a>"
+    )
     links = codes.extract("", "", html).links
     assert [link.url for link in links] == ["https://x.test/go?id=1", "https://x.test/verify-later"]

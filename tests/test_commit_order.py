@@ -27,9 +27,17 @@ BOX = "box@localhost"
 
 
 def mail(message_id: str, at: datetime, address: str = BOX) -> MessageSummary:
-    return MessageSummary(id=message_id, address=address, received_at=at,
-                          expires_at=at + timedelta(hours=1), size=1, sender="a@b",
-                          subject="s", snippet="", attachments=0)
+    return MessageSummary(
+        id=message_id,
+        address=address,
+        received_at=at,
+        expires_at=at + timedelta(hours=1),
+        size=1,
+        sender="a@b",
+        subject="s",
+        snippet="",
+        attachments=0,
+    )
 
 
 class Node:
@@ -66,7 +74,8 @@ async def newest_id(node: Node, address: str = BOX) -> str:
 
 
 async def test_a_node_whose_clock_is_behind_still_commits_a_newer_id(
-        nodes: tuple[Node, Node]) -> None:
+    nodes: tuple[Node, Node],
+) -> None:
     ahead, behind = nodes
     seen = await ahead.send()
     proposed = behind.ids()
@@ -81,12 +90,16 @@ async def test_a_node_whose_clock_is_behind_still_commits_a_newer_id(
 
 
 async def test_a_batch_moves_each_clashing_id_and_keeps_its_own_order(
-        nodes: tuple[Node, Node]) -> None:
+    nodes: tuple[Node, Node],
+) -> None:
     ahead, behind = nodes
     seen = await ahead.send()
     at = behind.clock()
-    batch = [mail(behind.ids(), at), mail(behind.ids(), at, "other@localhost"),
-             mail(behind.ids(), at)]
+    batch = [
+        mail(behind.ids(), at),
+        mail(behind.ids(), at, "other@localhost"),
+        mail(behind.ids(), at),
+    ]
     stored = await behind.store.add(batch, b"x")
     mine, other, mine_too = stored.ids
     assert seen < mine < mine_too
@@ -95,8 +108,7 @@ async def test_a_batch_moves_each_clashing_id_and_keeps_its_own_order(
     assert held == [mine_too, mine, seen]
 
 
-async def test_deleting_the_newest_does_not_let_an_older_id_in(
-        nodes: tuple[Node, Node]) -> None:
+async def test_deleting_the_newest_does_not_let_an_older_id_in(nodes: tuple[Node, Node]) -> None:
     ahead, behind = nodes
     seen = await ahead.send()
     await ahead.store.delete(BOX, seen)  # the client read it and deleted it
@@ -104,7 +116,8 @@ async def test_deleting_the_newest_does_not_let_an_older_id_in(
 
 
 async def test_counter_rows_are_forgotten_only_long_after_their_last_message(
-        nodes: tuple[Node, Node], postgres_url: str) -> None:
+    nodes: tuple[Node, Node], postgres_url: str
+) -> None:
     ahead, behind = nodes
     seen = await ahead.send()
     await ahead.store.delete(BOX, seen)
@@ -128,7 +141,8 @@ async def test_first_id_at_is_below_every_id_of_that_millisecond(clock: FakeCloc
 
 
 async def test_a_reader_following_newer_ids_misses_nothing_from_racing_nodes(
-        nodes: tuple[Node, Node]) -> None:
+    nodes: tuple[Node, Node],
+) -> None:
     """Two nodes write one inbox at once, one with its clock behind; a reader keeps asking
     for "everything newer than the newest I have seen" (what a reconnecting SSE client
     does) and must end with every message."""
@@ -151,8 +165,7 @@ async def test_a_reader_following_newer_ids_misses_nothing_from_racing_nodes(
         last = ""
         while True:
             finished = writers_done.is_set()  # read before the query: one more pass after
-            newer = [s.id for s in await behind.store.summaries(BOX, limit=10_000)
-                     if s.id > last]
+            newer = [s.id for s in await behind.store.summaries(BOX, limit=10_000) if s.id > last]
             collected.update(newer)
             last = max([last, *newer])
             if finished:
@@ -167,8 +180,7 @@ async def test_a_reader_following_newer_ids_misses_nothing_from_racing_nodes(
     assert max(stored) == await newest_id(ahead)
 
 
-async def test_the_upgrade_remembers_the_newest_id_of_mail_already_held(
-        postgres_url: str) -> None:
+async def test_the_upgrade_remembers_the_newest_id_of_mail_already_held(postgres_url: str) -> None:
     await reset(postgres_url)
     ahead, behind = FakeClock(), FakeClock()
     ahead.advance(seconds=5)
@@ -177,13 +189,17 @@ async def test_the_upgrade_remembers_the_newest_id_of_mail_already_held(
     try:  # a database as the first release left it, holding one message
         number, script = migrations("postgres")[0]
         await connection.execute(script)
-        await connection.execute("CREATE TABLE burnbox_migrations (version integer PRIMARY KEY,"
-                                 " applied_at timestamptz NOT NULL DEFAULT now())")
+        await connection.execute(
+            "CREATE TABLE burnbox_migrations (version integer PRIMARY KEY,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
         await connection.execute("INSERT INTO burnbox_migrations VALUES ($1)", number)
         await connection.execute(
             f"INSERT INTO messages ({SUMMARY_COLUMNS}, stored) VALUES "
             f"({', '.join(f'${n}' for n in range(1, 15))})",
-            *summary_values(mail(seen, ahead())), 1)
+            *summary_values(mail(seen, ahead())),
+            1,
+        )
     finally:
         await connection.close()
     upgraded = Node(postgres_url, behind)

@@ -12,12 +12,24 @@ TOOLS = Path(sys.executable).parent  # check-jsonschema and hadolint come with t
 
 def test_compose_file_follows_the_compose_specification() -> None:
     result = subprocess.run(
-        [str(TOOLS / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
-         str(ROOT / "docker-compose.yml")], capture_output=True, text=True, check=False)
+        [
+            str(TOOLS / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(ROOT / "docker-compose.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_dockerfile_passes_hadolint() -> None:
-    result = subprocess.run([str(TOOLS / "hadolint"), str(ROOT / "Dockerfile")],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(TOOLS / "hadolint"), str(ROOT / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -28,8 +28,10 @@ def burst(port: int, connection: int, count: int) -> list[str]:
             pass
         ids = []
         for number in range(count):
-            sock.sendall(b"MAIL FROM:<b@example.org>\r\nRCPT TO:<durable@localhost>\r\nDATA\r\n"
-                         b"Subject: burst %d/%d\r\n\r\nbody\r\n.\r\n" % (connection, number))
+            sock.sendall(
+                b"MAIL FROM:<b@example.org>\r\nRCPT TO:<durable@localhost>\r\nDATA\r\n"
+                b"Subject: burst %d/%d\r\n\r\nbody\r\n.\r\n" % (connection, number)
+            )
             replies = [reader.readline() for _ in range(4)]
             found = STORED.search(replies[-1])
             if found:
@@ -52,8 +54,9 @@ def test_every_250_survives_kill_9(durable_store: str) -> None:
     first = serve(store, smtp_port, http_port)
     try:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            answered = [i for ids in pool.map(lambda n: burst(smtp_port, n, 50), range(8))
-                        for i in ids]
+            answered = [
+                i for ids in pool.map(lambda n: burst(smtp_port, n, 50), range(8)) for i in ids
+            ]
         first.send_signal(signal.SIGKILL)  # right after the last 250: no chance to flush
     finally:
         first.kill()
@@ -65,8 +68,10 @@ def test_every_250_survives_kill_9(durable_store: str) -> None:
         before = None
         while True:
             params = {"limit": 100, **({"before": before} if before else {})}
-            page = httpx.get(f"http://127.0.0.1:{http_port}/api/inboxes/durable@localhost/"
-                             "messages", params=params).json()
+            page = httpx.get(
+                f"http://127.0.0.1:{http_port}/api/inboxes/durable@localhost/messages",
+                params=params,
+            ).json()
             found += [message["id"] for message in page["messages"]]
             before = page["next_before"]
             if before is None:

@@ -42,8 +42,12 @@ def transaction(sender: PipelinedSender, command: str) -> list[str]:
 @pytest.mark.parametrize("command", ["DATA", "BDAT"])
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "starttls"])
 def test_a_half_close_after_pipelined_quit_still_gets_its_250(
-        start_burnbox: Callable[..., Running], certificate: tuple[str, str], store_url: str,
-        command: str, tls: bool) -> None:
+    start_burnbox: Callable[..., Running],
+    certificate: tuple[str, str],
+    store_url: str,
+    command: str,
+    tls: bool,
+) -> None:
     cert, key = certificate
     server = start_burnbox(store=store_url, tls_cert=cert, tls_key=key)
     for attempt in range(20):  # it failed 20 times in 20 before
@@ -59,7 +63,8 @@ def test_a_half_close_after_pipelined_quit_still_gets_its_250(
 
 
 def test_five_unrecognised_or_malformed_commands_end_the_session(
-        talk: Callable[[], Conversation]) -> None:
+    talk: Callable[[], Conversation],
+) -> None:
     conversation = talk()
     assert conversation.command("EHLO probe").startswith("250")
     assert conversation.command("XYZZY").startswith("500")
@@ -67,8 +72,9 @@ def test_five_unrecognised_or_malformed_commands_end_the_session(
     assert conversation.command("MAIL FROM <a@b.test>").startswith("501")
     assert conversation.command("SOMETHING ELSE").startswith("500")
     assert conversation.command("EHLO").startswith("501")  # the fifth
-    assert conversation.reply() == ("421 4.7.0 Too many unrecognised or malformed commands; "
-                                    "closing the session")
+    assert conversation.reply() == (
+        "421 4.7.0 Too many unrecognised or malformed commands; closing the session"
+    )
     assert conversation.closed()
 
 
@@ -82,8 +88,8 @@ def test_other_refusals_do_not_count_as_bad_commands(talk: Callable[[], Conversa
 
 
 def test_a_declared_size_the_store_can_never_hold_is_refused_at_mail(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(store_max_bytes=10_000)
     conversation = connect(server)
     conversation.command("EHLO big")
@@ -92,8 +98,8 @@ def test_a_declared_size_the_store_can_never_hold_is_refused_at_mail(
 
 
 def test_recipients_beyond_what_the_store_holds_are_deferred_at_rcpt(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     """SIZE=4000 and a 10,000-byte store: two copies fit, the third recipient is told 452
     (its sender delivers to it in another transaction), and the message is stored for two."""
     server = start_burnbox(store_max_bytes=10_000)
@@ -105,13 +111,14 @@ def test_recipients_beyond_what_the_store_holds_are_deferred_at_rcpt(
     assert conversation.command("RCPT TO:<three@localhost>").startswith("452 4.5.3")
     assert conversation.command("DATA").startswith("354")
     assert conversation.command(b"x" * 3500 + b"\r\n.").startswith("250")
-    assert [len(server.stored(box)) for box in ("one@localhost", "two@localhost",
-                                                "three@localhost")] == [1, 1, 0]
+    assert [
+        len(server.stored(box)) for box in ("one@localhost", "two@localhost", "three@localhost")
+    ] == [1, 1, 0]
 
 
 def test_copies_beyond_the_store_without_size_are_refused_for_good(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(store_max_bytes=10_000)
     conversation = connect(server)
     begin(conversation, recipient="one@localhost")
@@ -124,11 +131,15 @@ def test_copies_beyond_the_store_without_size_are_refused_for_good(
 
 # Each: what a sender wrote, and the header lines every consumer must then agree on.
 HOSTILE_HEADERS = [
-    (b"Subject: hi\nFrom: boss@bank.example\r\n\r\nbody\r\n",
-     [("Subject", "hi"), ("From", "boss@bank.example")]),
+    (
+        b"Subject: hi\nFrom: boss@bank.example\r\n\r\nbody\r\n",
+        [("Subject", "hi"), ("From", "boss@bank.example")],
+    ),
     (b"Subject: hi\r\n\rX-Injected: yes\r\n\r\nbody\r\n", [("Subject", "hi")]),
-    (b"Subject: a\rb: c\r\nTo: x@localhost\r\n\r\nbody\r\n", [("Subject", "a"), ("b", "c"),
-                                                             ("To", "x@localhost")]),
+    (
+        b"Subject: a\rb: c\r\nTo: x@localhost\r\n\r\nbody\r\n",
+        [("Subject", "a"), ("b", "c"), ("To", "x@localhost")],
+    ),
     (b"Subject: lf only\n\nline one\nline two\r\n", [("Subject", "lf only")]),
 ]
 
@@ -145,8 +156,11 @@ def crlf_header_lines(raw: bytes) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("sent", "expected"), HOSTILE_HEADERS)
 def test_every_view_shows_the_headers_the_download_holds(
-        start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation],
-        sent: bytes, expected: list[tuple[str, str]]) -> None:
+    start_burnbox: Callable[..., Running],
+    connect: Callable[[Running], Conversation],
+    sent: bytes,
+    expected: list[tuple[str, str]],
+) -> None:
     server = start_burnbox(access="public")
     conversation = connect(server)
     begin(conversation, recipient="view@localhost")

@@ -73,8 +73,9 @@ def test_postgres_outage_answers_451_then_recovers(cluster: Cluster) -> None:
         assert answers[-1] == "250", answers
         assert set(answers[:-1]) <= {"451"}  # never a 5yz on our fault
         assert httpx.get(ready).status_code == 200
-        listed = httpx.get(f"http://127.0.0.1:{http_port}/api/inboxes/outage@localhost/"
-                           "messages").json()["messages"]
+        listed = httpx.get(
+            f"http://127.0.0.1:{http_port}/api/inboxes/outage@localhost/messages"
+        ).json()["messages"]
         assert sorted(m["id"] for m in listed) == sorted(stored)  # every 250 is there
     finally:
         conversation.close()
@@ -86,8 +87,12 @@ def test_postgres_outage_answers_451_then_recovers(cluster: Cluster) -> None:
 def small_disk() -> Iterator[Path]:
     """A real, tiny filesystem (tmpfs of 1 MiB) that fills up."""
     mount_point = Path(tempfile.mkdtemp(prefix="burnbox-full-"))
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         if os.environ.get("CI"):
             pytest.fail(f"cannot mount a tmpfs for the disk-full test: {result.stderr}")
@@ -121,8 +126,9 @@ def fill_then_free(store: str, disk: Path, body: str, *, room: str) -> None:
         after = deliver(conversation, 999, body)
         assert after.startswith("250"), after
         stored.append(STORED.search(after.encode()).group(1).decode())  # type: ignore[union-attr]
-        listed = httpx.get(f"http://127.0.0.1:{http_port}/api/inboxes/outage@localhost/"
-                           "messages?limit=100").json()["messages"]
+        listed = httpx.get(
+            f"http://127.0.0.1:{http_port}/api/inboxes/outage@localhost/messages?limit=100"
+        ).json()["messages"]
         assert sorted(m["id"] for m in listed) == sorted(stored)
     finally:
         conversation.close()
@@ -134,8 +140,7 @@ def fill_then_free(store: str, disk: Path, body: str, *, room: str) -> None:
 
 
 def test_disk_full_answers_452_then_recovers(small_disk: Path) -> None:
-    fill_then_free(f"sqlite://{small_disk / 'burnbox.db'}", small_disk, "x" * 40_000,
-                   room="16m")
+    fill_then_free(f"sqlite://{small_disk / 'burnbox.db'}", small_disk, "x" * 40_000, room="16m")
 
 
 async def _admin(url: str, *statements: str) -> None:
@@ -153,15 +158,21 @@ def test_postgres_disk_full_answers_452_then_recovers(cluster: Cluster, small_di
     subprocess.run(["mount", "-o", "remount,size=12m", str(small_disk)], check=True)
     account = pwd.getpwnam("postgres")
     os.chown(small_disk, account.pw_uid, account.pw_gid)
-    asyncio.run(_admin(cluster.url, f"CREATE TABLESPACE small LOCATION '{small_disk}'",
-                       "CREATE DATABASE burnbox TABLESPACE small"))
+    asyncio.run(
+        _admin(
+            cluster.url,
+            f"CREATE TABLESPACE small LOCATION '{small_disk}'",
+            "CREATE DATABASE burnbox TABLESPACE small",
+        )
+    )
     # Incompressible, so TOAST cannot shrink it: 100 KB of base64 of random bytes.
     body = "\r\n".join(base64.b64encode(os.urandom(57)).decode() for _ in range(1300))
     fill_then_free(cluster.url.rsplit("/", 1)[0] + "/burnbox", small_disk, body, room="64m")
 
 
 def test_a_store_stalled_past_the_delivery_timeout_stores_each_message_once(
-        request: pytest.FixtureRequest) -> None:
+    request: pytest.FixtureRequest,
+) -> None:
     """A real stall: another session holds the messages table locked. Message A's batch is
     already committing (blocked in PostgreSQL), so it cannot be withdrawn: its sender waits
     for the outcome. Message B is still queued behind it when the delivery timeout comes: it
@@ -170,12 +181,19 @@ def test_a_store_stalled_past_the_delivery_timeout_stores_each_message_once(
     anyway, so a real sender's retry stored it twice)."""
     url = str(request.getfixturevalue("postgres_url"))
     asyncio.run(reset(url))
-    node = start_node("--store", url, "--smtp-delivery-timeout", "0.5",
-                      "--smtp-idle-timeout", "30")
+    node = start_node("--store", url, "--smtp-delivery-timeout", "0.5", "--smtp-idle-timeout", "30")
     lock_holder = subprocess.Popen(
-        ["psql", url, "-v", "ON_ERROR_STOP=1", "-c",
-         "BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            "psql",
+            url,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     first, second = Conversation(node.smtp), Conversation(node.smtp)
     try:
         for conversation in (first, second):
@@ -206,27 +224,47 @@ def begin_data(conversation: Conversation) -> str:
 
 def release(url: str) -> None:
     """End the lock holder's backend (killing psql would leave it sleeping with the lock)."""
-    subprocess.run(["psql", url, "-tAc", "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
-                    "JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'messages' "
-                    "AND l.mode = 'AccessExclusiveLock' AND l.granted"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "psql",
+            url,
+            "-tAc",
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+            "JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'messages' "
+            "AND l.mode = 'AccessExclusiveLock' AND l.granted",
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def wait_for_blocked_insert(url: str) -> None:
     """Until burnbox's batch waits on the lock (a query, answered at once, repeated)."""
     for _ in range(500):
         waiting = subprocess.run(
-            ["psql", url, "-tAc", "SELECT count(*) FROM pg_stat_activity WHERE "
-             "wait_event_type = 'Lock' AND query LIKE '%burnbox_add%'"],
-            capture_output=True, text=True, check=True)
+            [
+                "psql",
+                url,
+                "-tAc",
+                "SELECT count(*) FROM pg_stat_activity WHERE "
+                "wait_event_type = 'Lock' AND query LIKE '%burnbox_add%'",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         if waiting.stdout.strip() == "1":
             return
     raise AssertionError("the batch never blocked on the lock")
 
 
 def stored_subjects(url: str) -> list[str]:
-    rows = subprocess.run(["psql", url, "-tAc", "SELECT subject FROM messages ORDER BY subject"],
-                          capture_output=True, text=True, check=True).stdout
+    rows = subprocess.run(
+        ["psql", url, "-tAc", "SELECT subject FROM messages ORDER BY subject"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return rows.split()
 
 
@@ -234,9 +272,18 @@ def wait_for_lock(url: str) -> None:
     """Until the lock is held (a query, answered at once, repeated: no sleep)."""
     for _ in range(500):
         held = subprocess.run(
-            ["psql", url, "-tAc", "SELECT count(*) FROM pg_locks l JOIN pg_class c "
-             "ON c.oid = l.relation WHERE c.relname = 'messages' AND l.mode = "
-             "'AccessExclusiveLock' AND l.granted"], capture_output=True, text=True, check=True)
+            [
+                "psql",
+                url,
+                "-tAc",
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c "
+                "ON c.oid = l.relation WHERE c.relname = 'messages' AND l.mode = "
+                "'AccessExclusiveLock' AND l.granted",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         if held.stdout.strip() == "1":
             return
     pytest.fail("the lock was never taken")

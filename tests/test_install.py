@@ -53,16 +53,24 @@ def real_clock(env: dict[str, str]) -> dict[str, str]:
 def bare_env(**extra: str) -> dict[str, str]:
     """What a fresh shell has: no PYTHONPATH, no user site, nothing of the test venv; the
     suite's clock (a faked one included) is kept."""
-    kept = {key: os.environ[key] for key in (*FAKED_CLOCK, "HOME", "LANG", "TMPDIR")
-            if key in os.environ}
+    kept = {
+        key: os.environ[key]
+        for key in (*FAKED_CLOCK, "HOME", "LANG", "TMPDIR")
+        if key in os.environ
+    }
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONNOUSERSITE": "1", **kept, **extra}
 
 
-def run(*command: str | Path, env: dict[str, str] | None = None,
-        cwd: Path | None = None) -> None:
-    result = subprocess.run([str(part) for part in command], capture_output=True, text=True,
-                            env=real_clock(env or dict(os.environ)), cwd=cwd,
-                            timeout=INSTALL_TIMEOUT, check=False)
+def run(*command: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    result = subprocess.run(
+        [str(part) for part in command],
+        capture_output=True,
+        text=True,
+        env=real_clock(env or dict(os.environ)),
+        cwd=cwd,
+        timeout=INSTALL_TIMEOUT,
+        check=False,
+    )
     assert result.returncode == 0, f"{shlex.join(map(str, command))}\n{result.stderr[-3000:]}"
 
 
@@ -97,8 +105,11 @@ def test_every_import_of_the_service_is_a_runtime_dependency() -> None:
     imported = imported_distributions()
     assert len(imported) >= 10, imported  # the scan found the code's imports
     runtime = declared(None)
-    missing = {module: dist for module, dist in imported.items()
-               if dist.lower().replace("_", "-") not in runtime}
+    missing = {
+        module: dist
+        for module, dist in imported.items()
+        if dist.lower().replace("_", "-") not in runtime
+    }
     assert missing == {}, f"imported by the service but not a runtime dependency: {missing}"
     assert "websockets" in runtime  # the WebSocket side of uvicorn, loaded by name
 
@@ -114,14 +125,19 @@ def drive_main_job(node: Node, browser: Browser) -> None:
     address, headers = inbox["address"], {"Authorization": f"Bearer {inbox['token']}"}
     base = f"{node.http}/api/inboxes/{quote(address)}"
     socket_url = base.replace("http://", "ws://", 1) + "/ws"
-    with httpx.Client(timeout=15) as client, connect_sse(
-            client, "GET", base + "/events", headers=headers) as source, ws_connect(
-            socket_url, additional_headers=headers, open_timeout=15) as socket:
+    with (
+        httpx.Client(timeout=15) as client,
+        connect_sse(client, "GET", base + "/events", headers=headers) as source,
+        ws_connect(socket_url, additional_headers=headers, open_timeout=15) as socket,
+    ):
         events = source.iter_sse()
         assert next(events).retry  # subscribed
         with smtplib.SMTP("127.0.0.1", node.smtp, timeout=15) as smtp:
-            smtp.sendmail("sender@example.org", [address],
-                          b"Subject: installed\r\n\r\nYour code is 482913\r\n")
+            smtp.sendmail(
+                "sender@example.org",
+                [address],
+                b"Subject: installed\r\n\r\nYour code is 482913\r\n",
+            )
         pushed = next(event for event in events if event.event == "message")
         assert json.loads(pushed.data)["subject"] == "installed"
         over_socket = json.loads(socket.recv(timeout=15))
@@ -141,8 +157,9 @@ def page_shows_new_mail(node: Node, browser: Browser) -> None:
         page.locator("#address", has_text="@").wait_for(timeout=15_000)
         address = page.text_content("#address") or ""
         with smtplib.SMTP("127.0.0.1", node.smtp, timeout=15) as smtp:
-            smtp.sendmail("sender@example.org", [address],
-                          b"Subject: seen in the page\r\n\r\nhello\r\n")
+            smtp.sendmail(
+                "sender@example.org", [address], b"Subject: seen in the page\r\n\r\nhello\r\n"
+            )
         page.locator("#messages button", has_text="seen in the page").wait_for(timeout=15_000)
     finally:
         context.close()
@@ -171,19 +188,29 @@ def bare_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     shutil.rmtree(venv, ignore_errors=True)
 
 
-def test_the_installed_wheel_does_the_main_job(bare_venv: Path, browser: Browser,
-                                               tmp_path: Path) -> None:
-    found = subprocess.run([bare_venv / "bin" / "python", "-c",
-                            "import burnbox, sys; print(burnbox.__file__, sys.path)"],
-                           capture_output=True, text=True, check=True, env=bare_env(),
-                           cwd=tmp_path).stdout
+def test_the_installed_wheel_does_the_main_job(
+    bare_venv: Path, browser: Browser, tmp_path: Path
+) -> None:
+    found = subprocess.run(
+        [
+            bare_venv / "bin" / "python",
+            "-c",
+            "import burnbox, sys; print(burnbox.__file__, sys.path)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=bare_env(),
+        cwd=tmp_path,
+    ).stdout
     assert found.startswith(str(bare_venv))  # the installed copy, not the source tree
     assert str(ROOT) not in found
     assert ".venv" not in found.replace(str(bare_venv), "")
     assert not list(bare_venv.glob("lib/python*/site-packages/pytest"))  # no test extras
     assert list(bare_venv.glob("lib/python*/site-packages/websockets"))
-    node = start_node(serve=[str(bare_venv / "bin" / "burnbox"), "serve"], env=bare_env(),
-                      cwd=tmp_path)
+    node = start_node(
+        serve=[str(bare_venv / "bin" / "burnbox"), "serve"], env=bare_env(), cwd=tmp_path
+    )
     try:
         drive_main_job(node, browser)
     finally:
@@ -193,13 +220,13 @@ def test_the_installed_wheel_does_the_main_job(bare_venv: Path, browser: Browser
 def dockerfile_install_step() -> list[str]:
     """The build stage's `RUN python -m pip install ...` line, exactly as written."""
     text = (ROOT / "Dockerfile").read_text()
-    [line] = [line for line in text.splitlines()
-              if line.startswith("RUN ") and "pip install" in line]
+    [line] = [
+        line for line in text.splitlines() if line.startswith("RUN ") and "pip install" in line
+    ]
     return shlex.split(line.removeprefix("RUN "))
 
 
-def test_the_images_install_step_gives_a_working_server(tmp_path: Path,
-                                                        browser: Browser) -> None:
+def test_the_images_install_step_gives_a_working_server(tmp_path: Path, browser: Browser) -> None:
     """The Dockerfile's build stage, run here: its COPY lines, then its pip line as is
     (dependencies included), into a prefix that the runtime stage copies to /usr/local."""
     command = dockerfile_install_step()
@@ -216,8 +243,9 @@ def test_the_images_install_step_gives_a_working_server(tmp_path: Path,
     run(*command, env=bare_env(), cwd=context)
     [site] = prefix.glob("lib/python*/site-packages")
     env = bare_env(PYTHONPATH=str(site), PATH=f"{prefix / 'bin'}:/usr/local/bin:/usr/bin:/bin")
-    node = start_node(serve=[BASE_PYTHON, str(prefix / "bin" / "burnbox"), "serve"], env=env,
-                      cwd=tmp_path)
+    node = start_node(
+        serve=[BASE_PYTHON, str(prefix / "bin" / "burnbox"), "serve"], env=env, cwd=tmp_path
+    )
     try:
         drive_main_job(node, browser)
     finally:
@@ -230,8 +258,13 @@ def test_the_readmes_serve_command_works_from_a_fresh_copy(tmp_path: Path) -> No
     readme = (ROOT / "README.md").read_text()
     assert "scripts/serve " in readme
     assert "scripts/test " in readme
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\n")
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
     clone = tmp_path / "burnbox"
     for name in filter(None, listed):
         if (ROOT / name).is_file():

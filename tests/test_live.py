@@ -30,9 +30,12 @@ def opened(events: Iterator[ServerSentEvent]) -> Iterator[ServerSentEvent]:
 
 def test_sse_pushes_new_mail(server: Running) -> None:
     inbox = create(server)
-    with httpx.Client(timeout=10) as client, connect_sse(
-            client, "GET", url(server, inbox["address"], "/events"),
-            headers=auth(inbox)) as source:
+    with (
+        httpx.Client(timeout=10) as client,
+        connect_sse(
+            client, "GET", url(server, inbox["address"], "/events"), headers=auth(inbox)
+        ) as source,
+    ):
         assert source.response.headers["content-type"].startswith("text/event-stream")
         assert source.response.headers["x-accel-buffering"] == "no"
         assert source.response.headers["cache-control"].startswith("no-cache")
@@ -48,13 +51,18 @@ def test_sse_pushes_new_mail(server: Running) -> None:
 def test_sse_catch_up_with_last_event_id_is_exact(server: Running) -> None:
     inbox = create(server)
     send(server, inbox["address"], b"Subject: m0\r\n\r\nx\r\n")
-    [first] = httpx.get(url(server, inbox["address"], "/messages"),
-                        headers=auth(inbox)).json()["messages"]
+    [first] = httpx.get(url(server, inbox["address"], "/messages"), headers=auth(inbox)).json()[
+        "messages"
+    ]
     for number in range(1, 4):  # missed while disconnected
         send(server, inbox["address"], f"Subject: m{number}\r\n\r\nx\r\n".encode())
     headers = {**auth(inbox), "Last-Event-ID": first["id"]}
-    with httpx.Client(timeout=10) as client, connect_sse(
-            client, "GET", url(server, inbox["address"], "/events"), headers=headers) as source:
+    with (
+        httpx.Client(timeout=10) as client,
+        connect_sse(
+            client, "GET", url(server, inbox["address"], "/events"), headers=headers
+        ) as source,
+    ):
         events = opened(source.iter_sse())
         caught_up = [json.loads(next(events).data)["subject"] for _ in range(3)]
         assert caught_up == ["m1", "m2", "m3"]
@@ -65,14 +73,19 @@ def test_sse_catch_up_with_last_event_id_is_exact(server: Running) -> None:
 def test_sse_deleted_and_expired_events(server: Running) -> None:
     inbox = create(server)
     send(server, inbox["address"], b"Subject: doomed\r\n\r\nx\r\n")
-    [message] = httpx.get(url(server, inbox["address"], "/messages"),
-                          headers=auth(inbox)).json()["messages"]
-    with httpx.Client(timeout=10) as client, connect_sse(
-            client, "GET", url(server, inbox["address"], "/events"),
-            headers=auth(inbox)) as source:
+    [message] = httpx.get(url(server, inbox["address"], "/messages"), headers=auth(inbox)).json()[
+        "messages"
+    ]
+    with (
+        httpx.Client(timeout=10) as client,
+        connect_sse(
+            client, "GET", url(server, inbox["address"], "/events"), headers=auth(inbox)
+        ) as source,
+    ):
         events = opened(source.iter_sse())
-        httpx.delete(url(server, inbox["address"], f"/messages/{message['id']}"),
-                     headers=auth(inbox))
+        httpx.delete(
+            url(server, inbox["address"], f"/messages/{message['id']}"), headers=auth(inbox)
+        )
         deleted = next(events)
         assert deleted.event == "deleted"
         assert json.loads(deleted.data) == {"id": message["id"]}
@@ -97,13 +110,16 @@ def ws_url(server: Running, address: str) -> str:
 
 def test_websocket_pushes_new_mail(server: Running) -> None:
     inbox = create(server)
-    with ws_connect(ws_url(server, inbox["address"]), additional_headers=auth(inbox),
-                    origin=Origin(server.http), open_timeout=10) as socket:
+    with ws_connect(
+        ws_url(server, inbox["address"]),
+        additional_headers=auth(inbox),
+        origin=Origin(server.http),
+        open_timeout=10,
+    ) as socket:
         send(server, inbox["address"], b"Subject: over ws\r\n\r\nx\r\n")
         event = json.loads(socket.recv(timeout=10))
         assert event["event"] == "message"
         assert event["data"]["subject"] == "over ws"
-
 
 
 def close_code(closed: ConnectionClosedError) -> int | None:
@@ -116,27 +132,40 @@ async def _drop_all(server: Running) -> None:
 
 def test_websocket_says_catch_up_or_gone_with_different_close_codes(server: Running) -> None:
     inbox = create(server)
-    with ws_connect(ws_url(server, inbox["address"]), additional_headers=auth(inbox),
-                    origin=Origin(server.http), open_timeout=10) as socket:
+    with ws_connect(
+        ws_url(server, inbox["address"]),
+        additional_headers=auth(inbox),
+        origin=Origin(server.http),
+        open_timeout=10,
+    ) as socket:
         send(server, inbox["address"], b"Subject: first\r\n\r\nx\r\n")
         assert json.loads(socket.recv(timeout=10))["data"]["subject"] == "first"
         server.call(_drop_all(server))
         with pytest.raises(ConnectionClosedError) as dropped:
             socket.recv(timeout=10)
     assert close_code(dropped.value) == 1013
-    with ws_connect(ws_url(server, inbox["address"]), additional_headers=auth(inbox),
-                    origin=Origin(server.http), open_timeout=10) as socket:
+    with ws_connect(
+        ws_url(server, inbox["address"]),
+        additional_headers=auth(inbox),
+        origin=Origin(server.http),
+        open_timeout=10,
+    ) as socket:
         httpx.delete(url(server, inbox["address"], ""), headers=auth(inbox)).raise_for_status()
         assert json.loads(socket.recv(timeout=10)) == {"event": "expired", "data": {"id": None}}
         with pytest.raises(ConnectionClosedError) as gone:
             socket.recv(timeout=10)
     assert close_code(gone.value) == 4404
 
+
 def test_websocket_checks_origin_and_token(server: Running) -> None:
     inbox = create(server)
     with pytest.raises(InvalidStatus) as cross_site:
-        ws_connect(ws_url(server, inbox["address"]), additional_headers=auth(inbox),
-                   origin=Origin("https://evil.test"), open_timeout=10)
+        ws_connect(
+            ws_url(server, inbox["address"]),
+            additional_headers=auth(inbox),
+            origin=Origin("https://evil.test"),
+            open_timeout=10,
+        )
     assert cross_site.value.response.status_code == 403
     refusals = []
     for address, headers in ((inbox["address"], {}), ("nobody@localhost", auth(inbox))):
@@ -149,16 +178,20 @@ def test_websocket_checks_origin_and_token(server: Running) -> None:
 def test_long_poll_answers_when_mail_arrives(server: Running) -> None:
     inbox = create(server)
     send(server, inbox["address"], b"Subject: old\r\n\r\nx\r\n")
-    [old] = httpx.get(url(server, inbox["address"], "/messages"),
-                      headers=auth(inbox)).json()["messages"]
+    [old] = httpx.get(url(server, inbox["address"], "/messages"), headers=auth(inbox)).json()[
+        "messages"
+    ]
     result: dict[str, list[dict[str, str]]] = {}
     finished: list[float] = []
     started = threading.Event()
 
     def poll() -> None:
         started.set()
-        response = httpx.get(url(server, inbox["address"], f"/messages?wait=30&after={old['id']}"),
-                             headers=auth(inbox), timeout=40)
+        response = httpx.get(
+            url(server, inbox["address"], f"/messages?wait=30&after={old['id']}"),
+            headers=auth(inbox),
+            timeout=40,
+        )
         result["messages"] = response.json()["messages"]
         finished.append(time.monotonic())
 
@@ -177,7 +210,8 @@ def test_long_poll_answers_when_mail_arrives(server: Running) -> None:
 def test_long_poll_times_out_empty(server: Running) -> None:
     inbox = create(server)
     started = time.monotonic()
-    response = httpx.get(url(server, inbox["address"], "/messages?wait=0.5&after=0"),
-                         headers=auth(inbox))
+    response = httpx.get(
+        url(server, inbox["address"], "/messages?wait=0.5&after=0"), headers=auth(inbox)
+    )
     assert response.json()["messages"] == []
     assert time.monotonic() - started >= 0.45

@@ -43,9 +43,11 @@ def test_fast_summary_agrees_with_the_reference(path: Path) -> None:
 
 
 def test_fast_path_is_taken_for_plain_mail() -> None:
-    raw = (b"From: A <a@example.org>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"
-           b"Content-Type: text/plain; charset=iso-8859-1\r\n"
-           b"Content-Transfer-Encoding: quoted-printable\r\n\r\nd=E9j=E0 vu\r\n")
+    raw = (
+        b"From: A <a@example.org>\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"
+        b"Content-Type: text/plain; charset=iso-8859-1\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\nd=E9j=E0 vu\r\n"
+    )
     quick = overview.quick(raw)
     assert quick is not None
     assert quick.subject == "café"
@@ -66,8 +68,13 @@ def test_known_summaries() -> None:
 
 def test_nesting_depth_is_bounded() -> None:
     depth = 5000
-    raw = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (n, n)
-                   for n in range(depth)) + b"Content-Type: text/plain\r\n\r\ndeep\r\n"
+    raw = (
+        b"".join(
+            b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (n, n)
+            for n in range(depth)
+        )
+        + b"Content-Type: text/plain\r\n\r\ndeep\r\n"
+    )
     view = mime.full_view(raw)
     assert view.headers == [("Content-Type", "multipart/mixed; boundary=b0")]
     assert view.text.startswith("--b0\r\n")  # shown as text, not recursed into
@@ -76,25 +83,41 @@ def test_nesting_depth_is_bounded() -> None:
 
 def test_nesting_within_the_bound_is_walked_to_max_depth() -> None:
     depth = 50
-    raw = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (n, n)
-                   for n in range(depth)) + b"Content-Type: text/plain\r\n\r\ndeep\r\n"
+    raw = (
+        b"".join(
+            b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (n, n)
+            for n in range(depth)
+        )
+        + b"Content-Type: text/plain\r\n\r\ndeep\r\n"
+    )
     assert mime.full_view(raw).text == ""  # the leaf lies beyond MAX_DEPTH
-    shallow = b"".join(b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (n, n)
-                       for n in range(5)) + b"Content-Type: text/plain\r\n\r\ndeep\r\n"
+    shallow = (
+        b"".join(
+            b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n" % (n, n)
+            for n in range(5)
+        )
+        + b"Content-Type: text/plain\r\n\r\ndeep\r\n"
+    )
     assert mime.full_view(shallow).text.startswith("deep")
 
 
 def test_part_count_is_bounded() -> None:
-    parts = b"".join(b"--b\r\nContent-Type: application/octet-stream\r\n\r\nx\r\n"
-                     for _ in range(2000))
+    parts = b"".join(
+        b"--b\r\nContent-Type: application/octet-stream\r\n\r\nx\r\n" for _ in range(2000)
+    )
     raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\n"
     view = mime.full_view(raw)
     assert len(view.attachments) < mime.MAX_PARTS
 
 
 def test_header_values_are_bounded_and_headers_counted() -> None:
-    raw = (b"Subject: " + b"s" * 100_000 + b"\r\n"
-           + b"".join(b"X-H%d: v\r\n" % n for n in range(2000)) + b"\r\nbody\r\n")
+    raw = (
+        b"Subject: "
+        + b"s" * 100_000
+        + b"\r\n"
+        + b"".join(b"X-H%d: v\r\n" % n for n in range(2000))
+        + b"\r\nbody\r\n"
+    )
     view = mime.full_view(raw)
     assert len(view.headers) == mime.MAX_HEADERS
     assert all(len(value) <= mime.MAX_HEADER_CHARS for _, value in view.headers)
@@ -102,7 +125,13 @@ def test_header_values_are_bounded_and_headers_counted() -> None:
 
 
 def test_garbage_never_raises() -> None:
-    for raw in (b"", b"\x00" * 100, b"\xff\xfe\r\n\r\n", b"Content-Type: multipart/mixed\r\n\r\n",
-                b"Subject: =?x-unknown?q?zz?=\r\n\r\n", b":\r\n\r\n"):
+    for raw in (
+        b"",
+        b"\x00" * 100,
+        b"\xff\xfe\r\n\r\n",
+        b"Content-Type: multipart/mixed\r\n\r\n",
+        b"Subject: =?x-unknown?q?zz?=\r\n\r\n",
+        b":\r\n\r\n",
+    ):
         assert mime.overview(raw) == overview.summarise(raw)
         mime.full_view(raw)

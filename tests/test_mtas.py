@@ -29,35 +29,63 @@ class Mail:
 
 
 def headers(to: str, subject: str, number: int) -> bytes:
-    return (f"From: Sender <{SENDER}>\r\nTo: {to}\r\nSubject: {subject}\r\n"
-            f"Date: Mon, 30 Nov 2026 12:00:0{number} +0000\r\n"
-            f"Message-ID: <mixed-{number}@client.test>\r\n").encode()
+    return (
+        f"From: Sender <{SENDER}>\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        f"Date: Mon, 30 Nov 2026 12:00:0{number} +0000\r\n"
+        f"Message-ID: <mixed-{number}@client.test>\r\n"
+    ).encode()
 
 
 def batch() -> list[Mail]:
     attachment = base64.encodebytes(bytes(range(256)) * 4096).replace(b"\n", b"\r\n")  # 1 MB
     return [
-        Mail("small", ["one@localhost"], headers("one@localhost", "small", 1)
-             + b"\r\nA short one.\r\n", []),
-        Mail("1 MB attachment", ["one@localhost"], headers("one@localhost", "attached", 2)
-             + b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
-             b"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n"
-             b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
-             b"Content-Disposition: attachment; filename=big.bin\r\n\r\n"
-             + attachment + b"--b--\r\n", []),
-        Mail("8-bit", ["eight@localhost"], headers("eight@localhost", "8-bit body", 3)
-             + b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-             b"Content-Transfer-Encoding: 8bit\r\n\r\n"
-             + "Grüße aus Köln, ½ € für dich.\r\n".encode(), ["BODY=8BITMIME"]),
-        Mail("UTF-8 addresses", ["jörg@localhost"],
-             headers("jörg@localhost", "Ünïcödé everywhere", 4)
-             + b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-             b"Content-Transfer-Encoding: 8bit\r\n\r\n" + "Hallo Jörg.\r\n".encode(),
-             ["SMTPUTF8", "BODY=8BITMIME"]),
-        Mail("many recipients", MANY, headers("undisclosed-recipients:;", "to many", 5)
-             + b"\r\nTo each of you.\r\n", []),
-        Mail("one foreign recipient", ["mixed@localhost", FOREIGN],
-             headers("mixed@localhost", "one goes nowhere", 6) + b"\r\nHalf of it.\r\n", []),
+        Mail(
+            "small",
+            ["one@localhost"],
+            headers("one@localhost", "small", 1) + b"\r\nA short one.\r\n",
+            [],
+        ),
+        Mail(
+            "1 MB attachment",
+            ["one@localhost"],
+            headers("one@localhost", "attached", 2)
+            + b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+            b"--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\n"
+            b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
+            b"Content-Disposition: attachment; filename=big.bin\r\n\r\n"
+            + attachment
+            + b"--b--\r\n",
+            [],
+        ),
+        Mail(
+            "8-bit",
+            ["eight@localhost"],
+            headers("eight@localhost", "8-bit body", 3)
+            + b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+            + "Grüße aus Köln, ½ € für dich.\r\n".encode(),
+            ["BODY=8BITMIME"],
+        ),
+        Mail(
+            "UTF-8 addresses",
+            ["jörg@localhost"],
+            headers("jörg@localhost", "Ünïcödé everywhere", 4)
+            + b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: 8bit\r\n\r\n" + "Hallo Jörg.\r\n".encode(),
+            ["SMTPUTF8", "BODY=8BITMIME"],
+        ),
+        Mail(
+            "many recipients",
+            MANY,
+            headers("undisclosed-recipients:;", "to many", 5) + b"\r\nTo each of you.\r\n",
+            [],
+        ),
+        Mail(
+            "one foreign recipient",
+            ["mixed@localhost", FOREIGN],
+            headers("mixed@localhost", "one goes nowhere", 6) + b"\r\nHalf of it.\r\n",
+            [],
+        ),
     ]
 
 
@@ -70,8 +98,12 @@ def mta_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(params=[False, True], ids=["plain", "starttls"])
-def relay(request: pytest.FixtureRequest, mta_name: str, start_burnbox: Callable[..., Running],
-          certificate: tuple[str, str]) -> Iterator[tuple[Postfix | Exim, Running, bool]]:
+def relay(
+    request: pytest.FixtureRequest,
+    mta_name: str,
+    start_burnbox: Callable[..., Running],
+    certificate: tuple[str, str],
+) -> Iterator[tuple[Postfix | Exim, Running, bool]]:
     cert, key = certificate
     server = start_burnbox(tls_cert=cert, tls_key=key)
     tls = bool(request.param)
@@ -107,8 +139,10 @@ def test_a_mixed_batch_through_a_real_mta(relay: tuple[Postfix | Exim, Running, 
     assert "mixed@localhost" not in str(report.get_body(("plain",)))
     assert "5.7.1" in bounce.decode("utf-8", "replace")
 
-    ours = [server.stored(address)[0].split(b"\r\n")[1] for address in
-            ("eight@localhost", "jörg@localhost")]
+    ours = [
+        server.stored(address)[0].split(b"\r\n")[1]
+        for address in ("eight@localhost", "jörg@localhost")
+    ]
     assert ours[0].endswith(b"with ESMTPS;" if tls else b"with ESMTP;"), ours
     assert ours[1].endswith(b"with UTF8SMTPS;" if tls else b"with UTF8SMTP;"), ours
     log = mta.log_text()

@@ -46,8 +46,10 @@ def test_mail_received_on_one_node_is_pushed_on_the_other(nodes: tuple[Node, Nod
     inbox = httpx.post(a.http + "/api/inboxes").json()
     headers = {"Authorization": f"Bearer {inbox['token']}"}
     events_on_b = f"{b.http}/api/inboxes/{inbox['address']}/events"
-    with httpx.Client(timeout=15) as client, connect_sse(client, "GET", events_on_b,
-                                                         headers=headers) as source:
+    with (
+        httpx.Client(timeout=15) as client,
+        connect_sse(client, "GET", events_on_b, headers=headers) as source,
+    ):
         events = source.iter_sse()
         assert next(events).retry == 2000  # subscribed on B
         send(a, inbox["address"], "via A")
@@ -56,11 +58,17 @@ def test_mail_received_on_one_node_is_pushed_on_the_other(nodes: tuple[Node, Nod
         last = event.id
     send(a, inbox["address"], "missed 1")  # nobody listening now
     send(b, inbox["address"], "missed 2")
-    with httpx.Client(timeout=15) as client, connect_sse(
-            client, "GET", events_on_b, headers={**headers, "Last-Event-ID": last}) as source:
+    with (
+        httpx.Client(timeout=15) as client,
+        connect_sse(
+            client, "GET", events_on_b, headers={**headers, "Last-Event-ID": last}
+        ) as source,
+    ):
         events = (event for event in source.iter_sse() if event.event == "message" and event.data)
         assert [json.loads(next(events).data)["subject"] for _ in range(2)] == [
-            "missed 1", "missed 2"]
+            "missed 1",
+            "missed 2",
+        ]
         send(a, inbox["address"], "live again")
         assert json.loads(next(events).data)["subject"] == "live again"
     # What an operator watches across nodes: A sent packets, B heard them and timed the lag.
@@ -73,8 +81,9 @@ def test_mail_received_on_one_node_is_pushed_on_the_other(nodes: tuple[Node, Nod
 def test_workers_share_the_listeners(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     url = str(request.getfixturevalue("postgres_url"))
     asyncio.run(reset(url))
-    node = start_node("--store", url, "--workers", "2", "--access", "public", cwd=tmp_path,
-                      banner_lines=7)
+    node = start_node(
+        "--store", url, "--workers", "2", "--access", "public", cwd=tmp_path, banner_lines=7
+    )
     try:
         assert "workers  2" in node.banner, node.banner
         assert "push     across nodes via postgres" in node.banner, node.banner

@@ -8,13 +8,14 @@ from hypothesis import strategies as st
 from burnbox.smtp.reader import ChunkReader, DotReader, Fault
 
 
-def read_all(chunks: list[bytes], max_size: int = 10_000, max_line: int = 1000) -> tuple[
-        Fault, bytes | None, bytes]:
+def read_all(
+    chunks: list[bytes], max_size: int = 10_000, max_line: int = 1000
+) -> tuple[Fault, bytes | None, bytes]:
     reader = DotReader(max_size, max_line)
     for index, chunk in enumerate(chunks):
         used = reader.feed(chunk)
         if used is not None:
-            rest = chunk[used:] + b"".join(chunks[index + 1:])
+            rest = chunk[used:] + b"".join(chunks[index + 1 :])
             message = reader.message() if reader.fault is Fault.NONE else None
             return reader.fault, message, rest
     raise AssertionError("no end of data")
@@ -30,8 +31,10 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     return pieces
 
 
-STREAM = (b"Subject: x\r\n\r\n..stuffed\r\n.single\r\nbare\n.\nlf\r.\rcr\r\n\r\n.\r\n"
-          b"MAIL FROM:<next@example.org>\r\n")
+STREAM = (
+    b"Subject: x\r\n\r\n..stuffed\r\n.single\r\nbare\n.\nlf\r.\rcr\r\n\r\n.\r\n"
+    b"MAIL FROM:<next@example.org>\r\n"
+)
 
 
 @given(st.lists(st.integers(0, len(STREAM)), max_size=12))
@@ -52,7 +55,7 @@ def test_arbitrary_bytes_never_end_early(body: bytes, cuts: list[int]) -> None:
     fault, message, rest = read_all(split(stream, cuts), max_size=10_000, max_line=10_000)
     assert fault is Fault.NONE
     assert message is not None
-    assert rest == stream[expected_end + 3:]
+    assert rest == stream[expected_end + 3 :]
 
 
 def test_size_limit_discards_and_finds_the_end() -> None:

@@ -70,16 +70,30 @@ async def nodes(make_channel: Callable[[], Channel]) -> AsyncIterator[tuple[Node
 
 def summary(number: int, text: str = "s") -> MessageSummary:
     return MessageSummary(
-        id=f"{number:024d}", address=BOX, received_at=NOW, expires_at=NOW + timedelta(hours=1),
-        size=number, sender=text, subject=text, snippet=text[:SNIPPET_CHARS], attachments=1,
-        date=text[:100], message_id=text, to=text, seen=number % 2 == 0)
+        id=f"{number:024d}",
+        address=BOX,
+        received_at=NOW,
+        expires_at=NOW + timedelta(hours=1),
+        size=number,
+        sender=text,
+        subject=text,
+        snippet=text[:SNIPPET_CHARS],
+        attachments=1,
+        date=text[:100],
+        message_id=text,
+        to=text,
+        seen=number % 2 == 0,
+    )
 
 
 async def test_a_burst_crosses_in_order_in_few_notifications(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     events = [Event("message", BOX, f"{n:024d}", summary(n, f"mail {n} é")) for n in range(500)]
-    events += [Event("seen", BOX, events[0].message_id, summary(0)),
-               Event("deleted", BOX, events[1].message_id), Event("expired", BOX, "")]
+    events += [
+        Event("seen", BOX, events[0].message_id, summary(0)),
+        Event("deleted", BOX, events[1].message_id),
+        Event("expired", BOX, ""),
+    ]
     async with b.hub.subscribe(BOX) as subscription:
         for event in events:  # one burst: nothing awaited in between
             a.hub.publish(event)
@@ -90,8 +104,7 @@ async def test_a_burst_crosses_in_order_in_few_notifications(nodes: tuple[Node, 
     assert b.sent_packets() == 0
 
 
-async def test_the_largest_summary_the_parser_makes_still_crosses(
-        nodes: tuple[Node, Node]) -> None:
+async def test_the_largest_summary_the_parser_makes_still_crosses(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
     widest = "\N{PILE OF POO}" * SUMMARY_FIELD_CHARS  # 4 bytes each in UTF-8
     biggest = [Event("message", BOX, f"{n:024d}", summary(n, widest)) for n in range(3)]
@@ -103,15 +116,21 @@ async def test_the_largest_summary_the_parser_makes_still_crosses(
     assert a.metrics.relay_dropped._value.get() == 0
 
 
-async def test_a_malformed_packet_is_ignored(nodes: tuple[Node, Node],
-                                             make_channel: Callable[[], Channel]) -> None:
+async def test_a_malformed_packet_is_ignored(
+    nodes: tuple[Node, Node], make_channel: Callable[[], Channel]
+) -> None:
     a, b = nodes
     stranger = make_channel()
     await stranger.connect(lambda _payload: None, lambda: None)
     try:
         async with b.hub.subscribe(BOX) as subscription:
-            for garbage in ("", "no newline", "node 1.0\nbox@localhost\t{not json",
-                            "node x\nbox@localhost\t[]", "node 1.0\nbox@localhost\t[1]"):
+            for garbage in (
+                "",
+                "no newline",
+                "node 1.0\nbox@localhost\t{not json",
+                "node x\nbox@localhost\t[]",
+                "node 1.0\nbox@localhost\t[1]",
+            ):
                 await stranger.send(garbage)
             a.hub.publish(Event("deleted", BOX, "after the garbage"))
             async with asyncio.timeout(20):
@@ -130,8 +149,20 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.PIPE, text=True)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.process.stdout is not None
         for line in self.process.stdout:  # its log, until it says it is ready
             if "Ready to accept connections" in line:
@@ -157,8 +188,7 @@ def private_server(request: pytest.FixtureRequest) -> Iterator[Cluster | RedisSe
 
 
 def private_channel(server: Cluster | RedisServer) -> Channel:
-    return PostgresChannel(server.url) if isinstance(server, Cluster) else RedisChannel(
-        server.url)
+    return PostgresChannel(server.url) if isinstance(server, Cluster) else RedisChannel(server.url)
 
 
 async def heard_again(a: Node, b: Node) -> int:
@@ -178,7 +208,8 @@ async def heard_again(a: Node, b: Node) -> int:
 
 
 async def test_losing_the_channel_ends_local_streams_and_push_comes_back(
-        private_server: Cluster | RedisServer) -> None:
+    private_server: Cluster | RedisServer,
+) -> None:
     a, b = Node(private_channel(private_server)), Node(private_channel(private_server))
     for node in (a, b):
         await node.start()
@@ -199,7 +230,8 @@ async def test_losing_the_channel_ends_local_streams_and_push_comes_back(
 
 
 async def test_an_event_too_large_for_a_packet_is_dropped_and_counted(
-        nodes: tuple[Node, Node]) -> None:
+    nodes: tuple[Node, Node],
+) -> None:
     """Only a summary the parser cannot make is this large; the ones after it still cross."""
     a, b = nodes
     too_large = Event("message", BOX, "0" * 24, summary(0, "x" * 8000))
@@ -216,10 +248,23 @@ def test_every_summary_field_round_trips_through_the_relay_encoding() -> None:
     """Each field distinct, an astral character, a seen flag set: encode then decode gives
     the same event back (a swapped or dropped field would not)."""
     original = MessageSummary(
-        id="06H2M94A4X1F9D3RGB0B4XMG", address=BOX, received_at=NOW,
-        expires_at=NOW + timedelta(hours=1), size=2048, sender="Sender <s@x.test>",
-        subject="Subject 😀", snippet="snippet text", attachments=3, date="Mon, 30 Nov 2026",
-        message_id="<id@x.test>", to="To <t@x.test>", seen=True)
-    for event in (Event("message", BOX, original.id, original),
-                  Event("deleted", BOX, original.id), Event("expired", BOX, "")):
+        id="06H2M94A4X1F9D3RGB0B4XMG",
+        address=BOX,
+        received_at=NOW,
+        expires_at=NOW + timedelta(hours=1),
+        size=2048,
+        sender="Sender <s@x.test>",
+        subject="Subject 😀",
+        snippet="snippet text",
+        attachments=3,
+        date="Mon, 30 Nov 2026",
+        message_id="<id@x.test>",
+        to="To <t@x.test>",
+        seen=True,
+    )
+    for event in (
+        Event("message", BOX, original.id, original),
+        Event("deleted", BOX, original.id),
+        Event("expired", BOX, ""),
+    ):
         assert decode(encode(event)) == event

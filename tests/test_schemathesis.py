@@ -19,17 +19,35 @@ from tests.helpers import Running
 EXCLUDED = "positive_data_acceptance,ensure_resource_availability"
 
 
-def test_the_api_keeps_to_its_spec(start_burnbox: Callable[..., Running],
-                                   tmp_path: Path) -> None:
+def test_the_api_keeps_to_its_spec(start_burnbox: Callable[..., Running], tmp_path: Path) -> None:
     schemathesis = str(Path(sys.executable).parent / "schemathesis")  # from the test extras
     server = start_burnbox(inbox_create_rate="100000/s", failed_read_rate="100000/s")
     token = httpx.post(server.http + "/api/inboxes", json={"local_part": "fuzz"}).json()["token"]
     result = subprocess.run(
-        [schemathesis, "run", server.http + "/api/openapi.json", "--checks", "all",
-         "--exclude-checks", EXCLUDED, "--max-examples", "30", "--workers", "1",
-         "--header", f"Authorization: Bearer {token}", "--seed", "1",
-         "--report-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, check=False)
+        [
+            schemathesis,
+            "run",
+            server.http + "/api/openapi.json",
+            "--checks",
+            "all",
+            "--exclude-checks",
+            EXCLUDED,
+            "--max-examples",
+            "30",
+            "--workers",
+            "1",
+            "--header",
+            f"Authorization: Bearer {token}",
+            "--seed",
+            "1",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-6000:]
     spec = httpx.get(server.http + "/api/openapi.json").json()
     operations = sum(len(methods) for methods in spec["paths"].values())

@@ -19,7 +19,7 @@ RECEIVED_END = b"\r\n\t"  # our Received header's last line starts after this
 def strip_received(raw: bytes) -> bytes:
     assert raw.startswith(b"Received: from ")
     date_line = raw.index(b"\r\n", raw.index(b";\r\n\t") + 3)
-    return raw[date_line + 2:]
+    return raw[date_line + 2 :]
 
 
 def test_smtplib_sendmail_with_attachment(server: Running) -> None:
@@ -29,8 +29,9 @@ def test_smtplib_sendmail_with_attachment(server: Running) -> None:
     message["Subject"] = "Your code is 482913"
     message.set_content("Hello Bob,\nyour code is 482913.\n")
     message.add_alternative("<p>Your code is <b>482913</b></p>", subtype="html")
-    message.add_attachment(b"\x89PNG\r\n\x1a\n" + bytes(100), maintype="image",
-                           subtype="png", filename="pic.png")
+    message.add_attachment(
+        b"\x89PNG\r\n\x1a\n" + bytes(100), maintype="image", subtype="png", filename="pic.png"
+    )
     with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as client:
         refused = client.send_message(message)
     assert refused == {}
@@ -43,10 +44,15 @@ def test_smtplib_sendmail_with_attachment(server: Running) -> None:
 
 def test_smtplib_reports_refused_recipients(server: Running) -> None:
     with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as client:
-        refused = client.sendmail("a@example.org", ["ok@localhost", "no@elsewhere.test"],
-                                  b"Subject: x\r\n\r\nbody\r\n")
-    assert refused == {"no@elsewhere.test": (550, b"5.7.1 Relaying denied: this server "
-                                                  b"accepts mail only for its own domains")}
+        refused = client.sendmail(
+            "a@example.org", ["ok@localhost", "no@elsewhere.test"], b"Subject: x\r\n\r\nbody\r\n"
+        )
+    assert refused == {
+        "no@elsewhere.test": (
+            550,
+            b"5.7.1 Relaying denied: this server accepts mail only for its own domains",
+        )
+    }
     assert len(server.stored("ok@localhost")) == 1
 
 
@@ -68,8 +74,10 @@ async def test_aiosmtplib_many_messages_one_connection(server: Running) -> None:
     try:
         for number in range(50):
             errors, reply = await client.sendmail(
-                "a@example.org", [f"box{number % 5}@localhost"],
-                f"Subject: n{number}\r\n\r\nmessage {number}\r\n".encode())
+                "a@example.org",
+                [f"box{number % 5}@localhost"],
+                f"Subject: n{number}\r\n\r\nmessage {number}\r\n".encode(),
+            )
             assert errors == {}
             assert reply.startswith("2.0.0 OK: stored as "), reply
     finally:
@@ -84,8 +92,9 @@ async def test_aiosmtplib_bdat_is_not_used_but_pipelining_is(server: Running) ->
     await client.ehlo()
     assert client.supports_extension("pipelining")
     assert client.supports_extension("chunking")
-    errors, _ = await client.sendmail("a@example.org", ["x@localhost", "y@localhost"],
-                                      b"Subject: two\r\n\r\nhi\r\n")
+    errors, _ = await client.sendmail(
+        "a@example.org", ["x@localhost", "y@localhost"], b"Subject: two\r\n\r\nhi\r\n"
+    )
     await client.quit()
     assert errors == {}
     assert server.count() == 2
@@ -96,10 +105,25 @@ def test_swaks_with_pipelining_and_attachment(server: Running, tmp_path: Path) -
     attachment = tmp_path / "report.txt"
     attachment.write_text("numbers\n")
     result = subprocess.run(
-        [swaks, "--server", f"127.0.0.1:{server.smtp_port}", "--to", "qa@localhost",
-         "--from", "ci@example.org", "--pipeline", "--header", "Subject: swaks run",
-         "--attach", str(attachment)],
-        capture_output=True, text=True, timeout=30, check=False)
+        [
+            swaks,
+            "--server",
+            f"127.0.0.1:{server.smtp_port}",
+            "--to",
+            "qa@localhost",
+            "--from",
+            "ci@example.org",
+            "--pipeline",
+            "--header",
+            "Subject: swaks run",
+            "--attach",
+            str(attachment),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "250 2.0.0 OK: stored as" in result.stdout
     [summary] = server.call(server.app.store.summaries("qa@localhost"))
@@ -109,22 +133,67 @@ def test_swaks_with_pipelining_and_attachment(server: Running, tmp_path: Path) -
 
 def test_swaks_plain_body(server: Running) -> None:
     result = subprocess.run(
-        [require("swaks"), "--server", f"127.0.0.1:{server.smtp_port}", "--to", "qa@localhost",
-         "--from", "ci@example.org", "--body", "chunked body"],
-        capture_output=True, text=True, timeout=30, check=False)
+        [
+            require("swaks"),
+            "--server",
+            f"127.0.0.1:{server.smtp_port}",
+            "--to",
+            "qa@localhost",
+            "--from",
+            "ci@example.org",
+            "--body",
+            "chunked body",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 0
     assert server.stored("qa@localhost")[0].rstrip().endswith(b"chunked body")
 
 
 def test_smtp_source_burst_is_stored_exactly(server: Running) -> None:
     smtp_source = require("smtp-source")
-    subprocess.run([smtp_source, "-d", "-s", "10", "-m", "300", "-l", "2000",
-                    "-f", "load@example.org", "-t", "load@localhost",
-                    f"127.0.0.1:{server.smtp_port}"], check=True, timeout=60)
+    subprocess.run(
+        [
+            smtp_source,
+            "-d",
+            "-s",
+            "10",
+            "-m",
+            "300",
+            "-l",
+            "2000",
+            "-f",
+            "load@example.org",
+            "-t",
+            "load@localhost",
+            f"127.0.0.1:{server.smtp_port}",
+        ],
+        check=True,
+        timeout=60,
+    )
     assert server.count() == 300
-    subprocess.run([smtp_source, "-s", "10", "-m", "100", "-l", "100000", "-N",
-                    "-f", "load@example.org", "-t", "big@localhost",
-                    f"127.0.0.1:{server.smtp_port}"], check=True, timeout=60)
+    subprocess.run(
+        [
+            smtp_source,
+            "-s",
+            "10",
+            "-m",
+            "100",
+            "-l",
+            "100000",
+            "-N",
+            "-f",
+            "load@example.org",
+            "-t",
+            "big@localhost",
+            f"127.0.0.1:{server.smtp_port}",
+        ],
+        check=True,
+        timeout=60,
+    )
     assert server.count() == 400
 
 
@@ -135,8 +204,12 @@ def test_every_corpus_message_is_accepted_over_smtp(server: Running) -> None:
         client.ehlo("corpus.test")
         for number, path in enumerate(paths):
             options = ["SMTPUTF8"] if not path.read_bytes().isascii() else []
-            client.sendmail("corpus@example.org", [f"c{number}@localhost"],
-                            on_the_wire(path.read_bytes()), mail_options=options)
+            client.sendmail(
+                "corpus@example.org",
+                [f"c{number}@localhost"],
+                on_the_wire(path.read_bytes()),
+                mail_options=options,
+            )
     for number, path in enumerate(paths):
         [stored] = server.stored(f"c{number}@localhost")
         assert strip_received(stored) == on_the_wire(path.read_bytes()), path.name
@@ -149,7 +222,8 @@ def on_the_wire(raw: bytes) -> bytes:
 
 
 def test_bare_line_feeds_in_the_body_are_kept_and_the_header_section_made_crlf(
-        server: Running) -> None:
+    server: Running,
+) -> None:
     raw = b"Subject: lf only\n\nline\n.dot\n"
     with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as client:
         client.sendmail("a@example.org", ["lf@localhost"], raw)

@@ -14,8 +14,9 @@ import pytest
 from tests.helpers import Conversation, Running, begin
 
 
-def test_connection_limit_in_total(start_burnbox: Callable[..., Running],
-                                   connect: Callable[[Running], Conversation]) -> None:
+def test_connection_limit_in_total(
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(max_connections=3)
     kept = [connect(server) for _ in range(3)]
     assert all(c.greeting.startswith("220") for c in kept)
@@ -26,15 +27,17 @@ def test_connection_limit_in_total(start_burnbox: Callable[..., Running],
     assert kept[0].closed()
 
 
-def test_connection_limit_per_client_ip(start_burnbox: Callable[..., Running],
-                                        connect: Callable[[Running], Conversation]) -> None:
+def test_connection_limit_per_client_ip(
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(max_connections_per_ip=2)
     first, second = connect(server), connect(server)
     assert first.greeting.startswith("220")
     assert second.greeting.startswith("220")
     assert connect(server).greeting.startswith("421 4.7.0")
-    other = socket.create_connection(("127.0.0.1", server.smtp_port), timeout=10,
-                                     source_address=("127.0.0.2", 0))
+    other = socket.create_connection(
+        ("127.0.0.1", server.smtp_port), timeout=10, source_address=("127.0.0.2", 0)
+    )
     try:
         assert other.recv(100).startswith(b"220")  # another client IP still gets in
     finally:
@@ -42,8 +45,8 @@ def test_connection_limit_per_client_ip(start_burnbox: Callable[..., Running],
 
 
 def test_idle_timeout_cannot_be_defeated_by_noop(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(smtp_idle_timeout=0.5, smtp_junk_limit=10**9)
     started = time.monotonic()
     conversation = connect(server)
@@ -60,8 +63,9 @@ def test_idle_timeout_cannot_be_defeated_by_noop(
     assert conversation.closed()
 
 
-def test_minimum_data_rate(start_burnbox: Callable[..., Running],
-                           connect: Callable[[Running], Conversation]) -> None:
+def test_minimum_data_rate(
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(smtp_min_data_rate=100_000, smtp_min_data_rate_after=0.3)
     conversation = connect(server)
     begin(conversation)
@@ -81,8 +85,9 @@ def test_minimum_data_rate(start_burnbox: Callable[..., Running],
     assert server.count() == 0
 
 
-def test_error_cap(start_burnbox: Callable[..., Running],
-                   connect: Callable[[Running], Conversation]) -> None:
+def test_error_cap(
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(smtp_max_errors=3)
     conversation = connect(server)
     assert conversation.command("BOGUS").startswith("500")
@@ -93,8 +98,8 @@ def test_error_cap(start_burnbox: Callable[..., Running],
 
 
 def test_junk_command_limit_resets_after_a_delivery(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(smtp_junk_limit=4)
     conversation = connect(server)
     begin(conversation)  # EHLO is junk number 1
@@ -106,8 +111,8 @@ def test_junk_command_limit_resets_after_a_delivery(
 
 
 def test_a_message_larger_than_the_whole_store_is_refused_for_good(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     """No eviction can make room, so "try again later" (452) would be a lie the sender
     believes for days: 552 5.3.4, and nothing stored. (A full disk, which may pass, is 452
     4.3.1: tests/test_faults.py.)"""
@@ -120,16 +125,19 @@ def test_a_message_larger_than_the_whole_store_is_refused_for_good(
 
 
 def test_a_fault_on_our_side_answers_451_without_details(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     """A real fault: the process pool that parses large messages is gone."""
     server = start_burnbox(ingest_parse_inline_max=100)
     server.app.parse_pool.close()
     conversation = connect(server)
     begin(conversation)
     conversation.command("DATA")
-    message = (b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n"
-               + b"text\r\n" * 100 + b"--b--\r\n")
+    message = (
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n"
+        + b"text\r\n" * 100
+        + b"--b--\r\n"
+    )
     reply = conversation.command(message + b".")
     assert reply == "451 4.3.0 Local error in processing; try again later"
     assert server.count() == 0
@@ -137,8 +145,8 @@ def test_a_fault_on_our_side_answers_451_without_details(
 
 
 def test_eviction_keeps_the_store_within_its_byte_cap(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(store_max_bytes=20_000)
     conversation = connect(server)
     for number in range(30):
@@ -166,7 +174,8 @@ def test_starttls(start_burnbox: Callable[..., Running], certificate: tuple[str,
 
 
 def test_commands_pipelined_after_starttls_are_discarded(
-        start_burnbox: Callable[..., Running], certificate: tuple[str, str]) -> None:
+    start_burnbox: Callable[..., Running], certificate: tuple[str, str]
+) -> None:
     cert, key = certificate
     server = start_burnbox(tls_cert=cert, tls_key=key)
     plain = socket.create_connection(("127.0.0.1", server.smtp_port), timeout=10)
@@ -188,8 +197,9 @@ def test_commands_pipelined_after_starttls_are_discarded(
         plain.close()
 
 
-def test_starttls_twice_is_refused(start_burnbox: Callable[..., Running],
-                                   certificate: tuple[str, str]) -> None:
+def test_starttls_twice_is_refused(
+    start_burnbox: Callable[..., Running], certificate: tuple[str, str]
+) -> None:
     cert, key = certificate
     server = start_burnbox(tls_cert=cert, tls_key=key)
     with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as client:
@@ -200,8 +210,8 @@ def test_starttls_twice_is_refused(start_burnbox: Callable[..., Running],
 
 
 def test_shutdown_says_421_to_idle_sessions_and_lets_transactions_finish(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox()
     idle = connect(server)
     busy = connect(server)
@@ -220,14 +230,15 @@ def test_shutdown_says_421_to_idle_sessions_and_lets_transactions_finish(
 
 
 def test_heavy_message_does_not_stall_other_sessions(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(max_message_size=64 * 2**20, smtp_junk_limit=10**9)
     heavy = connect(server)
     begin(heavy)
     heavy.command("DATA")
-    parts = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n
-                     for n in range(60_000))
+    parts = b"".join(
+        b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % n for n in range(60_000)
+    )
     heavy.send(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n" + parts + b"--b--\r\n")
     probe = connect(server)
     probe.command("EHLO probe")
@@ -252,5 +263,3 @@ def test_heavy_message_does_not_stall_other_sessions(
     assert parse_time > 0.3, "the message was not heavy enough to show anything"
     assert rounds > 5
     assert slowest < 0.1, f"a NOOP waited {slowest:.3f}s while a message was parsed"
-
-

@@ -18,15 +18,23 @@ def test_ehlo_advertises_the_extensions(talk: Callable[[], Conversation]) -> Non
     reply = talk().command("EHLO client.test")
     keywords = [line[4:] for line in reply.splitlines()]
     assert keywords[0] == "mx.test greets you"
-    for keyword in ("PIPELINING", "SIZE 26214400", "8BITMIME", "SMTPUTF8", "CHUNKING",
-                    "ENHANCEDSTATUSCODES", "BINARYMIME"):
+    for keyword in (
+        "PIPELINING",
+        "SIZE 26214400",
+        "8BITMIME",
+        "SMTPUTF8",
+        "CHUNKING",
+        "ENHANCEDSTATUSCODES",
+        "BINARYMIME",
+    ):
         assert keyword in keywords
     assert "STARTTLS" not in keywords  # no certificate configured
     assert reply.splitlines()[-1].startswith("250 ")
 
 
 def test_a_message_is_stored_byte_for_byte_after_a_received_header(
-        server: Running, talk: Callable[[], Conversation]) -> None:
+    server: Running, talk: Callable[[], Conversation]
+) -> None:
     conversation = talk()
     begin(conversation)
     assert conversation.command("DATA").startswith("354")
@@ -40,8 +48,8 @@ def test_a_message_is_stored_byte_for_byte_after_a_received_header(
 
 
 def test_received_header_names_the_ip_when_configured(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(received_client_ip=True)
     conversation = connect(server)
     begin(conversation)
@@ -51,15 +59,20 @@ def test_received_header_names_the_ip_when_configured(
 
 
 def test_pipelined_commands_get_their_replies_in_order(
-        server: Running, talk: Callable[[], Conversation]) -> None:
+    server: Running, talk: Callable[[], Conversation]
+) -> None:
     conversation = talk()
     conversation.command("EHLO client.test")
-    conversation.send(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<one@localhost>\r\n"
-                      b"RCPT TO:<nobody@elsewhere.test>\r\nRCPT TO:<two@localhost>\r\nDATA\r\n")
+    conversation.send(
+        b"MAIL FROM:<a@example.org>\r\nRCPT TO:<one@localhost>\r\n"
+        b"RCPT TO:<nobody@elsewhere.test>\r\nRCPT TO:<two@localhost>\r\nDATA\r\n"
+    )
     replies = [conversation.reply() for _ in range(5)]
     assert [r[:3] for r in replies] == ["250", "250", "550", "250", "354"]
-    conversation.send(b"Subject: p\r\n\r\nbody\r\n.\r\nMAIL FROM:<b@example.org>\r\n"
-                      b"RCPT TO:<one@localhost>\r\nNOOP\r\nRSET\r\nQUIT\r\n")
+    conversation.send(
+        b"Subject: p\r\n\r\nbody\r\n.\r\nMAIL FROM:<b@example.org>\r\n"
+        b"RCPT TO:<one@localhost>\r\nNOOP\r\nRSET\r\nQUIT\r\n"
+    )
     replies = [conversation.reply() for _ in range(6)]
     assert [r[:3] for r in replies] == ["250", "250", "250", "250", "250", "221"]
     assert conversation.closed()
@@ -85,18 +98,31 @@ def test_empty_message_is_accepted(server: Running, talk: Callable[[], Conversat
     assert raw.endswith(b";\r\n\t" + date + b"\r\n")
 
 
-@pytest.mark.parametrize("smuggled", [
-    b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r", b"\r.\r\n", b"\r\n.\r", b"\n.\r",
-])
-def test_no_bare_cr_or_lf_ends_data(server: Running, talk: Callable[[], Conversation],
-                                    smuggled: bytes) -> None:
+@pytest.mark.parametrize(
+    "smuggled",
+    [
+        b"\n.\n",
+        b"\n.\r\n",
+        b"\r\n.\n",
+        b"\r.\r",
+        b"\r.\r\n",
+        b"\r\n.\r",
+        b"\n.\r",
+    ],
+)
+def test_no_bare_cr_or_lf_ends_data(
+    server: Running, talk: Callable[[], Conversation], smuggled: bytes
+) -> None:
     """The SMTP smuggling class: one DATA must never become two messages."""
     conversation = talk()
     begin(conversation)
     conversation.command("DATA")
-    payload = (b"Subject: first\r\n\r\nhello" + smuggled
-               + b"MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@localhost>\r\nDATA\r\n"
-               + b"Subject: smuggled\r\n\r\nowned\r\n.\r\n")
+    payload = (
+        b"Subject: first\r\n\r\nhello"
+        + smuggled
+        + b"MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@localhost>\r\nDATA\r\n"
+        + b"Subject: smuggled\r\n\r\nowned\r\n.\r\n"
+    )
     conversation.send(payload)
     reply = conversation.reply()
     assert reply.startswith("250"), reply
@@ -114,8 +140,7 @@ def test_bare_lf_never_ends_a_command(talk: Callable[[], Conversation]) -> None:
     assert conversation.command("NOOP").startswith("250")
 
 
-def test_overlong_command_line_does_not_desynchronise(
-        talk: Callable[[], Conversation]) -> None:
+def test_overlong_command_line_does_not_desynchronise(talk: Callable[[], Conversation]) -> None:
     conversation = talk()
     conversation.send(b"NOOP " + b"x" * 10_000 + b"\r\nNOOP\r\n")
     assert conversation.reply().startswith("500 5.5.2 Line too long")
@@ -130,8 +155,9 @@ def test_overlong_line_split_at_crlf_boundary(talk: Callable[[], Conversation]) 
     assert conversation.reply().startswith("250")
 
 
-def test_long_text_lines_are_kept_unchanged(server: Running,
-                                            talk: Callable[[], Conversation]) -> None:
+def test_long_text_lines_are_kept_unchanged(
+    server: Running, talk: Callable[[], Conversation]
+) -> None:
     conversation = talk()
     begin(conversation)
     conversation.command("DATA")
@@ -141,8 +167,8 @@ def test_long_text_lines_are_kept_unchanged(server: Running,
 
 
 def test_a_line_beyond_the_bound_refuses_the_message(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(max_line_length=1000)
     conversation = connect(server)
     begin(conversation)
@@ -155,8 +181,8 @@ def test_a_line_beyond_the_bound_refuses_the_message(
 
 
 def test_declared_size_too_big_is_refused_at_mail(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(max_message_size=1000)
     conversation = connect(server)
     conversation.command("EHLO c")
@@ -165,8 +191,8 @@ def test_declared_size_too_big_is_refused_at_mail(
 
 
 def test_message_growing_too_big_is_read_to_its_end_then_refused(
-        start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(max_message_size=10_000)
     conversation = connect(server)
     begin(conversation)
@@ -179,8 +205,9 @@ def test_message_growing_too_big_is_read_to_its_end_then_refused(
     assert conversation.command("NOOP").startswith("250")
 
 
-def test_recipient_limit(start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+def test_recipient_limit(
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(max_recipients=3, inbox_max_messages=10)
     conversation = connect(server)
     conversation.command("EHLO c")
@@ -204,40 +231,41 @@ def test_default_recipient_limit_is_100(talk: Callable[[], Conversation]) -> Non
     assert replies[100].startswith("452 4.5.3")
 
 
-@pytest.mark.parametrize(("recipient", "expected"), [
-    ("<someone@gmail.com>", "550 5.7.1"),
-    ("<someone@localhost.evil.test>", "550 5.7.1"),
-    ("<a@sub.wild.test>", "250"),
-    ("<a@deep.sub.wild.test>", "250"),
-    ("<a@wild.test>", "550 5.7.1"),
-    ("<a@EXAMPLE.TEST>", "250"),
-    ("<@relay.test:a@localhost>", "250"),
-    ("<postmaster>", "250"),
-    ("<../etc/passwd@localhost>", "553 5.1.3"),
-    ("<a/b@localhost>", "553 5.1.3"),
-    ("<a\\b@localhost>", "553 5.1.3"),
-    ('<"quoted"@localhost>', "553 5.1.3"),
-    ("<=?utf-8?q?x?=@localhost>", "553 5.1.3"),
-    ("<" + "a" * 65 + "@localhost>", "553 5.1.3"),
-    ("<a..b@localhost>", "553 5.1.3"),
-    ("<.a@localhost>", "553 5.1.3"),
-    ("<a@[127.0.0.1]>", "553 5.1.3"),
-    ("<a@local_host>", "553 5.1.3"),
-    ("<nodomain>", "553 5.1.3"),
-    ("<ü@localhost>", "553 5.6.7"),
-    ("a@localhost", "250"),
-    ("<a@localhost", "501 5.5.4"),
-])
-def test_recipient_policy(talk: Callable[[], Conversation], recipient: str,
-                          expected: str) -> None:
+@pytest.mark.parametrize(
+    ("recipient", "expected"),
+    [
+        ("<someone@gmail.com>", "550 5.7.1"),
+        ("<someone@localhost.evil.test>", "550 5.7.1"),
+        ("<a@sub.wild.test>", "250"),
+        ("<a@deep.sub.wild.test>", "250"),
+        ("<a@wild.test>", "550 5.7.1"),
+        ("<a@EXAMPLE.TEST>", "250"),
+        ("<@relay.test:a@localhost>", "250"),
+        ("<postmaster>", "250"),
+        ("<../etc/passwd@localhost>", "553 5.1.3"),
+        ("<a/b@localhost>", "553 5.1.3"),
+        ("<a\\b@localhost>", "553 5.1.3"),
+        ('<"quoted"@localhost>', "553 5.1.3"),
+        ("<=?utf-8?q?x?=@localhost>", "553 5.1.3"),
+        ("<" + "a" * 65 + "@localhost>", "553 5.1.3"),
+        ("<a..b@localhost>", "553 5.1.3"),
+        ("<.a@localhost>", "553 5.1.3"),
+        ("<a@[127.0.0.1]>", "553 5.1.3"),
+        ("<a@local_host>", "553 5.1.3"),
+        ("<nodomain>", "553 5.1.3"),
+        ("<ü@localhost>", "553 5.6.7"),
+        ("a@localhost", "250"),
+        ("<a@localhost", "501 5.5.4"),
+    ],
+)
+def test_recipient_policy(talk: Callable[[], Conversation], recipient: str, expected: str) -> None:
     conversation = talk()
     conversation.command("EHLO c")
     conversation.command("MAIL FROM:<a@example.org>")
     assert conversation.command(f"RCPT TO:{recipient}").startswith(expected)
 
 
-def test_control_characters_in_an_address_are_refused(
-        talk: Callable[[], Conversation]) -> None:
+def test_control_characters_in_an_address_are_refused(talk: Callable[[], Conversation]) -> None:
     conversation = talk()
     conversation.command("EHLO c")
     conversation.command("MAIL FROM:<a@example.org>")
@@ -284,12 +312,25 @@ def test_mail_parameters(talk: Callable[[], Conversation]) -> None:
     assert conversation.command("MAIL FROM:<a@b.test> SIZE=10").startswith("555")
 
 
-@pytest.mark.parametrize("parameters", [
-    "SIZE=abc", "SIZE=-1", "SIZE=", "SIZE", "SIZE=1e3", "SIZE=\u0661\u0662", "SIZE=" + "9" * 19,
-    "BODY=", "BODY", "BODY=9BIT", "SMTPUTF8=yes",
-])
-def test_a_malformed_value_is_a_syntax_error(talk: Callable[[], Conversation],
-                                             parameters: str) -> None:
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        "SIZE=abc",
+        "SIZE=-1",
+        "SIZE=",
+        "SIZE",
+        "SIZE=1e3",
+        "SIZE=\u0661\u0662",
+        "SIZE=" + "9" * 19,
+        "BODY=",
+        "BODY",
+        "BODY=9BIT",
+        "SMTPUTF8=yes",
+    ],
+)
+def test_a_malformed_value_is_a_syntax_error(
+    talk: Callable[[], Conversation], parameters: str
+) -> None:
     """501 for a parameter we know given a value it cannot take; 555 is only for one we do
     not know (RFC 5321 4.2.3)."""
     conversation = talk()
@@ -321,34 +362,37 @@ def test_invalid_utf8_command(talk: Callable[[], Conversation]) -> None:
     assert talk().command(b"NOOP \xff\xfe").startswith("500 5.5.2")
 
 
-def test_bdat_chunks_make_one_message(server: Running,
-                                      talk: Callable[[], Conversation]) -> None:
+def test_bdat_chunks_make_one_message(server: Running, talk: Callable[[], Conversation]) -> None:
     conversation = talk()
     begin(conversation)
     first = b"Subject: chunks\r\n\r\nline\r\n.\r\nMAIL FROM:<x@y.test>\r\n"
     assert conversation.command(b"BDAT %d\r\n" % len(first) + first[:-2]).startswith(
-        f"250 2.0.0 {len(first)} octets")
+        f"250 2.0.0 {len(first)} octets"
+    )
     second = b"binary \x00\xff end\r\n"
     assert conversation.command(b"BDAT %d LAST\r\n" % len(second) + second[:-2]).startswith(
-        "250 2.0.0 OK: stored")
+        "250 2.0.0 OK: stored"
+    )
     [raw] = server.stored("user@localhost")
     assert raw.endswith(first + second)  # no unstuffing, nothing taken as a command
     assert server.count() == 1
 
 
-def test_bdat_pipelined_with_zero_last(server: Running,
-                                       talk: Callable[[], Conversation]) -> None:
+def test_bdat_pipelined_with_zero_last(server: Running, talk: Callable[[], Conversation]) -> None:
     conversation = talk()
     conversation.command("EHLO c")
-    conversation.send(b"MAIL FROM:<a@b.test> BODY=BINARYMIME\r\nRCPT TO:<u@localhost>\r\n"
-                      b"BDAT 5\r\nhelloBDAT 0 LAST\r\nNOOP\r\n")
+    conversation.send(
+        b"MAIL FROM:<a@b.test> BODY=BINARYMIME\r\nRCPT TO:<u@localhost>\r\n"
+        b"BDAT 5\r\nhelloBDAT 0 LAST\r\nNOOP\r\n"
+    )
     replies = [conversation.reply()[:3] for _ in range(5)]
     assert replies == ["250", "250", "250", "250", "250"]
     assert server.stored("u@localhost")[0].endswith(b"hello")
 
 
 def test_bdat_without_transaction_still_consumes_the_chunk(
-        server: Running, talk: Callable[[], Conversation]) -> None:
+    server: Running, talk: Callable[[], Conversation]
+) -> None:
     conversation = talk()
     conversation.command("EHLO c")
     assert conversation.command(b"BDAT 6\r\nQUIT").startswith("503 5.5.1")
@@ -356,8 +400,9 @@ def test_bdat_without_transaction_still_consumes_the_chunk(
     assert server.count() == 0
 
 
-def test_bdat_too_big(start_burnbox: Callable[..., Running],
-        connect: Callable[[Running], Conversation]) -> None:
+def test_bdat_too_big(
+    start_burnbox: Callable[..., Running], connect: Callable[[Running], Conversation]
+) -> None:
     server = start_burnbox(max_message_size=100)
     conversation = connect(server)
     begin(conversation)

@@ -35,14 +35,14 @@ NOW = real_now()  # a fixed moment, taken from the real clock
 StoreFactory = Callable[..., Store]
 
 
-def memory_store(folder: Path, max_bytes: int = 10**9,
-                 inbox_max_messages: int = 1000) -> Store:
+def memory_store(folder: Path, max_bytes: int = 10**9, inbox_max_messages: int = 1000) -> Store:
     return MemoryStore(max_bytes=max_bytes, inbox_max_messages=inbox_max_messages)
 
 
 def sqlite_store(folder: Path, max_bytes: int = 10**9, inbox_max_messages: int = 1000) -> Store:
-    return SqliteStore(str(folder / "burnbox.db"), max_bytes=max_bytes,
-                       inbox_max_messages=inbox_max_messages)
+    return SqliteStore(
+        str(folder / "burnbox.db"), max_bytes=max_bytes, inbox_max_messages=inbox_max_messages
+    )
 
 
 def postgres_store(url: str, max_bytes: int = 10**9, inbox_max_messages: int = 1000) -> Store:
@@ -50,12 +50,14 @@ def postgres_store(url: str, max_bytes: int = 10**9, inbox_max_messages: int = 1
 
 
 BACKENDS: dict[str, Callable[..., Store]] = {
-    "memory": memory_store, "sqlite": sqlite_store, "postgres": postgres_store}
+    "memory": memory_store,
+    "sqlite": sqlite_store,
+    "postgres": postgres_store,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-async def make_store(request: pytest.FixtureRequest,
-                     tmp_path: Path) -> AsyncIterator[StoreFactory]:
+async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     opened: list[Store] = []
     factory = BACKENDS[request.param]
     where: object = tmp_path
@@ -87,16 +89,32 @@ class Mail:
     def __init__(self) -> None:
         self.counter = 0
 
-    def __call__(self, address: str, *, at: datetime = NOW, ttl: float = 3600,
-                 size: int = 10, subject: str = "s") -> MessageSummary:
+    def __call__(
+        self,
+        address: str,
+        *,
+        at: datetime = NOW,
+        ttl: float = 3600,
+        size: int = 10,
+        subject: str = "s",
+    ) -> MessageSummary:
         self.counter += 1
         n = self.counter
         return MessageSummary(
-            id=f"{n:024d}", address=address, received_at=at,
-            expires_at=at + timedelta(seconds=ttl), size=size, sender=f"sender {n} <s@x>",
-            subject=subject, snippet=f"snippet {n} é", attachments=n % 5 + 11,
-            date=f"Mon, {n} Nov 2026", message_id=f"<{n}@message.id>", to=f"to {n} <t@x>",
-            seen=n % 2 == 1)
+            id=f"{n:024d}",
+            address=address,
+            received_at=at,
+            expires_at=at + timedelta(seconds=ttl),
+            size=size,
+            sender=f"sender {n} <s@x>",
+            subject=subject,
+            snippet=f"snippet {n} é",
+            attachments=n % 5 + 11,
+            date=f"Mon, {n} Nov 2026",
+            message_id=f"<{n}@message.id>",
+            to=f"to {n} <t@x>",
+            seen=n % 2 == 1,
+        )
 
 
 @pytest.fixture
@@ -143,14 +161,14 @@ async def test_an_expired_inbox_can_be_taken_again(make_store: StoreFactory) -> 
     store = await opened(make_store)
     await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
     later = NOW + timedelta(hours=2)
-    again = await store.create_inbox(Inbox("a@localhost", b"h2", later,
-                                           later + timedelta(hours=1)))
+    again = await store.create_inbox(Inbox("a@localhost", b"h2", later, later + timedelta(hours=1)))
     assert again.claims_from == NOW + timedelta(hours=1)  # from the first one's end
     assert await store.inbox("a@localhost") == again
 
 
-async def test_an_inbox_made_again_holds_none_of_the_old_ones_mail(make_store: StoreFactory,
-                                                                   mail: Mail) -> None:
+async def test_an_inbox_made_again_holds_none_of_the_old_ones_mail(
+    make_store: StoreFactory, mail: Mail
+) -> None:
     """Before any purge: the old inbox's mail is neither listed nor readable by the new
     one (and is gone); mail that came after the old one ended (unclaimed) is the new one's."""
     store = await opened(make_store)
@@ -161,8 +179,9 @@ async def test_an_inbox_made_again_holds_none_of_the_old_ones_mail(make_store: S
     unclaimed = mail("a@localhost", at=end + timedelta(minutes=1))
     await store.add([secret], b"reset code 111111")
     await store.add([unclaimed], b"after the end")
-    again = await store.create_inbox(Inbox("a@localhost", b"new", end + timedelta(minutes=2),
-                                           end + timedelta(hours=1)))
+    again = await store.create_inbox(
+        Inbox("a@localhost", b"new", end + timedelta(minutes=2), end + timedelta(hours=1))
+    )
     # A delivery received before the end, committed only now: still not the new inbox's.
     await store.add([in_flight], b"late")
     since = again.claims_from
@@ -183,8 +202,9 @@ async def test_an_inbox_made_again_holds_none_of_the_old_ones_mail(make_store: S
     assert ("a@localhost", in_flight.id) not in purged  # the new inbox is live: kept, hidden
 
 
-async def test_a_burn_ends_the_inbox_and_its_mail_at_once(make_store: StoreFactory,
-                                                          mail: Mail) -> None:
+async def test_a_burn_ends_the_inbox_and_its_mail_at_once(
+    make_store: StoreFactory, mail: Mail
+) -> None:
     store = await opened(make_store)
     await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
     sent = [mail("a@localhost") for _ in range(3)]
@@ -194,11 +214,13 @@ async def test_a_burn_ends_the_inbox_and_its_mail_at_once(make_store: StoreFacto
     assert sorted(await store.burn_inbox("a@localhost", burned_at)) == [s.id for s in sent]
     assert await store.summaries("a@localhost") == []
     assert (await store.inbox("a@localhost")).expires_at == burned_at  # ended, remembered
-    again = await store.create_inbox(Inbox("a@localhost", b"h2", burned_at,
-                                           burned_at + timedelta(hours=1)))
+    again = await store.create_inbox(
+        Inbox("a@localhost", b"h2", burned_at, burned_at + timedelta(hours=1))
+    )
     assert again.claims_from == burned_at
     await store.refresh_stats(burned_at)
     assert store.stats() == type(store.stats())(0, 0, 1)
+
 
 async def test_add_list_read_delete(make_store: StoreFactory, mail: Mail) -> None:
     store = await opened(make_store)
@@ -262,8 +284,7 @@ async def test_byte_cap_is_never_exceeded(make_store: StoreFactory, mail: Mail) 
         await store.add([mail("a@localhost")], b"q" * 1001)
 
 
-async def test_purge_removes_expired_mail_and_inboxes(make_store: StoreFactory,
-                                                      mail: Mail) -> None:
+async def test_purge_removes_expired_mail_and_inboxes(make_store: StoreFactory, mail: Mail) -> None:
     store = await opened(make_store)
     await store.create_inbox(Inbox("gone@localhost", None, NOW, NOW + timedelta(minutes=30)))
     old = mail("gone@localhost", ttl=60)
@@ -288,8 +309,9 @@ async def test_purge_removes_expired_mail_and_inboxes(make_store: StoreFactory,
     assert store.stats().inboxes == 0
 
 
-async def test_an_expiry_larger_than_one_purge_batch_goes_whole(make_store: StoreFactory,
-                                                                  mail: Mail) -> None:
+async def test_an_expiry_larger_than_one_purge_batch_goes_whole(
+    make_store: StoreFactory, mail: Mail
+) -> None:
     """The SQL stores purge PURGE_BATCH rows a statement: the batch boundary loses nothing."""
     store = await opened(make_store)
     expiring = [mail(f"u{number}@localhost", ttl=60) for number in range(2 * PURGE_BATCH + 1)]
@@ -329,8 +351,9 @@ async def test_age_index_stays_proportional_after_many_deletes(mail: Mail) -> No
     assert len(store._arrivals) < 2100  # compacted, not 5000 stale entries
 
 
-async def test_concurrent_adds_share_commits_and_keep_the_caps(make_store: StoreFactory,
-                                                               mail: Mail) -> None:
+async def test_concurrent_adds_share_commits_and_keep_the_caps(
+    make_store: StoreFactory, mail: Mail
+) -> None:
     store = await opened(make_store, inbox_max_messages=5)
     sent = [mail("a@localhost") for _ in range(12)]
     results = await asyncio.gather(*(store.add([summary], b"xy") for summary in sent))
@@ -345,9 +368,9 @@ async def test_concurrent_adds_share_commits_and_keep_the_caps(make_store: Store
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-async def test_counts_caps_and_expiry_survive_a_restart(backend: str, mail: Mail,
-                                                        tmp_path: Path,
-                                                        request: pytest.FixtureRequest) -> None:
+async def test_counts_caps_and_expiry_survive_a_restart(
+    backend: str, mail: Mail, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     if backend == "postgres":
         where: object = request.getfixturevalue("postgres_url")
         await reset(str(where))
@@ -395,8 +418,7 @@ async def test_only_one_node_purges_at_a_time(mail: Mail, request: pytest.Fixtur
         assert await store.purge_expired(NOW + timedelta(hours=1)) == []
         assert store.stats().messages == 1  # left for the node that holds the lock
         await other_node.execute("SELECT pg_advisory_unlock($1)", PURGE_LOCK)
-        assert await store.purge_expired(NOW + timedelta(hours=1)) == [("a@localhost",
-                                                                        expired.id)]
+        assert await store.purge_expired(NOW + timedelta(hours=1)) == [("a@localhost", expired.id)]
     finally:
         await other_node.close()
         await store.close()

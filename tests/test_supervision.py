@@ -33,22 +33,35 @@ EXIT_DEADLINE = 15.0  # seconds a failed node may take to exit ("within a few se
 
 
 def serve_command(*flags: str) -> list[str]:
-    return [sys.executable, "-m", "burnbox", "serve", "--env-file", "/dev/null",
-            "--smtp-listen", f"127.0.0.1:{free_port()}",
-            "--http-listen", f"127.0.0.1:{free_port()}", *flags]
+    return [
+        sys.executable,
+        "-m",
+        "burnbox",
+        "serve",
+        "--env-file",
+        "/dev/null",
+        "--smtp-listen",
+        f"127.0.0.1:{free_port()}",
+        "--http-listen",
+        f"127.0.0.1:{free_port()}",
+        *flags,
+    ]
 
 
 def with_path(folder: Path) -> dict[str, str]:
     """The environment, with `folder` first on the module path."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
 
 
 def run_to_exit(command: list[str], env: dict[str, str]) -> tuple[int, str, str, float]:
     """(exit status, stdout, stderr, seconds it took)."""
     started = time.monotonic()
-    result = subprocess.run(command, env=env, capture_output=True, text=True,
-                            timeout=EXIT_DEADLINE + 30)
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=EXIT_DEADLINE + 30
+    )
     return result.returncode, result.stdout, result.stderr, time.monotonic() - started
 
 
@@ -59,13 +72,14 @@ def test_a_web_stack_that_cannot_load_stops_the_start_with_a_clear_line(tmp_path
     status, out, err, took = run_to_exit(serve_command(), with_path(tmp_path))
     assert status == 1
     assert "ready" not in out
-    assert "burnbox: cannot start: http failed to start (RuntimeError at websockets/__init__.py" \
-        in err, err
+    assert (
+        "burnbox: cannot start: http failed to start (RuntimeError at websockets/__init__.py" in err
+    ), err
     assert "a broken websockets install" not in err.replace("RuntimeError: a broken", "")
     assert took < EXIT_DEADLINE
 
 
-UVICORN_FAULT = '''
+UVICORN_FAULT = """
 # Fault injection for tests/test_supervision.py: uvicorn's main loop fails once the server
 # has answered two requests (burnbox's own check that it answers, then the test's).
 import uvicorn
@@ -82,7 +96,7 @@ async def main_loop(self):
 
 
 uvicorn.Server.main_loop = main_loop
-'''
+"""
 
 
 def test_the_http_server_failing_stops_the_node(tmp_path: Path) -> None:
@@ -106,7 +120,8 @@ def corrupt(database: Path) -> None:
     with sqlite3.connect(database, timeout=30) as connection:
         connection.execute(
             "INSERT INTO messages VALUES ('x@localhost', '0', 0, 0, 1, '', '', '', '', 0, '', "
-            "'', 0, 'not a number')")
+            "'', 0, 'not a number')"
+        )
 
 
 def test_a_reaper_that_fails_stops_the_node(tmp_path: Path) -> None:
@@ -119,8 +134,9 @@ def test_a_reaper_that_fails_stops_the_node(tmp_path: Path) -> None:
     assert "x@localhost" not in err
 
 
-def test_a_failed_part_turns_readiness_false(start_burnbox: Callable[..., Running],
-                                             tmp_path: Path) -> None:
+def test_a_failed_part_turns_readiness_false(
+    start_burnbox: Callable[..., Running], tmp_path: Path
+) -> None:
     """In process, where the node does not exit: /readyz says which part is down."""
     database = tmp_path / "mail.db"
     server = start_burnbox(store=f"sqlite://{database}", reap_interval=0.1)
@@ -154,8 +170,9 @@ def test_a_killed_parse_worker_is_replaced_and_nothing_is_lost() -> None:
     try:
         with smtplib.SMTP("127.0.0.1", node.smtp, timeout=10) as client:
             client.sendmail("a@example.org", ["big@localhost"], large)  # starts the worker
-            [worker] = [pid for pid in children(node.process.pid)
-                        if "spawn_main" in command_line(pid)]
+            [worker] = [
+                pid for pid in children(node.process.pid) if "spawn_main" in command_line(pid)
+            ]
             os.kill(worker, signal.SIGKILL)
             client.sendmail("a@example.org", ["big@localhost"], large)
         ready = httpx.get(node.http + "/readyz")

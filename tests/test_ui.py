@@ -44,13 +44,16 @@ class Visit:
         self.page.on("request", lambda request: self.requests.append(request.url))
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
         # Nothing may leave the machine; anything aimed elsewhere is recorded, then refused.
-        self.page.route("**/*", lambda route: route.continue_() if self.local(route.request.url)
-                        else route.abort())
+        self.page.route(
+            "**/*",
+            lambda route: route.continue_() if self.local(route.request.url) else route.abort(),
+        )
 
     def local(self, url: str) -> bool:
         parts = urlsplit(url)
         return parts.scheme in {"data", "about", "blob"} or parts.netloc == (
-            f"127.0.0.1:{self.server.http_port}")
+            f"127.0.0.1:{self.server.http_port}"
+        )
 
     def open(self) -> str:
         self.page.goto(self.server.http + "/")
@@ -68,8 +71,7 @@ class Visit:
 @pytest.fixture
 def visit(browser: Browser, server: Running) -> Iterator[Visit]:
     context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.grant_permissions(["clipboard-read", "clipboard-write"],
-                              origin=server.http)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.http)
     yield Visit(context, server)
     context.close()
 
@@ -90,9 +92,12 @@ def verification_mail(to: str, subject: str = "Confirm your Acme account") -> Em
     message.add_alternative(
         "<h2>Welcome</h2><p>Your verification code is <b>482913</b>.</p>"
         "<p><a href='https://acme.test/confirm?k=1'>Confirm my account</a></p>"
-        "<img src='https://track.test/pixel.gif' alt='tracker'>", subtype="html")
-    message.add_attachment(b"attached notes\n", maintype="text", subtype="plain",
-                           filename="notes.txt")
+        "<img src='https://track.test/pixel.gif' alt='tracker'>",
+        subtype="html",
+    )
+    message.add_attachment(
+        b"attached notes\n", maintype="text", subtype="plain", filename="notes.txt"
+    )
     return message
 
 
@@ -186,9 +191,11 @@ def test_expired_inbox(visit: Visit) -> None:
     assert page.locator("#extend").is_disabled()
 
 
-def test_a_server_clock_a_day_behind_changes_nothing(browser: Browser, clock: FakeClock,
-                                                    start_burnbox: Callable[..., Running],
-                                                    ) -> None:
+def test_a_server_clock_a_day_behind_changes_nothing(
+    browser: Browser,
+    clock: FakeClock,
+    start_burnbox: Callable[..., Running],
+) -> None:
     """The server's clock 30 hours behind the browser's: by the server's dates the inbox
     would have expired six hours ago. The cookie (Max-Age) and the countdown (expires_in)
     count from the browser's own clock, so the page works and shows a full day left."""
@@ -243,8 +250,9 @@ def test_mail_shows_within_a_second(visit: Visit) -> None:
         page.locator("#messages button", has_text=f"Latency probe {number}").wait_for()
         delays.append(time.perf_counter() - sent)
     median = statistics.median(delays)
-    print(f"SMTP 250 to message shown: median {median * 1000:.0f} ms, "
-          f"max {max(delays) * 1000:.0f} ms")
+    print(
+        f"SMTP 250 to message shown: median {median * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms"
+    )
     assert median < 1.0
 
 
@@ -268,24 +276,24 @@ def test_first_load_budget(visit: Visit) -> None:
 
 HOSTILE = [
     "<script>window.__pwned=1</script>",
-    "<img src=x onerror=\"window.__pwned=1\">",
-    "<svg><script>window.__pwned=1</script></svg><svg onload=\"window.__pwned=1\"></svg>",
-    "<a href=\"javascript:window.__pwned=1\" id=js>click</a>",
-    "<iframe src=\"data:text/html,<script>parent.__pwned=1</script>\"></iframe>",
-    "<iframe srcdoc=\"<script>parent.__pwned=1</script>\"></iframe>",
-    "<div style=\"background:url(javascript:window.__pwned=1);width:expression(window.__pwned=1)\">"
+    '<img src=x onerror="window.__pwned=1">',
+    '<svg><script>window.__pwned=1</script></svg><svg onload="window.__pwned=1"></svg>',
+    '<a href="javascript:window.__pwned=1" id=js>click</a>',
+    '<iframe src="data:text/html,<script>parent.__pwned=1</script>"></iframe>',
+    '<iframe srcdoc="<script>parent.__pwned=1</script>"></iframe>',
+    '<div style="background:url(javascript:window.__pwned=1);width:expression(window.__pwned=1)">'
     "css</div>",
-    "<style>@import url(\"{base}/__pwned__/import.css\");"
+    '<style>@import url("{base}/__pwned__/import.css");'
     "body{{background:url({base}/__pwned__/bg.png)}}</style>",
-    "<link rel=stylesheet href=\"{base}/__pwned__/link.css\">",
-    "<meta http-equiv=\"refresh\" content=\"0;url={base}/__pwned__/refresh\">",
-    "<base href=\"https://evil.test/\"><img src=\"relative.png\">",
-    "<form action=\"{base}/__pwned__/form\"><input name=q value=x><button>go</button></form>",
-    "<object data=\"{base}/__pwned__/object\"></object><embed src=\"{base}/__pwned__/embed\">",
-    "<img src=\"https://remote.test/pixel.gif\"><img srcset=\"https://remote.test/a.png 2x\">",
-    "<table background=\"https://remote.test/bg.png\"><tr><td>x</td></tr></table>",
-    "<scr<script>ipt>window.__pwned=1</scr</script>ipt><img src=\"x\" onerror=window.__pwned=1//",
-    "<body onload=\"window.__pwned=1\"><details open ontoggle=\"window.__pwned=1\">d</details>",
+    '<link rel=stylesheet href="{base}/__pwned__/link.css">',
+    '<meta http-equiv="refresh" content="0;url={base}/__pwned__/refresh">',
+    '<base href="https://evil.test/"><img src="relative.png">',
+    '<form action="{base}/__pwned__/form"><input name=q value=x><button>go</button></form>',
+    '<object data="{base}/__pwned__/object"></object><embed src="{base}/__pwned__/embed">',
+    '<img src="https://remote.test/pixel.gif"><img srcset="https://remote.test/a.png 2x">',
+    '<table background="https://remote.test/bg.png"><tr><td>x</td></tr></table>',
+    '<scr<script>ipt>window.__pwned=1</scr</script>ipt><img src="x" onerror=window.__pwned=1//',
+    '<body onload="window.__pwned=1"><details open ontoggle="window.__pwned=1">d</details>',
     "<math><mtext><table><mglyph><style><img src=x onerror=window.__pwned=1>",
 ]
 
@@ -296,12 +304,13 @@ def test_hostile_mail_executes_nothing_and_loads_nothing_remote(visit: Visit) ->
     base = server.http
     for number, payload in enumerate(HOSTILE):
         message = EmailMessage()
-        message["From"] = "\"<img src=x onerror=window.__pwned=1>\" <evil@example.org>"
+        message["From"] = '"<img src=x onerror=window.__pwned=1>" <evil@example.org>'
         message["To"] = address
         message["Subject"] = f"<script>window.__pwned=1</script> hostile {number}"
         message.set_content(f"text part {number}")
-        message.add_alternative(f"<p>hostile {number}</p>{payload.format(base=base)}",
-                                subtype="html")
+        message.add_alternative(
+            f"<p>hostile {number}</p>{payload.format(base=base)}", subtype="html"
+        )
         send(server, message)
     page.locator("#messages button", has_text=f"hostile {len(HOSTILE) - 1}").wait_for()
     for number in range(len(HOSTILE)):
@@ -316,22 +325,29 @@ def test_hostile_mail_executes_nothing_and_loads_nothing_remote(visit: Visit) ->
     # Header values are text everywhere: the markup shows as characters.
     last = len(HOSTILE) - 1
     assert page.locator("#v-subject").text_content() == (
-        f"<script>window.__pwned=1</script> hostile {last}")
+        f"<script>window.__pwned=1</script> hostile {last}"
+    )
     assert page.locator("#v-from").text_content() == (
-        '"<img src=x onerror=window.__pwned=1>" <evil@example.org>')
+        '"<img src=x onerror=window.__pwned=1>" <evil@example.org>'
+    )
     assert page.evaluate("window.__pwned") is None
     assert [url for url in visit.requests if MARKER in url] == []
     assert visit.remote_requests() == []
 
 
-@pytest.mark.parametrize(("name", "width", "height", "scheme"), [
-    ("desktop-light", 1280, 860, "light"), ("desktop-dark", 1280, 860, "dark"),
-    ("phone-light", 360, 740, "light"), ("phone-dark", 360, 740, "dark"),
-])
-def test_screenshots(browser: Browser, server: Running, name: str, width: int, height: int,
-                     scheme: str) -> None:
-    context = browser.new_context(viewport={"width": width, "height": height},
-                                  color_scheme=scheme)  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("name", "width", "height", "scheme"),
+    [
+        ("desktop-light", 1280, 860, "light"),
+        ("desktop-dark", 1280, 860, "dark"),
+        ("phone-light", 360, 740, "light"),
+        ("phone-dark", 360, 740, "dark"),
+    ],
+)
+def test_screenshots(
+    browser: Browser, server: Running, name: str, width: int, height: int, scheme: str
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)  # type: ignore[arg-type]
     try:
         visit = Visit(context, server)
         address = visit.open()

@@ -35,8 +35,11 @@ def test_security_headers_on_every_response(server: Running) -> None:
 
 def test_metrics_count_without_naming_anyone(server: Running) -> None:
     with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as client:
-        client.sendmail("private.sender@example.org", ["secret.person@localhost"],
-                        b"Subject: Very Private Subject\r\n\r\nbody\r\n")
+        client.sendmail(
+            "private.sender@example.org",
+            ["secret.person@localhost"],
+            b"Subject: Very Private Subject\r\n\r\nbody\r\n",
+        )
         with contextlib.suppress(smtplib.SMTPRecipientsRefused):
             client.sendmail("x@example.org", ["someone@relay.test"], b"x")
         open_sessions = httpx.get(server.http + "/metrics").text
@@ -54,9 +57,12 @@ def test_metrics_an_operator_of_several_nodes_needs(server: Running) -> None:
     """Store latency, push subscribers, purge runs and their duration, inboxes live."""
     before = httpx.get(server.http + "/metrics").text
     inbox = create(server)
-    with httpx.Client(timeout=10) as client, connect_sse(
-            client, "GET", url(server, inbox["address"], "/events"),
-            headers=auth(inbox)) as source:
+    with (
+        httpx.Client(timeout=10) as client,
+        connect_sse(
+            client, "GET", url(server, inbox["address"], "/events"), headers=auth(inbox)
+        ) as source,
+    ):
         events = source.iter_sse()  # kept: a dropped iterator closes the stream
         assert next(events).retry == 2000  # subscribed
         watching = httpx.get(server.http + "/metrics").text

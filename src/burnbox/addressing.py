@@ -64,8 +64,12 @@ def normalise_domain(text: str) -> str:
 
 
 def normalise_local(text: str) -> str:
-    if (len(text) <= MAX_LOCAL and _PLAIN_ASCII_LOCAL.fullmatch(text)
-            and "=?" not in text and "?=" not in text):
+    if (
+        len(text) <= MAX_LOCAL
+        and _PLAIN_ASCII_LOCAL.fullmatch(text)
+        and "=?" not in text
+        and "?=" not in text
+    ):
         return text.lower()
     if not text or len(text.encode("utf-8")) > MAX_LOCAL:
         raise AddressError("local part is empty or longer than 64 octets")
@@ -78,8 +82,11 @@ def normalise_local(text: str) -> str:
     if not all(_ATEXT.fullmatch(atom) for atom in text.split(".")):
         raise AddressError("local part has characters that are not allowed")
     local = unicodedata.normalize("NFC", text).lower()
-    if any(unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp", "Zs", "Co", "Cn", "Cs"}
-           for ch in local if ord(ch) > 0x7F):
+    if any(
+        unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp", "Zs", "Co", "Cn", "Cs"}
+        for ch in local
+        if ord(ch) > 0x7F
+    ):
         raise AddressError("local part has invisible or unassigned characters")
     return local
 
@@ -144,13 +151,15 @@ _ADJECTIVES = (
     "fluffy frosty gentle glad golden grand happy hasty humble icy jolly keen kind lively lucky "
     "mellow merry mighty misty modest neat nimble noble plain polite proud quick quiet rapid "
     "rosy royal rustic shiny silent silver simple sleek snowy solar spry steady sunny swift tidy "
-    "tiny vivid warm wild windy wise witty young zesty").split()
+    "tiny vivid warm wild windy wise witty young zesty"
+).split()
 _NOUNS = (
     "acorn badger beacon birch bison canyon cedar comet coral crane daisy delta dingo dove "
     "eagle ember falcon fern finch fjord gecko glacier harbor hazel heron island jaguar kayak "
     "koala lagoon lark lemur lynx maple meadow meteor moose nebula newt oasis orca otter panda "
     "pebble pine planet plover puffin quail raven reef robin saturn sparrow summit tiger "
-    "tulip valley walrus willow wombat yak zebra").split()
+    "tulip valley walrus willow wombat yak zebra"
+).split()
 
 
 def random_local_part() -> str:
@@ -159,5 +168,6 @@ def random_local_part() -> str:
     About 17 bits of words and 13 of digits: an address is not a secret (the inbox
     token is), it only has to be unlikely to be taken and easy to type.
     """
-    return (f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-"
-            f"{secrets.randbelow(9000) + 1000}")
+    return (
+        f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{secrets.randbelow(9000) + 1000}"
+    )

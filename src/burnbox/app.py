@@ -60,8 +60,10 @@ class StartFailed(Exception):
 
 
 def build_store(settings: Settings) -> Store:
-    limits = {"max_bytes": settings.store_max_bytes,
-              "inbox_max_messages": settings.inbox_max_messages}
+    limits = {
+        "max_bytes": settings.store_max_bytes,
+        "inbox_max_messages": settings.inbox_max_messages,
+    }
     # The durable backends are imported only when chosen: their drivers (asyncpg, aiosqlite)
     # cost about 8 MiB of RSS that the RAM-only default does not need.
     if settings.store.startswith("sqlite://"):
@@ -79,15 +81,17 @@ def build_relay(settings: Settings, hub: Hub, metrics: Metrics) -> Relay | None:
     if settings.hub == "local":
         return None
     url = settings.store if settings.hub == "postgres" else settings.hub
-    channel: Channel = (RedisChannel(url) if url.startswith(("redis://", "rediss://"))
-                        else PostgresChannel(url))
+    channel: Channel = (
+        RedisChannel(url) if url.startswith(("redis://", "rediss://")) else PostgresChannel(url)
+    )
     return Relay(hub, channel, metrics)
 
 
 def smtp_config(settings: Settings) -> SmtpConfig:
     """The SMTP side's settings, copied under their own names."""
-    config = SmtpConfig(**{item.name: getattr(settings, item.name)
-                           for item in dataclasses.fields(SmtpConfig)})
+    config = SmtpConfig(
+        **{item.name: getattr(settings, item.name) for item in dataclasses.fields(SmtpConfig)}
+    )
     return dataclasses.replace(config, hostname=settings.hostname or socket.getfqdn())
 
 
@@ -108,15 +112,17 @@ class _EmbeddedHttpServer(uvicorn.Server):
 
 def _listening_socket(endpoint: Endpoint, *, shared: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-    return socket.create_server((endpoint.host, endpoint.port), family=family, backlog=4096,
-                                reuse_port=shared)
+    return socket.create_server(
+        (endpoint.host, endpoint.port), family=family, backlog=4096, reuse_port=shared
+    )
 
 
 class App:
     """One burnbox: store, hub, deliverer, reaper, SMTP and HTTP listeners."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = system_clock,
-                 ids: IdSource | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Clock = system_clock, ids: IdSource | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock
         self.metrics = Metrics(shared=settings.workers > 1)
@@ -128,19 +134,40 @@ class App:
         self.domains = build_domains(settings)
         self.parse_pool = ParsePool(settings.ingest_parse_inline_max)
         self.deliverer = Deliverer(
-            self.store, self.hub, self.metrics, clock=clock, ids=ids or MessageIds(clock),
-            message_ttl=settings.message_ttl, parse_pool=self.parse_pool)
-        self.reaper = Reaper(self.store, self.hub, self.metrics, clock=clock,
-                             interval=settings.reap_interval)
+            self.store,
+            self.hub,
+            self.metrics,
+            clock=clock,
+            ids=ids or MessageIds(clock),
+            message_ttl=settings.message_ttl,
+            parse_pool=self.parse_pool,
+        )
+        self.reaper = Reaper(
+            self.store, self.hub, self.metrics, clock=clock, interval=settings.reap_interval
+        )
         self.inboxes = InboxService(
-            self.store, self.hub, self.domains, clock=clock, ttl=settings.inbox_ttl,
-            max_lifetime=settings.inbox_max_lifetime, public=settings.access == "public")
-        ssl_context = (tls_context(settings.tls_cert, settings.tls_key)
-                       if settings.tls_enabled else None)
-        self.smtp = SmtpServer(SmtpContext(
-            smtp_config(settings), self.deliverer, self.domains, self.metrics,
-            clock, ssl_context,
-            recipient_check=self.inboxes.exists if settings.unclaimed == "reject" else None))
+            self.store,
+            self.hub,
+            self.domains,
+            clock=clock,
+            ttl=settings.inbox_ttl,
+            max_lifetime=settings.inbox_max_lifetime,
+            public=settings.access == "public",
+        )
+        ssl_context = (
+            tls_context(settings.tls_cert, settings.tls_key) if settings.tls_enabled else None
+        )
+        self.smtp = SmtpServer(
+            SmtpContext(
+                smtp_config(settings),
+                self.deliverer,
+                self.domains,
+                self.metrics,
+                clock,
+                ssl_context,
+                recipient_check=self.inboxes.exists if settings.unclaimed == "reject" else None,
+            )
+        )
         self.web = create_app(self._web_services())
         self.smtp_endpoint = settings.smtp_listen
         self.http_endpoint = settings.http_listen
@@ -150,15 +177,23 @@ class App:
     def _web_services(self) -> WebServices:
         settings = self.settings
         return WebServices(
-            metrics=self.metrics, readiness=self.readiness, store=self.store,
-            inboxes=self.inboxes, feeds=Feeds(self.inboxes, self.hub, self.clock),
+            metrics=self.metrics,
+            readiness=self.readiness,
+            store=self.store,
+            inboxes=self.inboxes,
+            feeds=Feeds(self.inboxes, self.hub, self.clock),
             domains=self.domains,
             creations=RateLimiter(*rate_limit(settings.inbox_create_rate)),
             failed_reads=RateLimiter(*rate_limit(settings.failed_read_rate)),
-            streams=StreamLimits(settings.push_max_streams, settings.push_max_streams_per_ip,
-                                 lambda limit: self.metrics.push_refused.labels(limit).inc()),
-            clock=self.clock, parse_pool=self.parse_pool,
-            allowed_origins=settings.allowed_origins)
+            streams=StreamLimits(
+                settings.push_max_streams,
+                settings.push_max_streams_per_ip,
+                lambda limit: self.metrics.push_refused.labels(limit).inc(),
+            ),
+            clock=self.clock,
+            parse_pool=self.parse_pool,
+            allowed_origins=settings.allowed_origins,
+        )
 
     async def readiness(self) -> dict[str, bool]:
         try:
@@ -176,8 +211,9 @@ class App:
             self.supervisor.start("relay", self.relay.run())
         shared = self.settings.workers > 1
         listen = self.settings.smtp_listen
-        self.smtp_endpoint = Endpoint(listen.host, await self.smtp.start(
-            listen.host, listen.port, shared=shared))
+        self.smtp_endpoint = Endpoint(
+            listen.host, await self.smtp.start(listen.host, listen.port, shared=shared)
+        )
         self.supervisor.check("smtp", lambda: self.smtp.listening)
         sock = _listening_socket(self.settings.http_listen, shared=shared)
         self.http_endpoint = Endpoint(self.settings.http_listen.host, sock.getsockname()[1])
@@ -189,11 +225,18 @@ class App:
 
     def _http_config(self) -> uvicorn.Config:
         grace = max(1, round(self.settings.shutdown_grace))
-        return uvicorn.Config(self.web, log_config=None, access_log=False, lifespan="off",
-                              server_header=False, ws="websockets-sansio",
-                              ws_max_size=WS_MAX_MESSAGE, timeout_graceful_shutdown=grace,
-                              proxy_headers=bool(self.settings.trusted_proxies),
-                              forwarded_allow_ips=list(self.settings.trusted_proxies) or None)
+        return uvicorn.Config(
+            self.web,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            ws="websockets-sansio",
+            ws_max_size=WS_MAX_MESSAGE,
+            timeout_graceful_shutdown=grace,
+            proxy_headers=bool(self.settings.trusted_proxies),
+            forwarded_allow_ips=list(self.settings.trusted_proxies) or None,
+        )
 
     async def _until_answering(self) -> None:
         """Both listeners answer, or the part that failed meanwhile is named."""
@@ -214,8 +257,10 @@ class App:
 
     async def _answering(self) -> None:
         smtp, http = self.smtp_endpoint, self.http_endpoint
-        await asyncio.gather(selfcheck.smtp_answers(smtp.host, smtp.port),
-                             selfcheck.http_answers(http.host, http.port))
+        await asyncio.gather(
+            selfcheck.smtp_answers(smtp.host, smtp.port),
+            selfcheck.http_answers(http.host, http.port),
+        )
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let what is in flight finish (up to `grace` seconds, the
@@ -238,14 +283,16 @@ class App:
         tls = " (STARTTLS on)" if self.settings.tls_enabled else ""
         via = self.settings.hub.split(":")[0]
         hub = "" if self.relay is None else f"\n  push     across nodes via {via}"
-        return "\n".join([
-            f"burnbox {__version__} ready",
-            f"  SMTP     {self.smtp_endpoint}{tls}",
-            f"  HTTP     http://{self.http_endpoint}/",
-            f"  domains  {', '.join(self.domains.patterns)}",
-            f"  store    {_redacted(store)}{note}{hub}",
-            *([f"  workers  {self.settings.workers}"] if self.settings.workers > 1 else []),
-        ])
+        return "\n".join(
+            [
+                f"burnbox {__version__} ready",
+                f"  SMTP     {self.smtp_endpoint}{tls}",
+                f"  HTTP     http://{self.http_endpoint}/",
+                f"  domains  {', '.join(self.domains.patterns)}",
+                f"  store    {_redacted(store)}{note}{hub}",
+                *([f"  workers  {self.settings.workers}"] if self.settings.workers > 1 else []),
+            ]
+        )
 
 
 def _redacted(url: str) -> str:

@@ -38,13 +38,22 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the SMTP and HTTP servers")
     serve.add_argument("--env-file", default=".env", help="settings file (default: .env)")
     for item in dataclasses.fields(Settings):
-        serve.add_argument("--" + item.name.replace("_", "-"), dest=item.name, default=None,
-                           metavar="VALUE", help=item.metadata["help"].replace("%", "%%"))
+        serve.add_argument(
+            "--" + item.name.replace("_", "-"),
+            dest=item.name,
+            default=None,
+            metavar="VALUE",
+            help=item.metadata["help"].replace("%", "%%"),
+        )
     doctor = commands.add_parser("doctor", help="check DNS, SMTP reachability, TLS and settings")
     doctor.add_argument("domain", help="a domain burnbox should receive mail for")
     doctor.add_argument("--env-file", default=".env", help="settings file (default: .env)")
-    doctor.add_argument("--smtp", action="append", metavar="HOST:PORT",
-                        help="check this SMTP server instead of the domain's MX hosts")
+    doctor.add_argument(
+        "--smtp",
+        action="append",
+        metavar="HOST:PORT",
+        help="check this SMTP server instead of the domain's MX hosts",
+    )
     doctor.add_argument("--ca-file", help="trust this CA (PEM) for the TLS check")
     add_commands(commands)
     return parser
@@ -57,8 +66,11 @@ def _run_serve(arguments: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"burnbox: configuration error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     # uvicorn's own lines repeat what our banner says (and access logs carry addresses).
     logging.getLogger("uvicorn").setLevel(max(logging.WARNING, logging.root.level))
     _raise_open_file_limit()
@@ -75,8 +87,10 @@ def _run_worker(settings: Settings, worker: int) -> int:
     try:
         from burnbox.app import StartFailed, serve
     except Exception as error:
-        print(f"burnbox: cannot start: the server failed to load ({type(error).__name__}: "
-              f"{error})", file=sys.stderr)
+        print(
+            f"burnbox: cannot start: the server failed to load ({type(error).__name__}: {error})",
+            file=sys.stderr,
+        )
         return 1
     try:
         import uvloop
@@ -120,8 +134,9 @@ def _fork_worker(settings: Settings, worker: int) -> int:
         try:
             code = _run_worker(settings, worker)
         except OSError as error:
-            print(f"burnbox: worker {worker} cannot start: {error.strerror or error}",
-                  file=sys.stderr)
+            print(
+                f"burnbox: worker {worker} cannot start: {error.strerror or error}", file=sys.stderr
+            )
         finally:
             os._exit(code)  # a forked child never returns into the parent's code
     return pid
@@ -153,8 +168,11 @@ class _Workers:
             if not self.stopping:
                 # A worker that ends unasked leaves the node half up: stop the others too,
                 # so that whatever supervises the node restarts it whole.
-                print(f"burnbox: a worker stopped unexpectedly (exit status {exited}); "
-                      "stopping the node", file=sys.stderr)
+                print(
+                    f"burnbox: a worker stopped unexpectedly (exit status {exited}); "
+                    "stopping the node",
+                    file=sys.stderr,
+                )
                 self.forward(signal.SIGTERM, None)
                 exited = exited or 1
             status = status or exited

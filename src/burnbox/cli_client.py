@@ -23,18 +23,28 @@ def add_commands(commands: Any) -> None:
     new = _with_connection(inbox_commands.add_parser("new", help="create an inbox"), token=False)
     new.add_argument("--local-part", help="a chosen name (random if absent)")
     new.add_argument("--domain", help="one of the server's domains")
-    for action, text in (("show", "an inbox's state"), ("ls", "list its messages"),
-                         ("extend", "extend its life"), ("rm", "burn it and its mail now")):
+    for action, text in (
+        ("show", "an inbox's state"),
+        ("ls", "list its messages"),
+        ("extend", "extend its life"),
+        ("rm", "burn it and its mail now"),
+    ):
         parser = _with_connection(inbox_commands.add_parser(action, help=text))
         parser.add_argument("address")
         if action == "ls":
             parser.add_argument("--limit", type=int, default=50)
-    wait = _with_connection(commands.add_parser(
-        "wait", help="wait for the oldest unseen message; print it with its codes and links"))
+    wait = _with_connection(
+        commands.add_parser(
+            "wait", help="wait for the oldest unseen message; print it with its codes and links"
+        )
+    )
     wait.add_argument("address")
     wait.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
-    wait.add_argument("--keep-unseen", action="store_true",
-                      help="do not mark the message seen (by default the next wait moves on)")
+    wait.add_argument(
+        "--keep-unseen",
+        action="store_true",
+        help="do not mark the message seen (by default the next wait moves on)",
+    )
     message = commands.add_parser("msg", help="read messages")
     message_commands = message.add_subparsers(dest="action", required=True)
     get = _with_connection(message_commands.add_parser("get", help="one message as JSON"))
@@ -43,28 +53,31 @@ def add_commands(commands: Any) -> None:
     get.add_argument("--raw", action="store_true", help="the message as received, on stdout")
 
 
-def _with_connection(parser: argparse.ArgumentParser, *,
-                     token: bool = True) -> argparse.ArgumentParser:
+def _with_connection(
+    parser: argparse.ArgumentParser, *, token: bool = True
+) -> argparse.ArgumentParser:
     url, presented = client_defaults(DEFAULT_URL)
-    parser.add_argument("--url", default=url,
-                        help=f"the server (default $BURNBOX_URL or {DEFAULT_URL})")
+    parser.add_argument(
+        "--url", default=url, help=f"the server (default $BURNBOX_URL or {DEFAULT_URL})"
+    )
     if token:
-        parser.add_argument("--token", default=presented,
-                            help="the inbox's token (default $BURNBOX_TOKEN)")
+        parser.add_argument(
+            "--token", default=presented, help="the inbox's token (default $BURNBOX_TOKEN)"
+        )
     return parser
 
 
 def run(arguments: argparse.Namespace) -> int:
     client = Client(arguments.url, getattr(arguments, "token", None))
     try:
-        return _COMMANDS[(arguments.command, getattr(arguments, "action", None))](
-            client, arguments)
+        return _COMMANDS[(arguments.command, getattr(arguments, "action", None))](client, arguments)
     except ApiError as error:
         print(json.dumps(error.body), file=sys.stderr)
         return 2
     except (OSError, httpx.TransportError) as error:
-        print(json.dumps({"error": {"code": "unreachable", "message": str(error)}}),
-              file=sys.stderr)
+        print(
+            json.dumps({"error": {"code": "unreachable", "message": str(error)}}), file=sys.stderr
+        )
         return 2
     finally:
         client.close()
@@ -78,8 +91,10 @@ def _print(value: Any) -> int:
 def _wait(client: Client, arguments: argparse.Namespace) -> int:
     summary = client.wait_unseen(arguments.address, arguments.timeout)
     if summary is None:
-        print(json.dumps({"error": {"code": "timeout", "message": "No new message."}}),
-              file=sys.stderr)
+        print(
+            json.dumps({"error": {"code": "timeout", "message": "No new message."}}),
+            file=sys.stderr,
+        )
         return 1
     view = client.message(arguments.address, summary["id"])
     if not arguments.keep_unseen:

@@ -21,8 +21,7 @@ class ApiError(Exception):
 class Client:
     def __init__(self, url: str, token: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers,
-                                  timeout=LONG_POLL + 15)
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=LONG_POLL + 15)
 
     def close(self) -> None:
         self._http.close()
@@ -38,8 +37,11 @@ class Client:
         return response
 
     def create_inbox(self, local_part: str | None, domain: str | None) -> Any:
-        body = {key: value for key, value in (("local_part", local_part), ("domain", domain))
-                if value is not None}
+        body = {
+            key: value
+            for key, value in (("local_part", local_part), ("domain", domain))
+            if value is not None
+        }
         return self._call("POST", "/api/inboxes", json=body or None).json()
 
     def inbox(self, address: str) -> Any:
@@ -53,8 +55,9 @@ class Client:
 
     def messages(self, address: str, limit: int = 50, **query: Any) -> list[Any]:
         params = {"limit": limit, **query}
-        return list(self._call("GET", _inbox(address) + "/messages", params=params)
-                    .json()["messages"])
+        return list(
+            self._call("GET", _inbox(address) + "/messages", params=params).json()["messages"]
+        )
 
     def message(self, address: str, message_id: str) -> Any:
         return self._call("GET", f"{_inbox(address)}/messages/{message_id}").json()

@@ -24,44 +24,157 @@ BEFORE = 80  # chars before a candidate in which a keyword counts
 AFTER = 50  # chars after it
 NEGATIVE_BEFORE = 30
 
-_KEYWORDS = re.compile("|".join([
-    r"\bcode\b", r"\bcodes\b", r"verification", r"\bverify\b", r"\botp\b", r"one[- ]time",
-    r"pass ?code", r"\bpin\b", r"security code", r"confirmation", r"authenticat", r"\b2fa\b",
-    r"two[- ]factor", r"\bcódigo", r"verificaci[oó]n", r"confirmaci[oó]n", r"\bclave\b",
-    r"\bcodice\b", r"\bverifica\b", r"verifica[çc][ãa]o", r"bestätigungscode",
-    r"verifizierungscode", r"sicherheitscode", r"einmal(?:passwort|code)", r"\bcode de\b",
-    r"vérification", r"\bkod\b", r"weryfikac", r"verificatiecode", r"bevestigingscode",
-    r"verifieringskod", r"doğrulama", r"\bкод\b", r"подтвержд", r"проверочн",
-    "验证码", "驗證碼", "校验码", "动态码", "認証コード", "確認コード", "認証番号", "인증번호",
-    "인증 ?코드", "확인 ?코드",
-]), re.IGNORECASE)
-_NEGATIVE = re.compile("|".join([
-    r"order", r"invoice", r"receipt", r"ticket", r"tracking", r"shipment", r"reference",
-    r"\bref\b", r"account (?:no|number)", r"customer", r"\bphone\b", r"\btel\b", r"\bfax\b",
-    r"\bzip\b", r"postal", r"postcode", r"\bitem\b", r"\bsku\b", r"booking", r"bestellnummer",
-    r"rechnung", r"sendungsnummer", r"commande", r"facture", r"pedido", r"factura", r"заказ",
-    "订单", r"\bn[°º]", r"#\s*$", r"\bno\.\s*$", r"\btotal\b", r"\bprice\b", r"\$\s*$",
-    r"€\s*$", r"£\s*$", r"\bunit\b", r"\broom\b", r"\bsuite\b", r"\bflight\b",
-]), re.IGNORECASE)
+_KEYWORDS = re.compile(
+    "|".join(
+        [
+            r"\bcode\b",
+            r"\bcodes\b",
+            r"verification",
+            r"\bverify\b",
+            r"\botp\b",
+            r"one[- ]time",
+            r"pass ?code",
+            r"\bpin\b",
+            r"security code",
+            r"confirmation",
+            r"authenticat",
+            r"\b2fa\b",
+            r"two[- ]factor",
+            r"\bcódigo",
+            r"verificaci[oó]n",
+            r"confirmaci[oó]n",
+            r"\bclave\b",
+            r"\bcodice\b",
+            r"\bverifica\b",
+            r"verifica[çc][ãa]o",
+            r"bestätigungscode",
+            r"verifizierungscode",
+            r"sicherheitscode",
+            r"einmal(?:passwort|code)",
+            r"\bcode de\b",
+            r"vérification",
+            r"\bkod\b",
+            r"weryfikac",
+            r"verificatiecode",
+            r"bevestigingscode",
+            r"verifieringskod",
+            r"doğrulama",
+            r"\bкод\b",
+            r"подтвержд",
+            r"проверочн",
+            "验证码",
+            "驗證碼",
+            "校验码",
+            "动态码",
+            "認証コード",
+            "確認コード",
+            "認証番号",
+            "인증번호",
+            "인증 ?코드",
+            "확인 ?코드",
+        ]
+    ),
+    re.IGNORECASE,
+)
+_NEGATIVE = re.compile(
+    "|".join(
+        [
+            r"order",
+            r"invoice",
+            r"receipt",
+            r"ticket",
+            r"tracking",
+            r"shipment",
+            r"reference",
+            r"\bref\b",
+            r"account (?:no|number)",
+            r"customer",
+            r"\bphone\b",
+            r"\btel\b",
+            r"\bfax\b",
+            r"\bzip\b",
+            r"postal",
+            r"postcode",
+            r"\bitem\b",
+            r"\bsku\b",
+            r"booking",
+            r"bestellnummer",
+            r"rechnung",
+            r"sendungsnummer",
+            r"commande",
+            r"facture",
+            r"pedido",
+            r"factura",
+            r"заказ",
+            "订单",
+            r"\bn[°º]",
+            r"#\s*$",
+            r"\bno\.\s*$",
+            r"\btotal\b",
+            r"\bprice\b",
+            r"\$\s*$",
+            r"€\s*$",
+            r"£\s*$",
+            r"\bunit\b",
+            r"\broom\b",
+            r"\bsuite\b",
+            r"\bflight\b",
+        ]
+    ),
+    re.IGNORECASE,
+)
 _CANDIDATE = re.compile(
     r"(?<![\w/#$€£.,:+\[-])(?:[A-Z]-)?"  # "G-384756": the letter and hyphen are not the code
     r"(\d{3}[ -]\d{3}|\d{4,8}|(?-i:(?=(?:[A-Z]*\d){2})(?=[A-Z0-9]*[A-Z])[A-Z0-9]{4,8}))"
     r"(?![\w/,:#\]-]|\.\d|\s?(?:%|€|\$|usd|eur|gbp|kr|zł|руб|元|円)|[.]\w)",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _DIGIT_GROUP_NEAR = re.compile(r"\d[ .]$")  # "+49 30 5555 0100": part of a phone number
 _URL = re.compile(r"https?://[^\s<>\"')\]]+", re.IGNORECASE)
 _YEAR = re.compile(r"(?:19|20)\d\d")
-_ACTION = re.compile("|".join([
-    r"verif", r"confirm", r"activat", r"validat", r"reset", r"sign[- ]?in", r"log[- ]?in",
-    r"magic", r"password", r"bestätig", r"aktivier", r"confirmer", r"vérifi", r"activer",
-    r"réinitialis", r"confirmar", r"activar", r"\bativ", r"restablec", r"conferma", r"attiva",
-    r"bevestig",
-    r"potwierd", r"подтверд", r"验证", r"确认", r"認証", r"確認", r"인증", r"onboard",
-]), re.IGNORECASE)
+_ACTION = re.compile(
+    "|".join(
+        [
+            r"verif",
+            r"confirm",
+            r"activat",
+            r"validat",
+            r"reset",
+            r"sign[- ]?in",
+            r"log[- ]?in",
+            r"magic",
+            r"password",
+            r"bestätig",
+            r"aktivier",
+            r"confirmer",
+            r"vérifi",
+            r"activer",
+            r"réinitialis",
+            r"confirmar",
+            r"activar",
+            r"\bativ",
+            r"restablec",
+            r"conferma",
+            r"attiva",
+            r"bevestig",
+            r"potwierd",
+            r"подтверд",
+            r"验证",
+            r"确认",
+            r"認証",
+            r"確認",
+            r"인증",
+            r"onboard",
+        ]
+    ),
+    re.IGNORECASE,
+)
 _NOT_ACTION = re.compile(
     r"unsubscribe|opt[- ]?out|preferences|privacy|terms|facebook|twitter|instagram|linkedin|"
     r"youtube|view (?:it |this )?in (?:your )?browser|abmelden|désabonner|darse de baja|help|"
-    r"support|faq", re.IGNORECASE)
+    r"support|faq",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +215,8 @@ def _plausible(code: str, text: str, match: re.Match[str]) -> bool:
         return False
     if code.isalpha() or len(set(code)) == 1:
         return False
-    before = text[max(match.start() - NEGATIVE_BEFORE, 0): match.start()]
-    after = text[match.end(): match.end() + 2]
+    before = text[max(match.start() - NEGATIVE_BEFORE, 0) : match.start()]
+    after = text[match.end() : match.end() + 2]
     if _DIGIT_GROUP_NEAR.search(before) or re.match(r"[ .]\d", after):
         return False
     return not _NEGATIVE.search(before)

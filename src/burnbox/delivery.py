@@ -16,8 +16,17 @@ from burnbox.storage.base import Store
 
 
 class Deliverer:
-    def __init__(self, store: Store, hub: Hub, metrics: Metrics, *, clock: Clock,
-                 ids: IdSource, message_ttl: float, parse_pool: ParsePool) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        metrics: Metrics,
+        *,
+        clock: Clock,
+        ids: IdSource,
+        message_ttl: float,
+        parse_pool: ParsePool,
+    ) -> None:
         self._store = store
         self._hub = hub
         self._metrics = metrics
@@ -41,10 +50,19 @@ class Deliverer:
         expires = now + self._ttl
         summaries = [
             MessageSummary(
-                id=self._ids(), address=address, received_at=now, expires_at=expires,
-                size=len(raw), sender=parsed.sender, subject=parsed.subject,
-                snippet=parsed.snippet, attachments=parsed.attachments, date=parsed.date,
-                message_id=parsed.message_id, to=parsed.to)
+                id=self._ids(),
+                address=address,
+                received_at=now,
+                expires_at=expires,
+                size=len(raw),
+                sender=parsed.sender,
+                subject=parsed.subject,
+                snippet=parsed.snippet,
+                attachments=parsed.attachments,
+                date=parsed.date,
+                message_id=parsed.message_id,
+                to=parsed.to,
+            )
             for address in dict.fromkeys(addresses)
         ]
         started = time.perf_counter()

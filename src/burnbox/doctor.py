@@ -33,8 +33,9 @@ class Finding:
         return f"{'ok     ' if self.ok else 'PROBLEM'}  {self.text}"
 
 
-def examine(domain: str, env_file: str, smtp: list[tuple[str, int]] | None,
-            ca_file: str | None) -> Iterator[Finding]:
+def examine(
+    domain: str, env_file: str, smtp: list[tuple[str, int]] | None, ca_file: str | None
+) -> Iterator[Finding]:
     try:
         settings: Settings | None = settings_module.load(env_file=env_file)
     except SettingsError as error:
@@ -50,12 +51,18 @@ def examine(domain: str, env_file: str, smtp: list[tuple[str, int]] | None,
         if DomainPolicy(settings.domains).accepts(domain):
             yield Finding(True, f"{domain} is in BURNBOX_DOMAINS")
         else:
-            yield Finding(False, f"{domain} is not in BURNBOX_DOMAINS "
-                                 f"({', '.join(settings.domains)}): its mail would be refused")
+            yield Finding(
+                False,
+                f"{domain} is not in BURNBOX_DOMAINS "
+                f"({', '.join(settings.domains)}): its mail would be refused",
+            )
     targets = smtp if smtp is not None else list(_mx_targets(domain))
     if smtp is None and not targets:
-        yield Finding(False, f"no MX record for {domain} could be found: senders cannot "
-                             "reach burnbox (add `MX 10 your-mx-host.` to the zone)")
+        yield Finding(
+            False,
+            f"no MX record for {domain} could be found: senders cannot "
+            "reach burnbox (add `MX 10 your-mx-host.` to the zone)",
+        )
     for finding_or_target in targets:
         if isinstance(finding_or_target, Finding):
             yield finding_or_target
@@ -70,8 +77,11 @@ def _mx_targets(domain: str) -> Iterator[tuple[str, int] | Finding]:
     try:
         answer = resolver.resolve(domain, "MX")
     except (dns.exception.DNSException, OSError) as error:
-        yield Finding(False, f"looking up the MX records of {domain} failed "
-                             f"({type(error).__name__}): check the zone and this host's DNS")
+        yield Finding(
+            False,
+            f"looking up the MX records of {domain} failed "
+            f"({type(error).__name__}): check the zone and this host's DNS",
+        )
         return
     for record in sorted(answer, key=lambda r: r.preference):
         host = str(record.exchange).rstrip(".")
@@ -84,23 +94,32 @@ def _check_smtp(host: str, port: int, ca_file: str | None) -> Iterator[Finding]:
     try:
         client = smtplib.SMTP(host, port, timeout=TIMEOUT)
     except (OSError, smtplib.SMTPException) as error:
-        yield Finding(False, f"SMTP at {where} does not answer from here "
-                             f"({type(error).__name__}): check the firewall and that burnbox "
-                             "listens on that port")
+        yield Finding(
+            False,
+            f"SMTP at {where} does not answer from here "
+            f"({type(error).__name__}): check the firewall and that burnbox "
+            "listens on that port",
+        )
         return
     with client:
         code, _ = client.ehlo(socket.getfqdn())
         yield Finding(code == 250, f"SMTP at {where} answers (EHLO {code})")
         if not client.has_extn("starttls"):
-            yield Finding(False, f"{where} offers no STARTTLS: mail to it travels in clear "
-                                 "text (set BURNBOX_TLS_CERT and BURNBOX_TLS_KEY)")
+            yield Finding(
+                False,
+                f"{where} offers no STARTTLS: mail to it travels in clear "
+                "text (set BURNBOX_TLS_CERT and BURNBOX_TLS_KEY)",
+            )
             return
         context = ssl.create_default_context(cafile=ca_file)
         try:
             client.starttls(context=context)
         except (ssl.SSLError, ssl.CertificateError, OSError) as error:
-            yield Finding(False, f"the TLS certificate of {where} is not valid for {host}: "
-                                 f"{getattr(error, 'verify_message', None) or error}")
+            yield Finding(
+                False,
+                f"the TLS certificate of {where} is not valid for {host}: "
+                f"{getattr(error, 'verify_message', None) or error}",
+            )
             return
         secure = client.sock
         certificate = secure.getpeercert() if isinstance(secure, ssl.SSLSocket) else None
@@ -108,8 +127,11 @@ def _check_smtp(host: str, port: int, ca_file: str | None) -> Iterator[Finding]:
             expires = ssl.cert_time_to_seconds(str(certificate["notAfter"]))
             days = int((expires - time.time()) // 86400)
             soon = days < EXPIRY_WARNING_DAYS
-            yield Finding(not soon, f"the TLS certificate of {where} is valid and expires in "
-                                    f"{days} days" + (": renew it soon" if soon else ""))
+            yield Finding(
+                not soon,
+                f"the TLS certificate of {where} is valid and expires in "
+                f"{days} days" + (": renew it soon" if soon else ""),
+            )
 
 
 def run(domain: str, env_file: str, smtp: list[str] | None, ca_file: str | None) -> int:

@@ -39,8 +39,9 @@ class Feeds:
         self._hub = hub
         self._clock = clock
 
-    async def wait_newer(self, inbox: Inbox, after: str | None, wait: float,
-                         limit: int) -> tuple[list[MessageSummary], bool]:
+    async def wait_newer(
+        self, inbox: Inbox, after: str | None, wait: float, limit: int
+    ) -> tuple[list[MessageSummary], bool]:
         """Long-poll: up to `limit` messages right after `after` (oldest first; with no
         `after`, the newest, newest first) and whether more follow; waits up to `wait`
         seconds for the first. Raises InboxEnded if the inbox ends meanwhile."""
@@ -55,8 +56,9 @@ class Feeds:
                 pass
             return await self._read(await self.current(inbox), after, limit)
 
-    async def _read(self, inbox: Inbox, after: str | None,
-                    limit: int) -> tuple[list[MessageSummary], bool]:
+    async def _read(
+        self, inbox: Inbox, after: str | None, limit: int
+    ) -> tuple[list[MessageSummary], bool]:
         if after is not None:
             return await self._inboxes.newer(inbox, after, limit)
         page = await self._inboxes.messages(inbox, limit=limit + 1)

@@ -47,11 +47,19 @@ def token_hash(token: str) -> bytes:
 
 
 class InboxService:
-    def __init__(self, store: Store, hub: Hub, domains: DomainPolicy, *, clock: Clock,
-                 ttl: float, max_lifetime: float, public: bool,
-                 new_local_part: Callable[[], str] = random_local_part,
-                 new_token: Callable[[], str] = lambda: TOKEN_PREFIX + secrets.token_urlsafe(
-                     TOKEN_BYTES)) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        domains: DomainPolicy,
+        *,
+        clock: Clock,
+        ttl: float,
+        max_lifetime: float,
+        public: bool,
+        new_local_part: Callable[[], str] = random_local_part,
+        new_token: Callable[[], str] = lambda: TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES),
+    ) -> None:
         self._store = store
         self._hub = hub
         self._domains = domains
@@ -68,11 +76,13 @@ class InboxService:
         chosen_domain = self._domain(domain)
         token = self._new_token()
         for _ in range(1 if local_part is not None else RANDOM_ATTEMPTS):
-            local = normalise_local(local_part if local_part is not None
-                                    else self._new_local_part())
+            local = normalise_local(
+                local_part if local_part is not None else self._new_local_part()
+            )
             now = self._clock()
-            inbox = Inbox(str(Address(local, chosen_domain)), token_hash(token), now,
-                          now + self._ttl)
+            inbox = Inbox(
+                str(Address(local, chosen_domain)), token_hash(token), now, now + self._ttl
+            )
             try:
                 stored = await self._store.create_inbox(inbox)
             except AddressTaken:
@@ -102,8 +112,11 @@ class InboxService:
             raise NotFound(normal)
         if self.public:
             return inbox
-        if token is None or inbox.token_hash is None or not hmac.compare_digest(
-                presented, inbox.token_hash):
+        if (
+            token is None
+            or inbox.token_hash is None
+            or not hmac.compare_digest(presented, inbox.token_hash)
+        ):
             raise NotFound(normal)
         return inbox
 
@@ -118,8 +131,12 @@ class InboxService:
     async def extend(self, inbox: Inbox) -> Inbox:
         now = self._clock()
         limit = inbox.created_at + self._max_lifetime
-        extended = Inbox(inbox.address, inbox.token_hash, inbox.created_at,
-                         max(inbox.expires_at, min(now + self._ttl, limit)))
+        extended = Inbox(
+            inbox.address,
+            inbox.token_hash,
+            inbox.created_at,
+            max(inbox.expires_at, min(now + self._ttl, limit)),
+        )
         await self._store.update_inbox(extended)
         return extended
 
@@ -144,14 +161,17 @@ class InboxService:
 
     # -- its mail ------------------------------------------------------------
 
-    async def messages(self, inbox: Inbox, *, before: str | None = None,
-                       limit: int = 50) -> list[MessageSummary]:
+    async def messages(
+        self, inbox: Inbox, *, before: str | None = None, limit: int = 50
+    ) -> list[MessageSummary]:
         """Newest first."""
-        return await self._store.summaries(inbox.address, before=before, limit=limit,
-                                           since=inbox.claims_from)
+        return await self._store.summaries(
+            inbox.address, before=before, limit=limit, since=inbox.claims_from
+        )
 
-    async def newer(self, inbox: Inbox, after: str, limit: int | None) -> tuple[
-            list[MessageSummary], bool]:
+    async def newer(
+        self, inbox: Inbox, after: str, limit: int | None
+    ) -> tuple[list[MessageSummary], bool]:
         """Up to `limit` (None: all) messages right after `after`, oldest first, and
         whether more follow them."""
         found: list[MessageSummary] = []
@@ -173,16 +193,19 @@ class InboxService:
 
     async def message(self, inbox: Inbox, message_id: str) -> tuple[MessageSummary, bytes]:
         """A message's summary and raw bytes. Raises NotFound."""
-        return (await self._store.summary(inbox.address, message_id, since=inbox.claims_from),
-                await self._store.raw(inbox.address, message_id, since=inbox.claims_from))
+        return (
+            await self._store.summary(inbox.address, message_id, since=inbox.claims_from),
+            await self._store.raw(inbox.address, message_id, since=inbox.claims_from),
+        )
 
     async def delete_message(self, inbox: Inbox, message_id: str) -> None:
         await self._store.delete(inbox.address, message_id, since=inbox.claims_from)
         self._hub.publish(Event("deleted", inbox.address, message_id))
 
     async def mark_seen(self, inbox: Inbox, message_id: str, seen: bool) -> MessageSummary:
-        updated = await self._store.mark_seen(inbox.address, message_id, seen,
-                                              since=inbox.claims_from)
+        updated = await self._store.mark_seen(
+            inbox.address, message_id, seen, since=inbox.claims_from
+        )
         self._hub.publish(Event("seen", updated.address, updated.id, updated))
         return updated
 

@@ -24,8 +24,15 @@ from prometheus_client.registry import Collector
 from burnbox.model import StoreStats
 
 RefusalReason = Literal[
-    "relay", "bad_address", "too_big", "too_many_recipients", "line_too_long",
-    "store_full", "store_error", "unclaimed", "shutdown",
+    "relay",
+    "bad_address",
+    "too_big",
+    "too_many_recipients",
+    "line_too_long",
+    "store_full",
+    "store_error",
+    "unclaimed",
+    "shutdown",
 ]
 
 
@@ -33,8 +40,7 @@ RECEIVED = "burnbox_messages_received", "Messages accepted and stored (one per i
 
 
 class _StoreCollector(Collector):
-    def __init__(self, stats: Callable[[], StoreStats],
-                 received: Callable[[], int] | None) -> None:
+    def __init__(self, stats: Callable[[], StoreStats], received: Callable[[], int] | None) -> None:
         self._stats = stats
         self._received = received  # None: a shared Counter exports it
 
@@ -71,52 +77,79 @@ class Metrics:
 
     def _mail_and_sessions(self, own: CollectorRegistry) -> None:
         self.refused = Counter(
-            "burnbox_messages_refused", "Messages or recipients refused, by reason.",
-            ["reason"], registry=own)
+            "burnbox_messages_refused",
+            "Messages or recipients refused, by reason.",
+            ["reason"],
+            registry=own,
+        )
         self.smtp_sessions = Gauge(
-            "burnbox_smtp_sessions", "SMTP sessions open now.", registry=own,
-            multiprocess_mode="livesum")
+            "burnbox_smtp_sessions",
+            "SMTP sessions open now.",
+            registry=own,
+            multiprocess_mode="livesum",
+        )
         self.purged = Counter(
-            "burnbox_messages_purged", "Messages removed because their time was up.",
-            registry=own)
+            "burnbox_messages_purged", "Messages removed because their time was up.", registry=own
+        )
 
     def _relay(self, own: CollectorRegistry) -> None:
         self.relay_received = Counter(
-            "burnbox_relay_received", "Events received from other nodes.",
-            registry=own)
+            "burnbox_relay_received", "Events received from other nodes.", registry=own
+        )
         self.relay_packets = Counter(
-            "burnbox_relay_packets_sent", "Notifications sent to other nodes (each carries "
-            "every event waiting, up to 7.9 KB).", registry=own)
+            "burnbox_relay_packets_sent",
+            "Notifications sent to other nodes (each carries every event waiting, up to 7.9 KB).",
+            registry=own,
+        )
         self.relay_reconnects = Counter(
-            "burnbox_relay_reconnects", "Times the cross-node channel was lost and reached "
-            "again (local push streams are ended then, and catch up).", registry=own)
+            "burnbox_relay_reconnects",
+            "Times the cross-node channel was lost and reached "
+            "again (local push streams are ended then, and catch up).",
+            registry=own,
+        )
         self.relay_dropped = Counter(
-            "burnbox_relay_dropped", "Events not sent to other nodes (outbox full).",
-            registry=own)
+            "burnbox_relay_dropped", "Events not sent to other nodes (outbox full).", registry=own
+        )
 
     def _push(self, own: CollectorRegistry) -> None:
         self.push_subscribers = Gauge(
-            "burnbox_push_subscribers", "Push streams (SSE, WebSocket, long-poll) open now.",
-            registry=own, multiprocess_mode="livesum")
+            "burnbox_push_subscribers",
+            "Push streams (SSE, WebSocket, long-poll) open now.",
+            registry=own,
+            multiprocess_mode="livesum",
+        )
         self.push_refused = Counter(
-            "burnbox_push_refused", "Push streams refused: too many from one client IP, or in "
-            "all.", ["limit"], registry=own)
+            "burnbox_push_refused",
+            "Push streams refused: too many from one client IP, or in all.",
+            ["limit"],
+            registry=own,
+        )
         self.reads_refused = Counter(
-            "burnbox_reads_refused", "Reads refused because their client IP failed too many "
-            "(a wrong token, or no such inbox).", registry=own)
+            "burnbox_reads_refused",
+            "Reads refused because their client IP failed too many "
+            "(a wrong token, or no such inbox).",
+            registry=own,
+        )
 
     def _timings(self, own: CollectorRegistry) -> None:
         self.store_seconds = Histogram(
-            "burnbox_store_add_seconds", "Time to store one delivered message (to commit).",
+            "burnbox_store_add_seconds",
+            "Time to store one delivered message (to commit).",
             registry=own,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0))
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+        )
         self.purge_seconds = Histogram(
-            "burnbox_purge_seconds", "Duration of each purge run (count: purge runs).",
-            registry=own, buckets=(0.001, 0.01, 0.1, 1.0, 10.0, 60.0))
-        self.relay_lag = Histogram(
-            "burnbox_relay_lag_seconds", "From publish on one node to arrival on this one.",
+            "burnbox_purge_seconds",
+            "Duration of each purge run (count: purge runs).",
             registry=own,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0))
+            buckets=(0.001, 0.01, 0.1, 1.0, 10.0, 60.0),
+        )
+        self.relay_lag = Histogram(
+            "burnbox_relay_lag_seconds",
+            "From publish on one node to arrival on this one.",
+            registry=own,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
+        )
 
     def watch_store(self, stats: Callable[[], StoreStats]) -> None:
         received = None if self.shared else (lambda: self.received)

@@ -80,8 +80,10 @@ def full_view(raw: bytes) -> Message:
     try:
         message = parse(raw)
         text, html, attachments = _bodies(message, prefix_only=False)
-        headers = [(str(name), header_text(value, MAX_HEADER_CHARS))
-                   for name, value in list(message.raw_items())[:MAX_HEADERS]]
+        headers = [
+            (str(name), header_text(value, MAX_HEADER_CHARS))
+            for name, value in list(message.raw_items())[:MAX_HEADERS]
+        ]
         return Message(headers, text, html, attachments, len(message.defects))
     except Exception:
         return Message([], raw.decode("utf-8", "replace"), "", [], 1)
@@ -132,8 +134,7 @@ def decode_text(data: bytes, charset: str | None) -> str:
         return data.decode("utf-8", "replace")
 
 
-def _bodies(message: email.message.Message,
-            prefix_only: bool) -> tuple[str, str, list[Attachment]]:
+def _bodies(message: email.message.Message, prefix_only: bool) -> tuple[str, str, list[Attachment]]:
     text = html = ""
     attachments: list[Attachment] = []
     for index, part in enumerate(_leaf_parts(message)):
@@ -157,20 +158,32 @@ def _leaf_parts(message: email.message.Message) -> Iterator[email.message.Messag
         part, depth = stack.pop()
         seen += 1
         payload = part.get_payload()
-        if part.is_multipart() and part.get_content_maintype() == "multipart" and isinstance(
-                payload, list):
+        if (
+            part.is_multipart()
+            and part.get_content_maintype() == "multipart"
+            and isinstance(payload, list)
+        ):
             if depth < MAX_DEPTH:
-                stack.extend((child, depth + 1) for child in reversed(payload)
-                             if isinstance(child, email.message.Message))
+                stack.extend(
+                    (child, depth + 1)
+                    for child in reversed(payload)
+                    if isinstance(child, email.message.Message)
+                )
             continue
         yield part
 
 
 def _payload_bytes(part: email.message.Message) -> bytes:
     if part.is_multipart():  # message/rfc822 and friends: give the enclosed message back
-        return part.as_bytes() if part.get_content_maintype() != "message" else b"".join(
-            child.as_bytes() for child in part.get_payload() if isinstance(child,
-                                                                           email.message.Message))
+        return (
+            part.as_bytes()
+            if part.get_content_maintype() != "message"
+            else b"".join(
+                child.as_bytes()
+                for child in part.get_payload()
+                if isinstance(child, email.message.Message)
+            )
+        )
     payload = part.get_payload(decode=True)
     return payload if isinstance(payload, bytes) else b""
 
@@ -187,7 +200,8 @@ def _describe(part: email.message.Message, index: int, size: int | None) -> Atta
         filename = "message.eml"
     content_id = header_text(_raw_header(part, "content-id"), 255).strip().strip("<>")
     inline = part.get_content_disposition() == "inline" or (
-        bool(content_id) and part.get_content_disposition() != "attachment")
+        bool(content_id) and part.get_content_disposition() != "attachment"
+    )
     if size is None:
         size = len(_payload_bytes(part))
     return Attachment(index, filename or f"part-{index}", content_type, size, content_id, inline)

@@ -8,6 +8,7 @@ import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -114,14 +115,20 @@ def field_types(kind: type) -> dict[str, type]:
 def to_plain(summary: MessageSummary, names: Sequence[str] = SUMMARY_FIELDS) -> list[object]:
     """The named fields' values, times as integer milliseconds."""
     types = field_types(MessageSummary)
-    return [ms_of(value) if types[name] is datetime else value
-            for name in names for value in (getattr(summary, name),)]
+    return [
+        ms_of(value) if types[name] is datetime else value
+        for name in names
+        for value in (getattr(summary, name),)
+    ]
 
 
-def from_plain(values: Sequence[object], names: Sequence[str] = SUMMARY_FIELDS,
-               **known: object) -> MessageSummary:
+def from_plain(
+    values: Sequence[object], names: Sequence[str] = SUMMARY_FIELDS, **known: object
+) -> MessageSummary:
     """A summary from the named fields' plain values (and any given by name)."""
     types = field_types(MessageSummary)
-    given = {name: at_ms(int(value)) if types[name] is datetime  # type: ignore[call-overload]
-             else types[name](value) for name, value in zip(names, values, strict=True)}
+    given: dict[str, Any] = {}
+    for name, value in zip(names, values, strict=True):
+        plain: Any = value
+        given[name] = at_ms(plain) if types[name] is datetime else types[name](plain)
     return MessageSummary(**given, **known)  # type: ignore[arg-type]

@@ -23,8 +23,19 @@ from burnbox.model import Overview
 MAX_HEADER_BLOCK = 64 * 1024  # larger header blocks take the reference path
 _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]*:")  # compat32's header line test
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
-_WANTED = frozenset({"from", "to", "subject", "date", "message-id", "content-type",
-                     "content-disposition", "content-transfer-encoding", "content-id"})
+_WANTED = frozenset(
+    {
+        "from",
+        "to",
+        "subject",
+        "date",
+        "message-id",
+        "content-type",
+        "content-disposition",
+        "content-transfer-encoding",
+        "content-id",
+    }
+)
 
 
 def summarise(raw: bytes) -> Overview:
@@ -61,7 +72,8 @@ def _header_fields(raw: bytes) -> tuple[dict[str, str], int] | None:
         return None
     block = raw[:end]
     if block.count(b"\r") != block.count(b"\r\n") or (
-            newline == b"\r\n" and block.count(b"\n") != block.count(b"\r\n")):
+        newline == b"\r\n" and block.count(b"\n") != block.count(b"\r\n")
+    ):
         return None  # a bare CR or LF is a line end to the stdlib parser
     headers: dict[str, str] = {}
     name = ""
@@ -88,8 +100,9 @@ def _header_fields(raw: bytes) -> tuple[dict[str, str], int] | None:
     return headers, end + 2 * len(newline)
 
 
-def _single_part(raw: bytes, body_start: int, headers: dict[str, str],
-                 part: email.message.Message) -> Overview:
+def _single_part(
+    raw: bytes, body_start: int, headers: dict[str, str], part: email.message.Message
+) -> Overview:
     content_type = part.get_content_type()
     disposition = part.get_content_disposition()
     is_body = disposition != "attachment" and not part.get_filename()
@@ -119,7 +132,7 @@ def _body_prefix(raw: bytes, start: int, part: email.message.Message, limit: int
     """The first `limit` decoded bytes of the body, as text."""
     encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
     if encoding == "base64":
-        encoded = raw[start: start + limit * 2]
+        encoded = raw[start : start + limit * 2]
         whole = start + limit * 2 >= len(raw)
         clean = _NOT_BASE64.sub(b"", encoded)
         if whole:
@@ -129,12 +142,12 @@ def _body_prefix(raw: bytes, start: int, part: email.message.Message, limit: int
             clean = clean[: len(clean) // 4 * 4]
         data = binascii.a2b_base64(clean)
     elif encoding == "quoted-printable":
-        encoded = raw[start: start + limit * 3 + 2]
+        encoded = raw[start : start + limit * 3 + 2]
         if start + limit * 3 + 2 < len(raw):
             encoded = encoded[: encoded.rfind(b"\n") + 1]  # never cut an =XX escape
         data = binascii.a2b_qp(encoded)
     elif encoding in {"", "7bit", "8bit", "binary"}:
-        data = raw[start: start + limit]
+        data = raw[start : start + limit]
     else:  # x-uuencode and the like: rare enough for the reference path
         raise ValueError(encoding)
     return mime.decode_text(data[:limit], part.get_content_charset())

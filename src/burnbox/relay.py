@@ -34,8 +34,7 @@ _SENT_FIELDS = tuple(name for name in SUMMARY_FIELDS if name != "address")
 
 
 class Channel(Protocol):
-    async def connect(self, on_message: Callable[[str], None],
-                      on_lost: Callable[[], None]) -> None:
+    async def connect(self, on_message: Callable[[str], None], on_lost: Callable[[], None]) -> None:
         """Listen; `on_lost` is called if the connection goes (not when closed)."""
 
     async def send(self, payload: str) -> None: ...
@@ -189,14 +188,14 @@ class PostgresChannel:
         self._sender: Any = None
         self._on_lost: Any = None
 
-    async def connect(self, on_message: Callable[[str], None],
-                      on_lost: Callable[[], None]) -> None:
+    async def connect(self, on_message: Callable[[str], None], on_lost: Callable[[], None]) -> None:
         import asyncpg
 
         self._listener = await asyncpg.connect(self._url)
         self._sender = await asyncpg.connect(self._url)
         await self._listener.add_listener(
-            CHANNEL, lambda _connection, _pid, _channel, payload: on_message(payload))
+            CHANNEL, lambda _connection, _pid, _channel, payload: on_message(payload)
+        )
         self._on_lost = lambda _connection: on_lost()
         self._listener.add_termination_listener(self._on_lost)
 
@@ -221,8 +220,7 @@ class RedisChannel:
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
 
-    async def connect(self, on_message: Callable[[str], None],
-                      on_lost: Callable[[], None]) -> None:
+    async def connect(self, on_message: Callable[[str], None], on_lost: Callable[[], None]) -> None:
         import redis.asyncio
 
         self._client = redis.asyncio.Redis.from_url(self._url)

@@ -24,27 +24,88 @@ _ATTRIBUTES = copy.deepcopy(nh3.ALLOWED_ATTRIBUTES)
 for _tag in _TAGS:
     _ATTRIBUTES.setdefault(_tag, set()).update({"style", "align", "dir", "title"})
 for _tag in ("table", "td", "th", "tr", "tbody", "thead"):
-    _ATTRIBUTES[_tag].update({"width", "height", "bgcolor", "valign", "background", "border",
-                              "cellpadding", "cellspacing", "colspan", "rowspan"})
+    _ATTRIBUTES[_tag].update(
+        {
+            "width",
+            "height",
+            "bgcolor",
+            "valign",
+            "background",
+            "border",
+            "cellpadding",
+            "cellspacing",
+            "colspan",
+            "rowspan",
+        }
+    )
 _ATTRIBUTES["img"].update({"src", "alt", "width", "height", "border"})
 _ATTRIBUTES["font"].update({"color", "face", "size"})
 _ATTRIBUTES["a"].update({"href"})
 
 _STYLE_PROPERTIES = {
-    "color", "background-color", "font", "font-family", "font-size", "font-style",
-    "font-weight", "text-align", "text-decoration", "text-transform", "line-height",
-    "letter-spacing", "white-space", "word-break", "vertical-align", "direction",
-    "margin", "margin-top", "margin-right", "margin-bottom", "margin-left",
-    "padding", "padding-top", "padding-right", "padding-bottom", "padding-left",
-    "border", "border-top", "border-right", "border-bottom", "border-left", "border-color",
-    "border-style", "border-width", "border-radius", "border-collapse", "border-spacing",
-    "width", "height", "max-width", "min-width", "max-height", "display", "list-style-type",
+    "color",
+    "background-color",
+    "font",
+    "font-family",
+    "font-size",
+    "font-style",
+    "font-weight",
+    "text-align",
+    "text-decoration",
+    "text-transform",
+    "line-height",
+    "letter-spacing",
+    "white-space",
+    "word-break",
+    "vertical-align",
+    "direction",
+    "margin",
+    "margin-top",
+    "margin-right",
+    "margin-bottom",
+    "margin-left",
+    "padding",
+    "padding-top",
+    "padding-right",
+    "padding-bottom",
+    "padding-left",
+    "border",
+    "border-top",
+    "border-right",
+    "border-bottom",
+    "border-left",
+    "border-color",
+    "border-style",
+    "border-width",
+    "border-radius",
+    "border-collapse",
+    "border-spacing",
+    "width",
+    "height",
+    "max-width",
+    "min-width",
+    "max-height",
+    "display",
+    "list-style-type",
 }
 _SCHEMES = {"http", "https", "mailto", "tel", "cid", "data"}
 # Attributes whose value is a URL: each is checked here, after normalising it as a browser
 # does, whatever nh3 allows.
-_URL_ATTRIBUTES = {"href", "src", "background", "cite", "action", "formaction", "poster",
-                   "longdesc", "usemap", "lowsrc", "dynsrc", "data", "xlink:href"}
+_URL_ATTRIBUTES = {
+    "href",
+    "src",
+    "background",
+    "cite",
+    "action",
+    "formaction",
+    "poster",
+    "longdesc",
+    "usemap",
+    "lowsrc",
+    "dynsrc",
+    "data",
+    "xlink:href",
+}
 _LINK_SCHEMES = ("http:", "https:", "mailto:", "tel:")
 # What a browser ignores in a URL before it reads the scheme: leading C0 controls and
 # spaces, and tabs and newlines anywhere (WHATWG URL).
@@ -52,7 +113,9 @@ _URL_LEADING = "".join(map(chr, range(0x21)))
 _URL_IGNORED = dict.fromkeys(map(ord, "\t\n\r"))
 _REMOTE = re.compile(
     r"""(?:\b(?:src|href|background|poster|data|action)\s*=\s*["']?|url\(\s*["']?|@import\s+["'])"""
-    r"""((?:https?:)?//[^"'\s)>]+)""", re.IGNORECASE)
+    r"""((?:https?:)?//[^"'\s)>]+)""",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -61,8 +124,7 @@ class Rendered:
     blocked: list[str] = field(default_factory=list)
 
 
-def sanitise(html: str, *, remote_allowed: bool,
-             cid_url: Callable[[str], str | None]) -> Rendered:
+def sanitise(html: str, *, remote_allowed: bool, cid_url: Callable[[str], str | None]) -> Rendered:
     """Safe HTML for a sandboxed frame, and the remote URLs that were not kept."""
     kept_remote: set[str] = set()
 
@@ -73,13 +135,23 @@ def sanitise(html: str, *, remote_allowed: bool,
         if attribute in {"src", "background"}:
             return _source(tag, url, remote_allowed, cid_url, kept_remote)
         if attribute == "href" and tag == "a":
-            return url if url.lower().startswith(_LINK_SCHEMES) or ":" not in url.split(
-                "/", 1)[0] else None
+            return (
+                url
+                if url.lower().startswith(_LINK_SCHEMES) or ":" not in url.split("/", 1)[0]
+                else None
+            )
         return None  # cite, poster, ...: a URL nothing here needs to follow
 
-    safe = nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, attribute_filter=filter_attribute,
-                     url_schemes=_SCHEMES, filter_style_properties=_STYLE_PROPERTIES,
-                     link_rel="noopener noreferrer nofollow", strip_comments=True)
+    safe = nh3.clean(
+        html,
+        tags=_TAGS,
+        attributes=_ATTRIBUTES,
+        attribute_filter=filter_attribute,
+        url_schemes=_SCHEMES,
+        filter_style_properties=_STYLE_PROPERTIES,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
     blocked: list[str] = []
     for match in _REMOTE.finditer(html):
         url = match.group(1)
@@ -96,8 +168,13 @@ def browser_url(value: str) -> str:
     return value.lstrip(_URL_LEADING).translate(_URL_IGNORED)
 
 
-def _source(tag: str, value: str, remote_allowed: bool, cid_url: Callable[[str], str | None],
-            kept_remote: set[str]) -> str | None:
+def _source(
+    tag: str,
+    value: str,
+    remote_allowed: bool,
+    cid_url: Callable[[str], str | None],
+    kept_remote: set[str],
+) -> str | None:
     lowered = value.strip().lower()
     if lowered.startswith("cid:"):
         return cid_url(value.strip()[4:].strip("<>"))
@@ -113,5 +190,5 @@ def _is_link(html: str, match: re.Match[str]) -> bool:
     """An <a href> is a link the reader may follow, not content that loads by itself."""
     if not match.group(0).lower().startswith("href"):
         return False
-    tag = html[html.rfind("<", 0, match.start()) + 1: match.start()].lstrip().lower()
+    tag = html[html.rfind("<", 0, match.start()) + 1 : match.start()].lstrip().lower()
     return tag.startswith(("a ", "a\n", "a\t", "area "))

@@ -14,8 +14,9 @@ log = logging.getLogger(__name__)
 
 
 class Reaper:
-    def __init__(self, store: Store, hub: Hub, metrics: Metrics, *, clock: Clock,
-                 interval: float) -> None:
+    def __init__(
+        self, store: Store, hub: Hub, metrics: Metrics, *, clock: Clock, interval: float
+    ) -> None:
         self._store = store
         self._hub = hub
         self._metrics = metrics

@@ -42,8 +42,19 @@ def parse_endpoint(text: str) -> Endpoint:
     return Endpoint(host, int(port))
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
-               "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
 _DURATION_UNITS = {"": 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -116,124 +127,185 @@ def _setting(default: Any, parse: Callable[[str], Any], help_text: str) -> Any:
 @dataclass(frozen=True, slots=True)
 class Settings:
     smtp_listen: Endpoint = _setting(
-        Endpoint("127.0.0.1", 2525), parse_endpoint,
-        "Where the SMTP server listens, host:port. Port 0 picks a free port (printed at start).")
+        Endpoint("127.0.0.1", 2525),
+        parse_endpoint,
+        "Where the SMTP server listens, host:port. Port 0 picks a free port (printed at start).",
+    )
     http_listen: Endpoint = _setting(
-        Endpoint("127.0.0.1", 8025), parse_endpoint,
-        "Where the HTTP server (web UI, API, health, metrics) listens, host:port; 0 picks a port.")
+        Endpoint("127.0.0.1", 8025),
+        parse_endpoint,
+        "Where the HTTP server (web UI, API, health, metrics) listens, host:port; 0 picks a port.",
+    )
     domains: tuple[str, ...] = _setting(
-        ("localhost",), parse_list,
+        ("localhost",),
+        parse_list,
         "Comma-separated domains whose mail is accepted; `*.example.org` accepts every "
-        "subdomain of example.org. Mail for any other domain is refused (never an open relay).")
+        "subdomain of example.org. Mail for any other domain is refused (never an open relay).",
+    )
     store: str = _setting(
-        "memory://", str,
+        "memory://",
+        str,
         "Where mail is kept: `memory://` (RAM only, wiped at restart) or "
         "`sqlite:///var/lib/burnbox/mail.db` (durable, one node; the path follows `sqlite://`) "
-        "or `postgresql://user@host/db` (production, shared by every node).")
+        "or `postgresql://user@host/db` (production, shared by every node).",
+    )
     hub: str = _setting(
-        "local", str,
+        "local",
+        str,
         "How push reaches the other nodes: `local` (one node), `postgres` (LISTEN/NOTIFY on "
-        "the store's database), or a `postgresql://...` or `redis://...` URL.")
+        "the store's database), or a `postgresql://...` or `redis://...` URL.",
+    )
     workers: int = _setting(
-        1, parse_positive_int,
+        1,
+        parse_positive_int,
         "Processes sharing the listeners (SO_REUSEPORT). More than one needs a PostgreSQL "
         "store and explicit ports; push then crosses them by BURNBOX_HUB (`postgres` unless "
-        "set).")
+        "set).",
+    )
     hostname: str = _setting(
-        "", str, "The name this server gives in its SMTP greeting and Received: headers "
-        "(default: the machine's fully qualified name).")
+        "",
+        str,
+        "The name this server gives in its SMTP greeting and Received: headers "
+        "(default: the machine's fully qualified name).",
+    )
     message_ttl: float = _setting(
-        86400.0, parse_duration, "How long a message is kept before it is purged (e.g. 24h, 30m).")
-    reap_interval: float = _setting(
-        60.0, parse_duration, "How often expired mail is purged.")
+        86400.0, parse_duration, "How long a message is kept before it is purged (e.g. 24h, 30m)."
+    )
+    reap_interval: float = _setting(60.0, parse_duration, "How often expired mail is purged.")
     max_message_size: int = _setting(
-        25 * 1024**2, parse_size, "Largest message accepted, in bytes (advertised as SIZE).")
+        25 * 1024**2, parse_size, "Largest message accepted, in bytes (advertised as SIZE)."
+    )
     max_recipients: int = _setting(
-        100, parse_positive_int, "Most recipients in one SMTP transaction (more get 452 4.5.3).")
+        100, parse_positive_int, "Most recipients in one SMTP transaction (more get 452 4.5.3)."
+    )
     max_command_line: int = _setting(
-        2048, parse_size, "Longest SMTP command line, in bytes, CRLF included.")
+        2048, parse_size, "Longest SMTP command line, in bytes, CRLF included."
+    )
     max_line_length: int = _setting(
-        1024**2, parse_size,
-        "Longest text line inside a message, in bytes; longer lines are kept unchanged up to this.")
+        1024**2,
+        parse_size,
+        "Longest text line inside a message, in bytes; longer lines are kept unchanged up to this.",
+    )
     max_connections: int = _setting(
-        5000, parse_positive_int, "Most SMTP sessions open at once (more get 421 4.7.0).")
+        5000, parse_positive_int, "Most SMTP sessions open at once (more get 421 4.7.0)."
+    )
     max_connections_per_ip: int = _setting(
-        100, parse_positive_int, "Most SMTP sessions open at once from one client IP.")
+        100, parse_positive_int, "Most SMTP sessions open at once from one client IP."
+    )
     smtp_idle_timeout: float = _setting(
-        300.0, parse_duration,
-        "An SMTP session that makes no progress for this long is closed (NOOP/RSET do not count).")
+        300.0,
+        parse_duration,
+        "An SMTP session that makes no progress for this long is closed (NOOP/RSET do not count).",
+    )
     smtp_min_data_rate: int = _setting(
-        256, parse_size,
-        "Slowest accepted DATA/BDAT transfer, bytes per second (see smtp_min_data_rate_after).")
+        256,
+        parse_size,
+        "Slowest accepted DATA/BDAT transfer, bytes per second (see smtp_min_data_rate_after).",
+    )
     smtp_min_data_rate_after: float = _setting(
-        30.0, parse_duration, "How long DATA/BDAT may run before the minimum data rate applies.")
+        30.0, parse_duration, "How long DATA/BDAT may run before the minimum data rate applies."
+    )
     smtp_delivery_timeout: float = _setting(
-        60.0, parse_duration,
+        60.0,
+        parse_duration,
         "A delivery the store has not confirmed in this long is answered 451 (the sender "
-        "retries); checked by the session watchdog, so it may take up to one idle timeout more.")
+        "retries); checked by the session watchdog, so it may take up to one idle timeout more.",
+    )
     smtp_max_errors: int = _setting(
-        20, parse_positive_int, "Errors one SMTP session may make before it is disconnected.")
+        20, parse_positive_int, "Errors one SMTP session may make before it is disconnected."
+    )
     smtp_max_bad_commands: int = _setting(
-        5, parse_positive_int,
+        5,
+        parse_positive_int,
         "Unrecognised or malformed commands (500, 501) one SMTP session may send before it is "
-        "disconnected with 421: attack traffic and other protocols get no more room.")
+        "disconnected with 421: attack traffic and other protocols get no more room.",
+    )
     smtp_junk_limit: int = _setting(
-        100, parse_positive_int,
-        "NOOP, RSET, VRFY, HELP and EHLO commands allowed between two delivered messages.")
+        100,
+        parse_positive_int,
+        "NOOP, RSET, VRFY, HELP and EHLO commands allowed between two delivered messages.",
+    )
     tls_cert: str = _setting(
-        "", str, "PEM certificate (chain) file; with tls_key, enables STARTTLS.")
+        "", str, "PEM certificate (chain) file; with tls_key, enables STARTTLS."
+    )
     tls_key: str = _setting("", str, "PEM private key file for tls_cert.")
     received_client_ip: bool = _setting(
-        False, parse_bool,
-        "Whether the Received: header names the client's IP address (off: privacy).")
+        False,
+        parse_bool,
+        "Whether the Received: header names the client's IP address (off: privacy).",
+    )
     inbox_max_messages: int = _setting(
-        1000, parse_positive_int, "Most messages one inbox keeps; the oldest is evicted first.")
+        1000, parse_positive_int, "Most messages one inbox keeps; the oldest is evicted first."
+    )
     store_max_bytes: int = _setting(
-        512 * 1024**2, parse_size,
+        512 * 1024**2,
+        parse_size,
         "Most bytes of mail the store holds (every store: memory, SQLite, PostgreSQL); the oldest "
         "mail is evicted first. A message whose copies (one per recipient) exceed it is refused "
-        "for good (552 5.3.4).")
+        "for good (552 5.3.4).",
+    )
     ingest_parse_inline_max: int = _setting(
-        64 * 1024, parse_size,
+        64 * 1024,
+        parse_size,
         "Messages up to this size are parsed on the event loop (ingest summary, API views); "
-        "larger ones in a worker process.")
+        "larger ones in a worker process.",
+    )
     shutdown_grace: float = _setting(
-        10.0, parse_duration, "How long transactions in flight may take to finish at shutdown.")
+        10.0, parse_duration, "How long transactions in flight may take to finish at shutdown."
+    )
     unclaimed: str = _setting(
-        "keep", parse_choice("keep", "reject"),
+        "keep",
+        parse_choice("keep", "reject"),
         "Mail to an address nobody created: `keep` it for its TTL (whoever creates that inbox "
-        "sees it) or `reject` it at RCPT with 550 5.1.1.")
+        "sees it) or `reject` it at RCPT with 550 5.1.1.",
+    )
     access: str = _setting(
-        "token", parse_choice("token", "public"),
+        "token",
+        parse_choice("token", "public"),
         "`token`: an inbox is read only with the token returned when it was created. "
-        "`public`: anyone may read any inbox by its address (QA teams on a private network).")
+        "`public`: anyone may read any inbox by its address (QA teams on a private network).",
+    )
     inbox_ttl: float = _setting(
-        86400.0, parse_duration, "How long a new inbox lives, and how much an extend adds.")
+        86400.0, parse_duration, "How long a new inbox lives, and how much an extend adds."
+    )
     inbox_max_lifetime: float = _setting(
-        7 * 86400.0, parse_duration, "The longest an inbox can be extended to, from its creation.")
+        7 * 86400.0, parse_duration, "The longest an inbox can be extended to, from its creation."
+    )
     inbox_create_rate: str = _setting(
-        "20/m", parse_rate,
-        "Inboxes one client IP may create: `N/s`, `N/m` or `N/h` (a token bucket of N).")
+        "20/m",
+        parse_rate,
+        "Inboxes one client IP may create: `N/s`, `N/m` or `N/h` (a token bucket of N).",
+    )
     failed_read_rate: str = _setting(
-        "30/m", parse_rate,
+        "30/m",
+        parse_rate,
         "Failed reads (a wrong token or no such inbox, which look alike) one client IP may "
-        "make: `N/s`, `N/m` or `N/h`. Beyond it, every read from that IP is answered 429.")
+        "make: `N/s`, `N/m` or `N/h`. Beyond it, every read from that IP is answered 429.",
+    )
     push_max_streams: int = _setting(
-        10_000, parse_positive_int,
+        10_000,
+        parse_positive_int,
         "Push streams (SSE, WebSocket, long-poll) open at once on this node; more are refused "
-        "(429, or WebSocket close 4429).")
+        "(429, or WebSocket close 4429).",
+    )
     push_max_streams_per_ip: int = _setting(
-        40, parse_positive_int, "Push streams one client IP may hold open at once.")
+        40, parse_positive_int, "Push streams one client IP may hold open at once."
+    )
     trusted_proxies: tuple[str, ...] = _setting(
-        (), parse_list,
+        (),
+        parse_list,
         "Comma-separated IPs of reverse proxies whose X-Forwarded-For is believed for the "
-        "client IP (rate limits); empty: the socket's peer is the client.")
+        "client IP (rate limits); empty: the socket's peer is the client.",
+    )
     allowed_origins: tuple[str, ...] = _setting(
-        (), parse_list,
+        (),
+        parse_list,
         "Origins (e.g. `https://mail.example.org`) allowed to open the WebSocket and to use "
-        "cookie sessions; empty: only the origin the request itself was sent to.")
+        "cookie sessions; empty: only the origin the request itself was sent to.",
+    )
     log_level: str = _setting(
-        "info", parse_choice("debug", "info", "warning", "error"), "Log level.")
+        "info", parse_choice("debug", "info", "warning", "error"), "Log level."
+    )
 
     @property
     def tls_enabled(self) -> bool:
@@ -288,7 +360,10 @@ def load(
 def _check_known_keys(*sources: Mapping[str, Any]) -> None:
     # BURNBOX_URL and BURNBOX_TOKEN belong to the client commands, not to the server.
     known = {env_key(item.name) for item in dataclasses.fields(Settings)} | {
-        "BURNBOX_ENV_FILE", "BURNBOX_URL", "BURNBOX_TOKEN"}
+        "BURNBOX_ENV_FILE",
+        "BURNBOX_URL",
+        "BURNBOX_TOKEN",
+    }
     for source in sources:
         for key in source:
             if key.startswith(ENV_PREFIX) and key not in known:
@@ -307,20 +382,27 @@ def _check_consistency(settings: Settings) -> None:
     if settings.store.startswith("sqlite://") and not sqlite_path(settings.store):
         raise SettingsError("BURNBOX_STORE: a SQLite URL names a file: sqlite:///path/to/file.db")
     if not settings.store.startswith(("memory://", "sqlite://", *POSTGRES_SCHEMES)):
-        raise SettingsError(f"BURNBOX_STORE: unsupported store URL {settings.store!r} "
-                            "(memory://, sqlite:///path or postgresql://...)")
+        raise SettingsError(
+            f"BURNBOX_STORE: unsupported store URL {settings.store!r} "
+            "(memory://, sqlite:///path or postgresql://...)"
+        )
     _check_hub(settings)
     _check_workers(settings)
 
 
 def _check_hub(settings: Settings) -> None:
     if settings.hub == "postgres" and not settings.store.startswith(POSTGRES_SCHEMES):
-        raise SettingsError("BURNBOX_HUB: `postgres` uses the store's database, but "
-                            "BURNBOX_STORE is not a PostgreSQL URL")
+        raise SettingsError(
+            "BURNBOX_HUB: `postgres` uses the store's database, but "
+            "BURNBOX_STORE is not a PostgreSQL URL"
+        )
     if settings.hub not in {"local", "postgres"} and not settings.hub.startswith(
-            (*POSTGRES_SCHEMES, "redis://", "rediss://")):
-        raise SettingsError(f"BURNBOX_HUB: {settings.hub!r} is not local, postgres, "
-                            "a postgresql:// URL or a redis:// URL")
+        (*POSTGRES_SCHEMES, "redis://", "rediss://")
+    ):
+        raise SettingsError(
+            f"BURNBOX_HUB: {settings.hub!r} is not local, postgres, "
+            "a postgresql:// URL or a redis:// URL"
+        )
 
 
 def _check_workers(settings: Settings) -> None:
@@ -330,8 +412,10 @@ def _check_workers(settings: Settings) -> None:
     # keeps ids in commit order by having one writer, so two processes on one file would
     # each enforce the cap on half the truth and could commit ids out of order.
     if not settings.store.startswith(POSTGRES_SCHEMES):
-        raise SettingsError("BURNBOX_WORKERS: several workers need a PostgreSQL store "
-                            "(postgresql://...); memory:// and sqlite:// belong to one process")
+        raise SettingsError(
+            "BURNBOX_WORKERS: several workers need a PostgreSQL store "
+            "(postgresql://...); memory:// and sqlite:// belong to one process"
+        )
     if 0 in (settings.smtp_listen.port, settings.http_listen.port):
         raise SettingsError("BURNBOX_WORKERS: several workers need explicit ports, not 0")
 
@@ -343,8 +427,9 @@ def with_workers_hub(settings: Settings) -> Settings:
     return settings
 
 
-def client_defaults(default_url: str,
-                    environ: Mapping[str, str] | None = None) -> tuple[str, str | None]:
+def client_defaults(
+    default_url: str, environ: Mapping[str, str] | None = None
+) -> tuple[str, str | None]:
     """What the client commands (`burnbox inbox`, `wait`, `msg`) take from the environment:
     the server's URL and an inbox token."""
     environ = os.environ if environ is None else environ

@@ -68,8 +68,11 @@ class SessionRegistry:
         self.empty.set()
 
     def admit(self, session: Session) -> bool:
-        if (not self.accepting or len(self.sessions) >= self._max_total
-                or self._per_ip[session.client_ip] >= self._max_per_ip):
+        if (
+            not self.accepting
+            or len(self.sessions) >= self._max_total
+            or self._per_ip[session.client_ip] >= self._max_per_ip
+        ):
             return False
         self.sessions.add(session)
         self._per_ip[session.client_ip] += 1
@@ -93,9 +96,17 @@ class SessionRegistry:
 class SmtpContext:
     """What every session of one listener shares."""
 
-    def __init__(self, config: SmtpConfig, deliverer: Deliverer, domains: DomainPolicy,
-                 metrics: Metrics, clock: Clock, ssl_context: ssl.SSLContext | None, *,
-                 recipient_check: Callable[[str], Awaitable[bool]] | None = None) -> None:
+    def __init__(
+        self,
+        config: SmtpConfig,
+        deliverer: Deliverer,
+        domains: DomainPolicy,
+        metrics: Metrics,
+        clock: Clock,
+        ssl_context: ssl.SSLContext | None,
+        *,
+        recipient_check: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> None:
         self.config = config
         self.deliverer = deliverer
         self.domains = domains
@@ -107,9 +118,16 @@ class SmtpContext:
         self.registry = SessionRegistry(config.max_connections, config.max_connections_per_ip)
         self.primary_domain = domains.creatable[0]
         self.greeting = replies.reply(f"220 {config.hostname} ESMTP burnbox")
-        keywords = [f"{config.hostname} greets you", "PIPELINING",
-                    f"SIZE {config.max_message_size}", "8BITMIME", "BINARYMIME", "SMTPUTF8",
-                    "CHUNKING", "ENHANCEDSTATUSCODES"]
+        keywords = [
+            f"{config.hostname} greets you",
+            "PIPELINING",
+            f"SIZE {config.max_message_size}",
+            "8BITMIME",
+            "BINARYMIME",
+            "SMTPUTF8",
+            "CHUNKING",
+            "ENHANCEDSTATUSCODES",
+        ]
         self._ehlo = replies.multiline(250, [*keywords, "HELP"])
         self._ehlo_starttls = replies.multiline(250, [*keywords, "STARTTLS", "HELP"])
         self._date_second = -1

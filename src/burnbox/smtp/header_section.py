@@ -26,7 +26,7 @@ def normalise(message: bytes) -> bytes:
     lines = bytearray()
     position = 0
     for line_end in _LINE_END.finditer(message):
-        line = message[position:line_end.start()]
+        line = message[position : line_end.start()]
         lines += line + b"\r\n"
         position = line_end.end()
         if not line:

@@ -51,7 +51,7 @@ class DotReader:
         end = self._buf.find(_END, start)
         if end >= 0:
             used = len(data) - (len(self._buf) - end - len(_END))
-            del self._buf[end + 2:]
+            del self._buf[end + 2 :]
             if len(self._buf) - 2 > self._max_size:
                 self.fault = Fault.TOO_BIG
                 self._buf = bytearray()

@@ -44,20 +44,25 @@ EHLO_SYNTAX = reply("501 5.5.4 Syntax: EHLO hostname")
 BDAT_SYNTAX = reply("501 5.5.4 Syntax: BDAT size [LAST]; closing the session")
 PARAM_UNSUPPORTED = reply("555 5.5.4 Parameter not recognised or not implemented")
 MESSAGE_TOO_BIG = reply("552 5.3.4 Message too big for this server; nothing was stored")
-TOO_BIG_FOR_STORE = reply("552 5.3.4 Message too big for this server's storage with this many "
-                          "recipients; nothing was stored")
+TOO_BIG_FOR_STORE = reply(
+    "552 5.3.4 Message too big for this server's storage with this many "
+    "recipients; nothing was stored"
+)
 RELAY_DENIED = reply("550 5.7.1 Relaying denied: this server accepts mail only for its own domains")
 NO_SUCH_MAILBOX = reply("550 5.1.1 No such mailbox: create the inbox first")
 UTF8_REQUIRED = reply("553 5.6.7 Non-ASCII address needs the SMTPUTF8 parameter")
 TOO_MANY_RECIPIENTS = reply("452 4.5.3 Too many recipients")
-TOO_MANY_FOR_SIZE = reply("452 4.5.3 Too many recipients for a message of this size; send to "
-                          "the others in another transaction")
+TOO_MANY_FOR_SIZE = reply(
+    "452 4.5.3 Too many recipients for a message of this size; send to "
+    "the others in another transaction"
+)
 STORE_FULL = reply("452 4.3.1 Insufficient storage; try again later")
 LOCAL_ERROR = reply("451 4.3.0 Local error in processing; try again later")
 TOO_MANY_CONNECTIONS = reply("421 4.7.0 Too many connections; try again later")
 TOO_MANY_ERRORS = reply("421 4.7.0 Too many errors; closing the session")
-TOO_MANY_BAD_COMMANDS = reply("421 4.7.0 Too many unrecognised or malformed commands; closing "
-                              "the session")
+TOO_MANY_BAD_COMMANDS = reply(
+    "421 4.7.0 Too many unrecognised or malformed commands; closing the session"
+)
 TOO_MANY_JUNK = reply("421 4.7.0 Too many commands without mail; closing the session")
 IDLE_TIMEOUT = reply("421 4.4.2 Idle timeout; closing the session")
 TOO_SLOW = reply("421 4.4.2 Data arriving too slowly; closing the session")

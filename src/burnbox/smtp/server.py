@@ -18,8 +18,13 @@ class SmtpServer:
         `shared`: other worker processes listen on the same port (SO_REUSEPORT)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SmtpSession(self.context), host, port,
-            reuse_address=True, reuse_port=shared or None, backlog=4096)
+            lambda: SmtpSession(self.context),
+            host,
+            port,
+            reuse_address=True,
+            reuse_port=shared or None,
+            backlog=4096,
+        )
         return int(self._server.sockets[0].getsockname()[1])
 
     @property

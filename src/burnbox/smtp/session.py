@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 MAX_SIZE_DIGITS = 18  # a SIZE value longer than this is malformed, not merely large
 # The MAIL FROM parameters we implement, each with the test its value must pass.
 _MAIL_PARAMETERS: dict[str, Callable[[str | None], bool]] = {
-    "SIZE": lambda value: value is not None and value.isascii() and value.isdigit()
-    and len(value) <= MAX_SIZE_DIGITS,
+    "SIZE": lambda value: (
+        value is not None and value.isascii() and value.isdigit() and len(value) <= MAX_SIZE_DIGITS
+    ),
     "BODY": lambda value: value is not None and value.upper() in BODY_TYPES,
     "SMTPUTF8": lambda value: value is None,
 }
@@ -165,8 +166,11 @@ class SmtpSession(SmtpConnection):
             address = parse_path(path, utf8_allowed=self.transaction.utf8)
         except AddressError as error:
             self._ctx.metrics.refuse("bad_address")
-            self._error(replies.UTF8_REQUIRED if error.needs_utf8
-                        else replies.bad_address(error.reason, sender=False))
+            self._error(
+                replies.UTF8_REQUIRED
+                if error.needs_utf8
+                else replies.bad_address(error.reason, sender=False)
+            )
             return None
         if not self._ctx.domains.accepts(address.domain):
             self._ctx.metrics.refuse("relay")
@@ -228,8 +232,7 @@ class SmtpSession(SmtpConnection):
             return
         transaction = self.transaction
         sink = None  # no valid transaction: the chunk is read to its end and dropped
-        if self.phase is Phase.MAIL and transaction.recipients and not (
-                transaction.chunks_failed):
+        if self.phase is Phase.MAIL and transaction.recipients and not (transaction.chunks_failed):
             if transaction.chunks is None:
                 transaction.chunks = bytearray()
             sink = transaction.chunks
@@ -285,19 +288,27 @@ class SmtpSession(SmtpConnection):
         except asyncio.CancelledError:
             if not self._watchdog.step_overdue:
                 raise
-            return self._refused("delivery took too long; answered 451", "store_error",
-                                 replies.LOCAL_ERROR)
+            return self._refused(
+                "delivery took too long; answered 451", "store_error", replies.LOCAL_ERROR
+            )
         except TooLargeForStore:
-            log.warning("a message too big for the store: answered 552 (recipients: %d)",
-                        len(recipients))
+            log.warning(
+                "a message too big for the store: answered 552 (recipients: %d)", len(recipients)
+            )
             self._ctx.metrics.refuse("too_big")
             return replies.TOO_BIG_FOR_STORE
         except StoreFull:
-            return self._refused(f"the store is full: answered 452 (recipients: "
-                                 f"{len(recipients)})", "store_full", replies.STORE_FULL)
+            return self._refused(
+                f"the store is full: answered 452 (recipients: {len(recipients)})",
+                "store_full",
+                replies.STORE_FULL,
+            )
         except Exception as error:
-            return self._refused(f"delivery failed ({type(error).__name__}); answered 451",
-                                 "store_error", replies.LOCAL_ERROR)
+            return self._refused(
+                f"delivery failed ({type(error).__name__}); answered 451",
+                "store_error",
+                replies.LOCAL_ERROR,
+            )
         self._junk = 0
         return replies.stored(ids[0])
 
@@ -307,13 +318,16 @@ class SmtpSession(SmtpConnection):
         return answer
 
     def _received_header(self) -> bytes:
-        protocol = ("UTF8SMTP" if self.transaction.utf8 else "ESMTP" if self._esmtp
-                    else "SMTP") + ("S" if self._encrypted else "")
+        protocol = ("UTF8SMTP" if self.transaction.utf8 else "ESMTP" if self._esmtp else "SMTP") + (
+            "S" if self._encrypted else ""
+        )
         config = self._ctx.config
         client = f" ([{self.client_ip}])" if config.received_client_ip else ""
         date = self._ctx.received_date()
-        return (f"Received: from {self._helo}{client}\r\n\tby {config.hostname} "
-                f"(burnbox) with {protocol};\r\n\t{date}\r\n").encode("ascii", "replace")
+        return (
+            f"Received: from {self._helo}{client}\r\n\tby {config.hostname} "
+            f"(burnbox) with {protocol};\r\n\t{date}\r\n"
+        ).encode("ascii", "replace")
 
     # -- the rest ------------------------------------------------------------
 

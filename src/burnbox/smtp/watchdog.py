@@ -37,8 +37,9 @@ class Watched(Protocol):
 
 
 class Watchdog:
-    def __init__(self, loop: asyncio.AbstractEventLoop, config: SmtpConfig,
-                 session: Watched) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, config: SmtpConfig, session: Watched
+    ) -> None:
         self._loop = loop
         self._config = config
         self._session = session
@@ -65,8 +66,7 @@ class Watchdog:
     def body_began(self) -> None:
         """The data-rate check starts now, and must not wait for the idle deadline."""
         self._progress = self._body_started = self._loop.time()
-        check = self._body_started + min(RATE_CHECK_PERIOD,
-                                         self._config.smtp_min_data_rate_after)
+        check = self._body_started + min(RATE_CHECK_PERIOD, self._config.smtp_min_data_rate_after)
         if self._timer is not None and self._timer.when() > check:
             self._timer.cancel()
             self._arm(check)
@@ -100,7 +100,8 @@ class Watchdog:
     def _check_rate(self, now: float, idle_deadline: float, received: int) -> None:
         elapsed = now - self._body_started
         if elapsed > self._config.smtp_min_data_rate_after and (
-                received / elapsed < self._config.smtp_min_data_rate):
+            received / elapsed < self._config.smtp_min_data_rate
+        ):
             self._session.time_out(replies.TOO_SLOW)
         else:
             period = min(RATE_CHECK_PERIOD, self._config.smtp_min_data_rate_after)

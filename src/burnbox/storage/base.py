@@ -99,7 +99,11 @@ class Store(Protocol):
     # `claims_from`): whatever else is stored for the address is as good as absent.
 
     async def summaries(
-        self, address: str, *, before: str | None = None, limit: int = 50,
+        self,
+        address: str,
+        *,
+        before: str | None = None,
+        limit: int = 50,
         since: datetime = EPOCH,
     ) -> list[MessageSummary]:
         """Newest first; `before` is a message id (exclusive cursor)."""
@@ -107,15 +111,17 @@ class Store(Protocol):
     async def usage(self, address: str, *, since: datetime = EPOCH) -> tuple[int, int]:
         """(messages, bytes) held for an address."""
 
-    async def summary(self, address: str, message_id: str, *,
-                      since: datetime = EPOCH) -> MessageSummary:
+    async def summary(
+        self, address: str, message_id: str, *, since: datetime = EPOCH
+    ) -> MessageSummary:
         """Raises NotFound."""
 
     async def raw(self, address: str, message_id: str, *, since: datetime = EPOCH) -> bytes:
         """Raises NotFound."""
 
-    async def mark_seen(self, address: str, message_id: str, seen: bool, *,
-                        since: datetime = EPOCH) -> MessageSummary:
+    async def mark_seen(
+        self, address: str, message_id: str, seen: bool, *, since: datetime = EPOCH
+    ) -> MessageSummary:
         """Set the seen flag; returns the updated summary. Raises NotFound."""
 
     async def delete(self, address: str, message_id: str, *, since: datetime = EPOCH) -> None:

@@ -38,8 +38,11 @@ class _Pending(Generic[Job, Result]):
 
 
 class GroupCommitter(Generic[Job, Result]):
-    def __init__(self, commit: Callable[[list[Job]], Awaitable[list[Result | BaseException]]],
-                 max_queued: int = MAX_QUEUED) -> None:
+    def __init__(
+        self,
+        commit: Callable[[list[Job]], Awaitable[list[Result | BaseException]]],
+        max_queued: int = MAX_QUEUED,
+    ) -> None:
         self._commit = commit
         self._queue: asyncio.Queue[_Pending[Job, Result]] = asyncio.Queue(max_queued)
         self._worker: asyncio.Task[None] | None = None

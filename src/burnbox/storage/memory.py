@@ -101,7 +101,11 @@ class MemoryStore:
         return Stored([summary.id for summary in summaries], evicted)
 
     async def summaries(
-        self, address: str, *, before: str | None = None, limit: int = 50,
+        self,
+        address: str,
+        *,
+        before: str | None = None,
+        limit: int = 50,
         since: datetime = EPOCH,
     ) -> list[MessageSummary]:
         box = self._boxes.get(address, {})
@@ -109,7 +113,8 @@ class MemoryStore:
         for message_id in reversed(box):
             record = box[message_id][0]
             if (before is not None and message_id >= before) or (
-                    packed.received_at(record) < since):
+                packed.received_at(record) < since
+            ):
                 continue
             result.append(packed.unpack(address, message_id, record))
             if len(result) >= limit:
@@ -117,19 +122,24 @@ class MemoryStore:
         return result
 
     async def usage(self, address: str, *, since: datetime = EPOCH) -> tuple[int, int]:
-        held = [raw for record, raw in self._boxes.get(address, {}).values()
-                if packed.received_at(record) >= since]
+        held = [
+            raw
+            for record, raw in self._boxes.get(address, {}).values()
+            if packed.received_at(record) >= since
+        ]
         return len(held), sum(map(len, held))
 
-    async def summary(self, address: str, message_id: str, *,
-                      since: datetime = EPOCH) -> MessageSummary:
+    async def summary(
+        self, address: str, message_id: str, *, since: datetime = EPOCH
+    ) -> MessageSummary:
         return packed.unpack(address, message_id, self._stored(address, message_id, since)[0])
 
     async def raw(self, address: str, message_id: str, *, since: datetime = EPOCH) -> bytes:
         return self._stored(address, message_id, since)[1]
 
-    async def mark_seen(self, address: str, message_id: str, seen: bool, *,
-                        since: datetime = EPOCH) -> MessageSummary:
+    async def mark_seen(
+        self, address: str, message_id: str, seen: bool, *, since: datetime = EPOCH
+    ) -> MessageSummary:
         record, raw = self._stored(address, message_id, since)
         updated = replace(packed.unpack(address, message_id, record), seen=seen)
         self._boxes[address][message_id] = (packed.pack(updated), raw)
@@ -165,12 +175,14 @@ class MemoryStore:
                 purged.append((address, ""))
         return purged
 
-    def _drop_received_before(self, address: str,
-                              moment: datetime | None) -> list[tuple[str, str]]:
+    def _drop_received_before(self, address: str, moment: datetime | None) -> list[tuple[str, str]]:
         """Remove an address's mail received before `moment` (all of it for None)."""
         box = self._boxes.get(address, {})
-        gone = [(address, message_id) for message_id, (record, _raw) in box.items()
-                if moment is None or packed.received_at(record) < moment]
+        gone = [
+            (address, message_id)
+            for message_id, (record, _raw) in box.items()
+            if moment is None or packed.received_at(record) < moment
+        ]
         for _, message_id in gone:
             self._forget(address, message_id)
         self._stale += len(gone)
@@ -219,5 +231,6 @@ class MemoryStore:
         # it points at messages that were deleted before their time.
         if self._stale > 1024 and self._stale * 2 > len(self._arrivals):
             self._arrivals = deque(
-                entry for entry in self._arrivals if entry[1] in self._boxes.get(entry[0], {}))
+                entry for entry in self._arrivals if entry[1] in self._boxes.get(entry[0], {})
+            )
             self._stale = 0

@@ -54,16 +54,18 @@ def pack(summary: MessageSummary) -> bytes:
 
 def unpack(address: str, message_id: str, record: bytes) -> MessageSummary:
     head = _HEAD.unpack_from(record)
-    fixed = list(head[:len(_FIXED)])
+    fixed = list(head[: len(_FIXED)])
     for index in _TIMES:
         fixed[index] = _moment(fixed[index])
     texts: list[str] = []
     start = _HEAD.size
-    for length in head[len(_FIXED):]:
-        texts.append(record[start:start + length].decode("utf-8", "surrogatepass"))
+    for length in head[len(_FIXED) :]:
+        texts.append(record[start : start + length].decode("utf-8", "surrogatepass"))
         start += length
-    values: dict[str, Any] = {**dict(zip(_FIXED, fixed, strict=True)),
-                              **dict(zip(_TEXTS, texts, strict=True))}
+    values: dict[str, Any] = {
+        **dict(zip(_FIXED, fixed, strict=True)),
+        **dict(zip(_TEXTS, texts, strict=True)),
+    }
     return MessageSummary(id=message_id, address=address, **values)
 
 

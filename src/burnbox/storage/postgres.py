@@ -52,18 +52,19 @@ POOL_SIZE = 10
 ORDER_MEMORY = timedelta(hours=1)
 # burnbox_add's arguments: an array per summary field, the stored sizes, the raw messages,
 # and the inbox cap (004_eviction_apart.sql).
-_ADD_BATCH = "SELECT burnbox_add(" + ", ".join(
-    f"${n}" for n in range(1, len(SUMMARY_FIELDS) + 4)) + ")"
+_ADD_BATCH = (
+    "SELECT burnbox_add(" + ", ".join(f"${n}" for n in range(1, len(SUMMARY_FIELDS) + 4)) + ")"
+)
 # Eviction for the byte cap (see _evict): down to this many percent under the cap, so that
 # one eviction makes room for many batches, and at most this many messages a statement.
 EVICT_BELOW = 5
 EVICT_ROWS = 5000
 # The oldest messages whose bytes, summed oldest first, reach $1 (at most $2 of them).
-_OLDEST = ("SELECT address, id FROM (SELECT address, id, stored, sum(stored) OVER (ORDER BY id) "
-           "AS running FROM (SELECT address, id, stored FROM messages ORDER BY id LIMIT $2) o) r "
-           "WHERE running - stored < $1")
-
-
+_OLDEST = (
+    "SELECT address, id FROM (SELECT address, id, stored, sum(stored) OVER (ORDER BY id) "
+    "AS running FROM (SELECT address, id, stored FROM messages ORDER BY id LIMIT $2) o) r "
+    "WHERE running - stored < $1"
+)
 
 
 class PostgresStore:
@@ -79,8 +80,9 @@ class PostgresStore:
     # -- life --------------------------------------------------------------
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(self._url, min_size=2, max_size=POOL_SIZE,
-                                               command_timeout=COMMAND_TIMEOUT)
+        self._pool = await asyncpg.create_pool(
+            self._url, min_size=2, max_size=POOL_SIZE, command_timeout=COMMAND_TIMEOUT
+        )
         async with self._pool.acquire() as connection:
             await self._migrate(connection)
         row = await self._row("SELECT messages, bytes FROM usage")
@@ -91,17 +93,21 @@ class PostgresStore:
     async def _migrate(connection: Any) -> None:
         await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
         try:
-            await connection.execute("CREATE TABLE IF NOT EXISTS burnbox_migrations ("
-                                     "version integer PRIMARY KEY, applied_at timestamptz "
-                                     "NOT NULL DEFAULT now())")
-            done = {row[0] for row in await connection.fetch(
-                "SELECT version FROM burnbox_migrations")}
+            await connection.execute(
+                "CREATE TABLE IF NOT EXISTS burnbox_migrations ("
+                "version integer PRIMARY KEY, applied_at timestamptz "
+                "NOT NULL DEFAULT now())"
+            )
+            done = {
+                row[0] for row in await connection.fetch("SELECT version FROM burnbox_migrations")
+            }
             for number, script in migrations("postgres"):
                 if number not in done:
                     async with connection.transaction():
                         await connection.execute(script)
                         await connection.execute(
-                            "INSERT INTO burnbox_migrations (version) VALUES ($1)", number)
+                            "INSERT INTO burnbox_migrations (version) VALUES ($1)", number
+                        )
         finally:
             await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
 
@@ -125,8 +131,7 @@ class PostgresStore:
         after every write: the inbox count scans a table, and each inbox created or message
         deleted would pay for it."""
         row = await self._row("SELECT messages, bytes FROM usage")
-        count = await self._value("SELECT count(*) FROM inboxes WHERE expires_at > $1",
-                                  to_ms(now))
+        count = await self._value("SELECT count(*) FROM inboxes WHERE expires_at > $1", to_ms(now))
         self._stats = StoreStats(row[0], row[1], count)
 
     # -- inboxes -----------------------------------------------------------
@@ -134,37 +139,51 @@ class PostgresStore:
     async def create_inbox(self, inbox: Inbox) -> Inbox:
         async with self._ready().acquire() as connection, connection.transaction():
             previous = await connection.fetchval(
-                "SELECT expires_at FROM inboxes WHERE address = $1 FOR UPDATE", inbox.address)
+                "SELECT expires_at FROM inboxes WHERE address = $1 FOR UPDATE", inbox.address
+            )
             if previous is not None:
                 if previous > to_ms(inbox.created_at):
                     raise AddressTaken(inbox.address)
                 inbox = replace(inbox, claims_from=from_ms(previous))
                 await _lock_counters(connection, [inbox.address])
-                await connection.execute("DELETE FROM messages WHERE address = $1 AND "
-                                         "received_at < $2", inbox.address, previous)
+                await connection.execute(
+                    "DELETE FROM messages WHERE address = $1 AND received_at < $2",
+                    inbox.address,
+                    previous,
+                )
             # Two makers of a fresh address race here: the later one updates nothing.
             made = await connection.fetchval(
                 "INSERT INTO inboxes (address, token_hash, created_at, expires_at, claims_from) "
                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (address) DO UPDATE SET "
                 "token_hash = excluded.token_hash, created_at = excluded.created_at, "
                 "expires_at = excluded.expires_at, claims_from = excluded.claims_from "
-                "WHERE inboxes.expires_at <= excluded.created_at RETURNING 1", inbox.address,
-                inbox.token_hash, to_ms(inbox.created_at), to_ms(inbox.expires_at),
-                to_ms(inbox.claims_from))
+                "WHERE inboxes.expires_at <= excluded.created_at RETURNING 1",
+                inbox.address,
+                inbox.token_hash,
+                to_ms(inbox.created_at),
+                to_ms(inbox.expires_at),
+                to_ms(inbox.claims_from),
+            )
             if made is None:
                 raise AddressTaken(inbox.address)
         return inbox
 
     async def inbox(self, address: str) -> Inbox:
-        row = await self._maybe("SELECT address, token_hash, created_at, expires_at, "
-                                "claims_from FROM inboxes WHERE address = $1", address)
+        row = await self._maybe(
+            "SELECT address, token_hash, created_at, expires_at, "
+            "claims_from FROM inboxes WHERE address = $1",
+            address,
+        )
         if row is None:
             raise NotFound(address)
         return Inbox(row[0], row[1], from_ms(row[2]), from_ms(row[3]), from_ms(row[4]))
 
     async def update_inbox(self, inbox: Inbox) -> None:
-        result = await self._execute("UPDATE inboxes SET expires_at = $1 WHERE address = $2",
-                                     to_ms(inbox.expires_at), inbox.address)
+        result = await self._execute(
+            "UPDATE inboxes SET expires_at = $1 WHERE address = $2",
+            to_ms(inbox.expires_at),
+            inbox.address,
+        )
         if result == "UPDATE 0":
             raise NotFound(inbox.address)
 
@@ -181,15 +200,15 @@ class PostgresStore:
             raise StoreFull("the database has no room") from error
 
     async def _commit_batch(self, batch: list[PendingAdd]) -> list[Stored | BaseException]:
-        rows = [(*summary_values(summary), len(job.raw))
-                for job in batch for summary in job.summaries]
+        rows = [
+            (*summary_values(summary), len(job.raw)) for job in batch for summary in job.summaries
+        ]
         columns = [list(column) for column in zip(*rows, strict=True)]
         raws = [job.raw for job in batch for _ in job.summaries]
         # One statement, so one round trip and one commit (autocommit) for the whole batch.
         writer = await self._writing()
         try:
-            answer = json.loads(await writer.fetchval(_ADD_BATCH, *columns, raws,
-                                                      self._inbox_max))
+            answer = json.loads(await writer.fetchval(_ADD_BATCH, *columns, raws, self._inbox_max))
         except BaseException:
             self._writer = None  # whatever broke, the next batch starts on a sound connection
             await self._ready().release(writer)
@@ -203,7 +222,7 @@ class PostgresStore:
         ids: list[str] = answer.get("ids") or columns[ID]
         results: list[Stored | BaseException] = []
         for job in batch:
-            mine, ids = ids[:len(job.summaries)], ids[len(job.summaries):]
+            mine, ids = ids[: len(job.summaries)], ids[len(job.summaries) :]
             # Evictions are reported once (with the first write): each becomes a "deleted" event.
             results.append(job.stored([] if results else evicted, mine))
         return results
@@ -222,11 +241,11 @@ class PostgresStore:
                 # One evictor at a time, across workers and nodes: a second would choose the
                 # same oldest rows and queue behind the first's locks. A writer that finds
                 # one at work goes on; that one evicts until the store is under the target.
-                if not await writer.fetchval("SELECT pg_try_advisory_xact_lock($1)",
-                                             EVICT_LOCK):
+                if not await writer.fetchval("SELECT pg_try_advisory_xact_lock($1)", EVICT_LOCK):
                     break
                 count, held = await writer.fetchrow(
-                    "SELECT sum(messages)::bigint, sum(bytes)::bigint FROM usage_shards")
+                    "SELECT sum(messages)::bigint, sum(bytes)::bigint FROM usage_shards"
+                )
                 if held <= target:
                     break
                 # As many of the oldest as the excess needs at the average size, and a few
@@ -239,30 +258,49 @@ class PostgresStore:
                 rows = await writer.fetch(
                     "DELETE FROM messages WHERE (address, id) IN (SELECT * FROM unnest("
                     "$1::text[], $2::text[])) RETURNING address, id, stored",
-                    [row[0] for row in found], [row[1] for row in found])
+                    [row[0] for row in found],
+                    [row[1] for row in found],
+                )
             evicted += [(row[0], row[1]) for row in rows]
-            self._stats = StoreStats(self._stats.messages - len(rows),
-                                     held - sum(row[2] for row in rows), self._stats.inboxes)
+            self._stats = StoreStats(
+                self._stats.messages - len(rows),
+                held - sum(row[2] for row in rows),
+                self._stats.inboxes,
+            )
         return evicted
 
-    async def summaries(self, address: str, *, before: str | None = None, limit: int = 50,
-                        since: datetime = EPOCH) -> list[MessageSummary]:
+    async def summaries(
+        self, address: str, *, before: str | None = None, limit: int = 50, since: datetime = EPOCH
+    ) -> list[MessageSummary]:
         rows = await self._fetch(
             f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = $1 "
             "AND ($2::text IS NULL OR id < $2) AND received_at >= $4 ORDER BY id DESC LIMIT $3",
-            address, before, limit, to_ms(since))
+            address,
+            before,
+            limit,
+            to_ms(since),
+        )
         return [summary_of(row) for row in rows]
 
     async def usage(self, address: str, *, since: datetime = EPOCH) -> tuple[int, int]:
-        row = await self._row("SELECT count(*), coalesce(sum(stored), 0) FROM messages "
-                              "WHERE address = $1 AND received_at >= $2", address, to_ms(since))
+        row = await self._row(
+            "SELECT count(*), coalesce(sum(stored), 0) FROM messages "
+            "WHERE address = $1 AND received_at >= $2",
+            address,
+            to_ms(since),
+        )
         return int(row[0]), int(row[1])
 
-    async def summary(self, address: str, message_id: str, *,
-                      since: datetime = EPOCH) -> MessageSummary:
-        row = await self._maybe(f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = $1 "
-                                "AND id = $2 AND received_at >= $3", address, message_id,
-                                to_ms(since))
+    async def summary(
+        self, address: str, message_id: str, *, since: datetime = EPOCH
+    ) -> MessageSummary:
+        row = await self._maybe(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = $1 "
+            "AND id = $2 AND received_at >= $3",
+            address,
+            message_id,
+            to_ms(since),
+        )
         if row is None:
             raise NotFound(message_id)
         return summary_of(row)
@@ -270,17 +308,26 @@ class PostgresStore:
     async def raw(self, address: str, message_id: str, *, since: datetime = EPOCH) -> bytes:
         value = await self._value(
             "SELECT b.raw FROM bodies b JOIN messages m USING (address, id) "
-            "WHERE b.address = $1 AND b.id = $2 AND m.received_at >= $3", address, message_id,
-            to_ms(since))
+            "WHERE b.address = $1 AND b.id = $2 AND m.received_at >= $3",
+            address,
+            message_id,
+            to_ms(since),
+        )
         if value is None:
             raise NotFound(message_id)
         return bytes(value)
 
-    async def mark_seen(self, address: str, message_id: str, seen: bool, *,
-                        since: datetime = EPOCH) -> MessageSummary:
-        row = await self._maybe(f"UPDATE messages SET seen = $3 WHERE address = $1 AND id = $2 "
-                                f"AND received_at >= $4 RETURNING {SUMMARY_COLUMNS}",
-                                address, message_id, seen, to_ms(since))
+    async def mark_seen(
+        self, address: str, message_id: str, seen: bool, *, since: datetime = EPOCH
+    ) -> MessageSummary:
+        row = await self._maybe(
+            f"UPDATE messages SET seen = $3 WHERE address = $1 AND id = $2 "
+            f"AND received_at >= $4 RETURNING {SUMMARY_COLUMNS}",
+            address,
+            message_id,
+            seen,
+            to_ms(since),
+        )
         if row is None:
             raise NotFound(message_id)
         return summary_of(row)
@@ -290,17 +337,24 @@ class PostgresStore:
             await _lock_counters(connection, [address])
             result = await connection.execute(
                 "DELETE FROM messages WHERE address = $1 AND id = $2 AND received_at >= $3",
-                address, message_id, to_ms(since))
+                address,
+                message_id,
+                to_ms(since),
+            )
         if result == "DELETE 0":
             raise NotFound(message_id)
 
     async def burn_inbox(self, address: str, at: datetime) -> list[str]:
         async with self._ready().acquire() as connection, connection.transaction():
             await _lock_counters(connection, [address])
-            rows = await connection.fetch("DELETE FROM messages WHERE address = $1 RETURNING id",
-                                          address)
-            await connection.execute("UPDATE inboxes SET expires_at = $2 WHERE address = $1 "
-                                     "AND expires_at > $2", address, to_ms(at))
+            rows = await connection.fetch(
+                "DELETE FROM messages WHERE address = $1 RETURNING id", address
+            )
+            await connection.execute(
+                "UPDATE inboxes SET expires_at = $2 WHERE address = $1 AND expires_at > $2",
+                address,
+                to_ms(at),
+            )
         return [row[0] for row in rows]
 
     async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
@@ -319,20 +373,26 @@ class PostgresStore:
     async def _purge(self, now: datetime) -> list[tuple[str, str]]:
         moment = to_ms(now)
         purged: list[tuple[str, str]] = []
-        for select in ("SELECT address, id FROM messages WHERE expires_at <= $1 LIMIT $2",
-                       # every message an ended inbox held, received before its end
-                       "SELECT m.address, m.id FROM messages m JOIN inboxes i USING (address) "
-                       "WHERE i.expires_at <= $1 AND m.received_at < i.expires_at LIMIT $2"):
+        for select in (
+            "SELECT address, id FROM messages WHERE expires_at <= $1 LIMIT $2",
+            # every message an ended inbox held, received before its end
+            "SELECT m.address, m.id FROM messages m JOIN inboxes i USING (address) "
+            "WHERE i.expires_at <= $1 AND m.received_at < i.expires_at LIMIT $2",
+        ):
             while True:
                 rows = await self._delete_messages(select, moment, PURGE_BATCH)
                 purged += rows
                 if len(rows) < PURGE_BATCH:
                     break
-        forgotten = await self._fetch("DELETE FROM inboxes WHERE expires_at <= $1 "
-                                      "RETURNING address", to_ms(now - EXPIRED_INBOX_MEMORY))
+        forgotten = await self._fetch(
+            "DELETE FROM inboxes WHERE expires_at <= $1 RETURNING address",
+            to_ms(now - EXPIRED_INBOX_MEMORY),
+        )
         purged += [(row[0], "") for row in forgotten]
-        await self._execute("DELETE FROM address_counts WHERE messages <= 0 AND last_id < $1",
-                            first_id_at(now - ORDER_MEMORY))
+        await self._execute(
+            "DELETE FROM address_counts WHERE messages <= 0 AND last_id < $1",
+            first_id_at(now - ORDER_MEMORY),
+        )
         return purged
 
     async def _delete_messages(self, select: str, *arguments: object) -> list[tuple[str, str]]:
@@ -343,8 +403,10 @@ class PostgresStore:
             await _lock_counters(connection, sorted({row[0] for row in found}))
             rows = await connection.fetch(
                 "DELETE FROM messages WHERE (address, id) IN (SELECT * FROM unnest($1::text[], "
-                "$2::text[])) RETURNING address, id", [row[0] for row in found],
-                [row[1] for row in found])
+                "$2::text[])) RETURNING address, id",
+                [row[0] for row in found],
+                [row[1] for row in found],
+            )
         return [(row[0], row[1]) for row in rows]
 
     # -- plumbing ------------------------------------------------------------
@@ -387,5 +449,6 @@ async def _lock_counters(connection: Any, addresses: list[str]) -> None:
     messages. Every writer (a delivery batch, a purge, a burn) takes them first and in that
     order, so no two of them can each hold a row the other waits for."""
     await connection.execute(
-        "SELECT 1 FROM address_counts WHERE address = ANY($1::text[]) ORDER BY address "
-        "FOR UPDATE", sorted(addresses))
+        "SELECT 1 FROM address_counts WHERE address = ANY($1::text[]) ORDER BY address FOR UPDATE",
+        sorted(addresses),
+    )

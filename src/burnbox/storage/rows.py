@@ -31,7 +31,7 @@ def summary_values(summary: MessageSummary) -> tuple[Any, ...]:
 
 
 def summary_of(row: Sequence[Any]) -> MessageSummary:
-    return from_plain(list(row)[:len(SUMMARY_FIELDS)])
+    return from_plain(list(row)[: len(SUMMARY_FIELDS)])
 
 
 @dataclass(frozen=True)
@@ -49,5 +49,8 @@ class PendingAdd:
 def migrations(dialect: str) -> list[tuple[int, str]]:
     """(number, SQL) of every migration for `dialect` (sqlite, postgres), in order."""
     folder = resources.files("burnbox.storage") / "schema" / dialect
-    return sorted((int(item.name.split("_", 1)[0]), item.read_text())
-                  for item in folder.iterdir() if item.name.endswith(".sql"))
+    return sorted(
+        (int(item.name.split("_", 1)[0]), item.read_text())
+        for item in folder.iterdir()
+        if item.name.endswith(".sql")
+    )

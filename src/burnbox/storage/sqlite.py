@@ -44,8 +44,6 @@ from burnbox.storage.rows import (
 _PLACEHOLDERS = ", ".join("?" * (len(SUMMARY_FIELDS) + 1))  # the summary, then `stored`
 
 
-
-
 class SqliteStore:
     def __init__(self, path: str, *, max_bytes: int, inbox_max_messages: int) -> None:
         self._path = path
@@ -68,8 +66,12 @@ class SqliteStore:
     async def open(self) -> None:
         Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = await aiosqlite.connect(self._path, isolation_level=None)
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                       "busy_timeout=5000"):
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=NORMAL",
+            "foreign_keys=ON",
+            "busy_timeout=5000",
+        ):
             await self._writer.execute(f"PRAGMA {pragma}")
         await self._migrate()
         self._reader = await aiosqlite.connect(self._path, isolation_level=None)
@@ -84,7 +86,8 @@ class SqliteStore:
         for number, script in migrations("sqlite"):
             if number > version:
                 await self._writer.executescript(
-                    f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+                    f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;"
+                )
 
     async def close(self) -> None:
         await self._adds.stop()
@@ -102,32 +105,55 @@ class SqliteStore:
     async def refresh_stats(self, now: datetime) -> None:
         """Messages and bytes are counted as they change (the byte cap needs them); the
         inbox count scans a table, so it is read here (before a scrape), not per inbox."""
-        self._inboxes = (await self._one("SELECT count(*) FROM inboxes WHERE expires_at > ?",
-                                         parameters=(to_ms(now),)))[0]
+        self._inboxes = (
+            await self._one(
+                "SELECT count(*) FROM inboxes WHERE expires_at > ?", parameters=(to_ms(now),)
+            )
+        )[0]
 
     # -- inboxes -----------------------------------------------------------
 
     async def create_inbox(self, inbox: Inbox) -> Inbox:
         async with self._transaction() as writer:
-            previous = await (await writer.execute(
-                "SELECT expires_at FROM inboxes WHERE address = ?", (inbox.address,))).fetchone()
+            previous = await (
+                await writer.execute(
+                    "SELECT expires_at FROM inboxes WHERE address = ?", (inbox.address,)
+                )
+            ).fetchone()
             if previous is not None:
                 if previous[0] > to_ms(inbox.created_at):
                     raise AddressTaken(inbox.address)
                 inbox = replace(inbox, claims_from=from_ms(previous[0]))
-                self._forget(list(await (await writer.execute(
-                    "DELETE FROM messages WHERE address = ? AND received_at < ? "
-                    "RETURNING address, id, stored", (inbox.address, previous[0]))).fetchall()))
+                self._forget(
+                    list(
+                        await (
+                            await writer.execute(
+                                "DELETE FROM messages WHERE address = ? AND received_at < ? "
+                                "RETURNING address, id, stored",
+                                (inbox.address, previous[0]),
+                            )
+                        ).fetchall()
+                    )
+                )
             await writer.execute(
                 "INSERT OR REPLACE INTO inboxes (address, token_hash, created_at, expires_at, "
                 "claims_from) VALUES (?, ?, ?, ?, ?)",
-                (inbox.address, inbox.token_hash, to_ms(inbox.created_at),
-                 to_ms(inbox.expires_at), to_ms(inbox.claims_from)))
+                (
+                    inbox.address,
+                    inbox.token_hash,
+                    to_ms(inbox.created_at),
+                    to_ms(inbox.expires_at),
+                    to_ms(inbox.claims_from),
+                ),
+            )
         return inbox
 
     async def inbox(self, address: str) -> Inbox:
-        row = await self._maybe("SELECT address, token_hash, created_at, expires_at, "
-                                "claims_from FROM inboxes WHERE address = ?", (address,))
+        row = await self._maybe(
+            "SELECT address, token_hash, created_at, expires_at, "
+            "claims_from FROM inboxes WHERE address = ?",
+            (address,),
+        )
         if row is None:
             raise NotFound(address)
         return Inbox(row[0], row[1], from_ms(row[2]), from_ms(row[3]), from_ms(row[4]))
@@ -136,7 +162,8 @@ class SqliteStore:
         async with self._writing:
             cursor = await self._write().execute(
                 "UPDATE inboxes SET expires_at = ? WHERE address = ?",
-                (to_ms(inbox.expires_at), inbox.address))
+                (to_ms(inbox.expires_at), inbox.address),
+            )
         if cursor.rowcount == 0:
             raise NotFound(inbox.address)
 
@@ -162,23 +189,29 @@ class SqliteStore:
                 await self._count(summary.address)  # counted before this batch's rows land
             await writer.executemany(
                 f"INSERT INTO messages ({SUMMARY_COLUMNS}, stored) VALUES ({_PLACEHOLDERS})",
-                [(*summary_values(summary), len(raw)) for summary, raw in rows])
-            await writer.executemany("INSERT INTO bodies VALUES (?, ?, ?)",
-                                     [(summary.address, summary.id, raw) for summary, raw in rows])
+                [(*summary_values(summary), len(raw)) for summary, raw in rows],
+            )
+            await writer.executemany(
+                "INSERT INTO bodies VALUES (?, ?, ?)",
+                [(summary.address, summary.id, raw) for summary, raw in rows],
+            )
             for summary, raw in rows:
                 self._messages += 1
                 self._bytes += len(raw)
                 self._counts[summary.address] += 1
             evicted = await self._make_room(writer, {summary.address for summary, _ in rows})
-            results = [job.stored(evicted if number == 0 else [])
-                       for number, job in enumerate(batch)]
+            results = [
+                job.stored(evicted if number == 0 else []) for number, job in enumerate(batch)
+            ]
             await writer.execute("COMMIT")
         except BaseException as error:
             if writer.in_transaction:  # SQLite ends the transaction itself on SQLITE_FULL
                 await writer.execute("ROLLBACK")
             await self._recount()
-            if isinstance(error, sqlite3.OperationalError) and getattr(
-                    error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            if (
+                isinstance(error, sqlite3.OperationalError)
+                and getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+            ):
                 raise StoreFull("the disk or the database quota is full") from error
             raise
         return results
@@ -186,29 +219,39 @@ class SqliteStore:
     async def _count(self, address: str) -> int:
         """Messages held for an address (counted once, then kept up to date)."""
         if address not in self._counts:
-            self._counts[address] = (await self._one(
-                "SELECT count(*) FROM messages WHERE address = ?", self._write(),
-                (address,)))[0]
+            self._counts[address] = (
+                await self._one(
+                    "SELECT count(*) FROM messages WHERE address = ?", self._write(), (address,)
+                )
+            )[0]
         return self._counts[address]
 
-    async def _make_room(self, writer: aiosqlite.Connection,
-                         addresses: set[str]) -> list[tuple[str, str]]:
+    async def _make_room(
+        self, writer: aiosqlite.Connection, addresses: set[str]
+    ) -> list[tuple[str, str]]:
         """Oldest first: each inbox down to its cap, then the store down to its byte cap."""
         gone: list[tuple[str, str]] = []
         for address in addresses:
             if self._counts.get(address, 0) > self._inbox_max:
-                gone += await self._evict(writer, "WHERE address = ?", (address,),
-                                          self._counts[address] - self._inbox_max)
+                gone += await self._evict(
+                    writer, "WHERE address = ?", (address,), self._counts[address] - self._inbox_max
+                )
         while self._bytes > self._max_bytes and self._messages:
             gone += await self._evict(writer, "", (), 1)
         return gone
 
-    async def _evict(self, writer: aiosqlite.Connection, where: str, parameters: tuple[str, ...],
-                     count: int) -> list[tuple[str, str]]:
-        rows = list(await (await writer.execute(
-            "DELETE FROM messages WHERE (address, id) IN (SELECT address, id FROM messages "
-            f"{where} ORDER BY id LIMIT ?) RETURNING address, id, stored",
-            (*parameters, count))).fetchall())
+    async def _evict(
+        self, writer: aiosqlite.Connection, where: str, parameters: tuple[str, ...], count: int
+    ) -> list[tuple[str, str]]:
+        rows = list(
+            await (
+                await writer.execute(
+                    "DELETE FROM messages WHERE (address, id) IN (SELECT address, id FROM messages "
+                    f"{where} ORDER BY id LIMIT ?) RETURNING address, id, stored",
+                    (*parameters, count),
+                )
+            ).fetchall()
+        )
         self._forget(rows)
         return [(row[0], row[1]) for row in rows]
 
@@ -220,25 +263,32 @@ class SqliteStore:
             if address in self._counts:
                 self._counts[address] -= 1
 
-    async def summaries(self, address: str, *, before: str | None = None, limit: int = 50,
-                        since: datetime = EPOCH) -> list[MessageSummary]:
+    async def summaries(
+        self, address: str, *, before: str | None = None, limit: int = 50, since: datetime = EPOCH
+    ) -> list[MessageSummary]:
         rows = await self._all(
             f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = ? AND (? IS NULL OR id < ?)"
             " AND received_at >= ? ORDER BY id DESC LIMIT ?",
-            (address, before, before, to_ms(since), limit))
+            (address, before, before, to_ms(since), limit),
+        )
         return [summary_of(row) for row in rows]
 
     async def usage(self, address: str, *, since: datetime = EPOCH) -> tuple[int, int]:
-        row = await self._one("SELECT count(*), coalesce(sum(stored), 0) FROM messages "
-                              "WHERE address = ? AND received_at >= ?",
-                              parameters=(address, to_ms(since)))
+        row = await self._one(
+            "SELECT count(*), coalesce(sum(stored), 0) FROM messages "
+            "WHERE address = ? AND received_at >= ?",
+            parameters=(address, to_ms(since)),
+        )
         return row[0], row[1]
 
-    async def summary(self, address: str, message_id: str, *,
-                      since: datetime = EPOCH) -> MessageSummary:
-        row = await self._maybe(f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = ? "
-                                "AND id = ? AND received_at >= ?",
-                                (address, message_id, to_ms(since)))
+    async def summary(
+        self, address: str, message_id: str, *, since: datetime = EPOCH
+    ) -> MessageSummary:
+        row = await self._maybe(
+            f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = ? "
+            "AND id = ? AND received_at >= ?",
+            (address, message_id, to_ms(since)),
+        )
         if row is None:
             raise NotFound(message_id)
         return summary_of(row)
@@ -247,17 +297,20 @@ class SqliteStore:
         row = await self._maybe(
             "SELECT b.raw FROM bodies b JOIN messages m ON m.address = b.address AND "
             "m.id = b.id WHERE b.address = ? AND b.id = ? AND m.received_at >= ?",
-            (address, message_id, to_ms(since)))
+            (address, message_id, to_ms(since)),
+        )
         if row is None:
             raise NotFound(message_id)
         return bytes(row[0])
 
-    async def mark_seen(self, address: str, message_id: str, seen: bool, *,
-                        since: datetime = EPOCH) -> MessageSummary:
+    async def mark_seen(
+        self, address: str, message_id: str, seen: bool, *, since: datetime = EPOCH
+    ) -> MessageSummary:
         async with self._writing:
             cursor = await self._write().execute(
                 "UPDATE messages SET seen = ? WHERE address = ? AND id = ? AND received_at >= ?",
-                (seen, address, message_id, to_ms(since)))
+                (seen, address, message_id, to_ms(since)),
+            )
         if cursor.rowcount == 0:
             raise NotFound(message_id)
         return await self.summary(address, message_id)
@@ -265,18 +318,27 @@ class SqliteStore:
     async def delete(self, address: str, message_id: str, *, since: datetime = EPOCH) -> None:
         rows = await self._returning(
             "DELETE FROM messages WHERE address = ? AND id = ? AND received_at >= ? "
-            "RETURNING address, id, stored", (address, message_id, to_ms(since)))
+            "RETURNING address, id, stored",
+            (address, message_id, to_ms(since)),
+        )
         if not rows:
             raise NotFound(message_id)
         self._forget(rows)
 
     async def burn_inbox(self, address: str, at: datetime) -> list[str]:
         async with self._transaction() as writer:
-            rows = list(await (await writer.execute(
-                "DELETE FROM messages WHERE address = ? RETURNING address, id, stored",
-                (address,))).fetchall())
-            await writer.execute("UPDATE inboxes SET expires_at = ? WHERE address = ? AND "
-                                 "expires_at > ?", (to_ms(at), address, to_ms(at)))
+            rows = list(
+                await (
+                    await writer.execute(
+                        "DELETE FROM messages WHERE address = ? RETURNING address, id, stored",
+                        (address,),
+                    )
+                ).fetchall()
+            )
+            await writer.execute(
+                "UPDATE inboxes SET expires_at = ? WHERE address = ? AND expires_at > ?",
+                (to_ms(at), address, to_ms(at)),
+            )
         self._forget(rows)
         self._counts.pop(address, None)
         return [row[1] for row in rows]
@@ -290,22 +352,27 @@ class SqliteStore:
     async def _purge(self, now: datetime) -> list[tuple[str, str]]:
         moment = to_ms(now)
         purged: list[tuple[str, str]] = []
-        for select in ("SELECT address, id FROM messages WHERE expires_at <= ? LIMIT ?",
-                       # every message an ended inbox held, received before its end
-                       "SELECT m.address, m.id FROM messages m JOIN inboxes i ON i.address = "
-                       "m.address WHERE i.expires_at <= ? AND m.received_at < i.expires_at "
-                       "LIMIT ?"):
+        for select in (
+            "SELECT address, id FROM messages WHERE expires_at <= ? LIMIT ?",
+            # every message an ended inbox held, received before its end
+            "SELECT m.address, m.id FROM messages m JOIN inboxes i ON i.address = "
+            "m.address WHERE i.expires_at <= ? AND m.received_at < i.expires_at "
+            "LIMIT ?",
+        ):
             while True:  # small batches: the writer is shared with ingest
                 rows = await self._returning(
                     f"DELETE FROM messages WHERE (address, id) IN ({select}) "
-                    "RETURNING address, id, stored", (moment, PURGE_BATCH))
+                    "RETURNING address, id, stored",
+                    (moment, PURGE_BATCH),
+                )
                 self._forget(rows)
                 purged += [(row[0], row[1]) for row in rows]
                 if len(rows) < PURGE_BATCH:
                     break
         forgotten = await self._returning(
             "DELETE FROM inboxes WHERE expires_at <= ? RETURNING address",
-            (to_ms(now - EXPIRED_INBOX_MEMORY),))
+            (to_ms(now - EXPIRED_INBOX_MEMORY),),
+        )
         purged += [(row[0], "") for row in forgotten]
         return purged
 
@@ -317,8 +384,9 @@ class SqliteStore:
         return self._writer
 
     async def _recount(self) -> None:
-        row = await self._one("SELECT count(*), coalesce(sum(stored), 0) FROM messages",
-                              self._write())
+        row = await self._one(
+            "SELECT count(*), coalesce(sum(stored), 0) FROM messages", self._write()
+        )
         self._messages, self._bytes = row[0], row[1]
         self._counts.clear()  # a rolled-back batch: count again when next needed
 
@@ -351,8 +419,12 @@ class SqliteStore:
         rows = await self._all(sql, parameters)
         return rows[0] if rows else None
 
-    async def _one(self, sql: str, connection: aiosqlite.Connection | None = None,
-                   parameters: tuple[object, ...] = ()) -> Any:
+    async def _one(
+        self,
+        sql: str,
+        connection: aiosqlite.Connection | None = None,
+        parameters: tuple[object, ...] = (),
+    ) -> Any:
         target = connection or self._reader or self._write()
         row = await (await target.execute(sql, parameters)).fetchone()
         assert row is not None

@@ -43,8 +43,17 @@ router = APIRouter(prefix="/api", tags=["inboxes"])
 IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]+$")]
 Cursor = Annotated[str | None, Query(max_length=64, pattern=r"^[0-9A-Za-z]+$")]
 Remote = Annotated[str, Query(pattern="^(allow|block)$")]
-SAFE_DOWNLOAD_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp",
-                                 "application/pdf", "text/plain", "text/calendar"})
+SAFE_DOWNLOAD_TYPES = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "application/pdf",
+        "text/plain",
+        "text/calendar",
+    }
+)
 PRIVATE = {"Cache-Control": "private, no-store"}  # mail is never kept by a cache on the way
 
 
@@ -53,11 +62,16 @@ async def domains(services: Services) -> Domains:
     return Domains(domains=list(services.domains.creatable))
 
 
-@router.post("/inboxes", status_code=201, response_model=InboxCreated,
-             summary="Create an inbox: a random address, or a chosen local part.",
-             responses=error_responses(400, 403, 409, 413, 422, 429))
-async def create_inbox(request: Request, response: Response, services: Services,
-                       wanted: NewInbox | None = None) -> InboxCreated:
+@router.post(
+    "/inboxes",
+    status_code=201,
+    response_model=InboxCreated,
+    summary="Create an inbox: a random address, or a chosen local part.",
+    responses=error_responses(400, 403, 409, 413, 422, 429),
+)
+async def create_inbox(
+    request: Request, response: Response, services: Services, wanted: NewInbox | None = None
+) -> InboxCreated:
     if cross_site(request.headers, request.url.scheme, services.allowed_origins):
         # A form on another site would spend the visitor's IP's creation budget.
         raise ApiError(403, "cross_origin", "Inboxes are not created from other sites.")
@@ -68,31 +82,44 @@ async def create_inbox(request: Request, response: Response, services: Services,
     try:
         inbox, token = await services.inboxes.create(wanted.local_part, wanted.domain)
     except AddressError as error:
-        raise ApiError(422, "invalid_address", f"Address not accepted: {error.reason}.") \
-            from None
+        raise ApiError(422, "invalid_address", f"Address not accepted: {error.reason}.") from None
     except AddressTaken:
         raise ApiError(409, "address_taken", "That address is in use.") from None
     lifetime = _seconds_left(services, inbox)
     if wanted.cookie:
         # Max-Age, which a browser prefers, counts from the browser's own clock; Expires
         # (for the oldest clients) is a date on ours, right only if the clocks agree.
-        response.set_cookie(cookie_name(inbox.address), token, httponly=True,
-                            samesite="strict", path="/api/",
-                            secure=request.url.scheme == "https",
-                            max_age=lifetime, expires=inbox.expires_at)
-    return InboxCreated(address=inbox.address, token=token, expires_at=inbox.expires_at,
-                        expires_in=lifetime)
+        response.set_cookie(
+            cookie_name(inbox.address),
+            token,
+            httponly=True,
+            samesite="strict",
+            path="/api/",
+            secure=request.url.scheme == "https",
+            max_age=lifetime,
+            expires=inbox.expires_at,
+        )
+    return InboxCreated(
+        address=inbox.address, token=token, expires_at=inbox.expires_at, expires_in=lifetime
+    )
 
 
-@router.get("/inboxes/{address}", response_model=InboxInfo, summary="An inbox's state.",
-            responses=error_responses(404, 429))
+@router.get(
+    "/inboxes/{address}",
+    response_model=InboxInfo,
+    summary="An inbox's state.",
+    responses=error_responses(404, 429),
+)
 async def inbox_info(inbox: Readable, services: Services) -> InboxInfo:
     return await _info(services, inbox)
 
 
-@router.post("/inboxes/{address}/extend", response_model=InboxInfo,
-             summary="Extend an inbox's life, up to the maximum.",
-             responses=error_responses(404, 429))
+@router.post(
+    "/inboxes/{address}/extend",
+    response_model=InboxInfo,
+    summary="Extend an inbox's life, up to the maximum.",
+    responses=error_responses(404, 429),
+)
 async def extend(inbox: Readable, services: Services) -> InboxInfo:
     try:
         return await _info(services, await services.inboxes.extend(inbox))
@@ -100,8 +127,13 @@ async def extend(inbox: Readable, services: Services) -> InboxInfo:
         raise NOT_FOUND from None
 
 
-@router.delete("/inboxes/{address}", status_code=204, response_class=Response,
-               summary="Burn an inbox and all its mail now.", responses=error_responses(404))
+@router.delete(
+    "/inboxes/{address}",
+    status_code=204,
+    response_class=Response,
+    summary="Burn an inbox and all its mail now.",
+    responses=error_responses(404),
+)
 async def burn(inbox: Readable, services: Services) -> Response:
     await services.inboxes.burn(inbox)
     response = Response(status_code=204)
@@ -109,14 +141,22 @@ async def burn(inbox: Readable, services: Services) -> Response:
     return response
 
 
-@router.get("/inboxes/{address}/messages", response_model=SummaryPage,
-            summary="Summaries: newest first, or with `after` the ones right after it, oldest "
-                    "first; `wait` long-polls for mail.",
-            responses=error_responses(404, 422, 429))
-async def messages(request: Request, inbox: Readable, services: Services,
-                   before: Cursor = None, after: Cursor = None,
-                   limit: Annotated[int, Query(ge=1, le=100)] = 50,
-                   wait: Annotated[float, Query(ge=0, le=60)] = 0) -> SummaryPage:
+@router.get(
+    "/inboxes/{address}/messages",
+    response_model=SummaryPage,
+    summary="Summaries: newest first, or with `after` the ones right after it, oldest "
+    "first; `wait` long-polls for mail.",
+    responses=error_responses(404, 422, 429),
+)
+async def messages(
+    request: Request,
+    inbox: Readable,
+    services: Services,
+    before: Cursor = None,
+    after: Cursor = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    wait: Annotated[float, Query(ge=0, le=60)] = 0,
+) -> SummaryPage:
     if after is None and not wait:
         page = await services.inboxes.messages(inbox, before=before, limit=limit + 1)
         return _page(page[:limit], next_before=page[limit - 1].id if len(page) > limit else None)
@@ -135,85 +175,151 @@ async def messages(request: Request, inbox: Readable, services: Services,
     return _page(found, next_before=found[-1].id if more else None)
 
 
-@router.get("/inboxes/{address}/messages/{message_id}", response_model=MessageOut,
-            summary="One message: sanitised HTML, text, headers, attachments, codes, links.",
-            responses=error_responses(404, 422, 429))
-async def message(inbox: Readable, message_id: IdPath, services: Services, response: Response,
-                  remote: Remote = "block") -> MessageOut:
+@router.get(
+    "/inboxes/{address}/messages/{message_id}",
+    response_model=MessageOut,
+    summary="One message: sanitised HTML, text, headers, attachments, codes, links.",
+    responses=error_responses(404, 422, 429),
+)
+async def message(
+    inbox: Readable,
+    message_id: IdPath,
+    services: Services,
+    response: Response,
+    remote: Remote = "block",
+) -> MessageOut:
     summary, raw = await _load(services, inbox, message_id)
     base = f"/api/inboxes/{quote(inbox.address)}/messages/{summary.id}/attachments/"
     view, rendered, found = await services.parse_pool.run(
-        len(raw), message_parts, raw, summary.subject, remote == "allow", base)
+        len(raw), message_parts, raw, summary.subject, remote == "allow", base
+    )
     response.headers.update(PRIVATE)
     return MessageOut(
-        summary=Summary.of(summary), headers=view.headers, text=view.text,
-        html=rendered.html, remote_blocked=rendered.blocked,
-        attachments=[AttachmentOut(index=a.index, filename=a.filename,
-                                   content_type=a.content_type, size=a.size,
-                                   content_id=a.content_id, inline=a.inline,
-                                   url=base + str(a.index)) for a in view.attachments],
-        codes=found.codes, links=[LinkOut(url=link.url, text=link.text)
-                                  for link in found.links])
+        summary=Summary.of(summary),
+        headers=view.headers,
+        text=view.text,
+        html=rendered.html,
+        remote_blocked=rendered.blocked,
+        attachments=[
+            AttachmentOut(
+                index=a.index,
+                filename=a.filename,
+                content_type=a.content_type,
+                size=a.size,
+                content_id=a.content_id,
+                inline=a.inline,
+                url=base + str(a.index),
+            )
+            for a in view.attachments
+        ],
+        codes=found.codes,
+        links=[LinkOut(url=link.url, text=link.text) for link in found.links],
+    )
 
 
-@router.get("/inboxes/{address}/messages/{message_id}/html", response_class=Response,
-            summary="The sanitised HTML as a page for a sandboxed frame (no script at all).",
-            responses={200: {"content": {"text/html": {}}}, **error_responses(404, 422)})
-async def message_html(inbox: Readable, message_id: IdPath, services: Services,
-                       remote: Remote = "block") -> HTMLResponse:
+@router.get(
+    "/inboxes/{address}/messages/{message_id}/html",
+    response_class=Response,
+    summary="The sanitised HTML as a page for a sandboxed frame (no script at all).",
+    responses={200: {"content": {"text/html": {}}}, **error_responses(404, 422)},
+)
+async def message_html(
+    inbox: Readable, message_id: IdPath, services: Services, remote: Remote = "block"
+) -> HTMLResponse:
     _, raw = await _load(services, inbox, message_id)
     page = await services.parse_pool.run(len(raw), frame_page, raw, remote == "allow")
-    return HTMLResponse(page, headers={
-        "Content-Security-Policy": frame_policy(remote == "allow"),
-        "X-Frame-Options": "SAMEORIGIN", **PRIVATE})
+    return HTMLResponse(
+        page,
+        headers={
+            "Content-Security-Policy": frame_policy(remote == "allow"),
+            "X-Frame-Options": "SAMEORIGIN",
+            **PRIVATE,
+        },
+    )
 
 
-@router.get("/qr/{address}", response_class=Response, tags=["inboxes"],
-            summary="A QR code of an address, as SVG (an address is not a secret).",
-            responses={200: {"content": {"image/svg+xml": {}}}, **error_responses(404)})
-async def qr_code(address: Annotated[str, Path(min_length=3, max_length=320)],
-                  services: Services) -> Response:
+@router.get(
+    "/qr/{address}",
+    response_class=Response,
+    tags=["inboxes"],
+    summary="A QR code of an address, as SVG (an address is not a secret).",
+    responses={200: {"content": {"image/svg+xml": {}}}, **error_responses(404)},
+)
+async def qr_code(
+    address: Annotated[str, Path(min_length=3, max_length=320)], services: Services
+) -> Response:
     try:
         normal = parse_address(address)
     except AddressError:
         raise NOT_FOUND from None
     if not services.domains.accepts(normal.domain):
         raise NOT_FOUND
-    return Response(qr_svg(f"mailto:{normal}"), media_type="image/svg+xml",
-                    headers={"Cache-Control": "public, max-age=86400"})
+    return Response(
+        qr_svg(f"mailto:{normal}"),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
-@router.get("/inboxes/{address}/messages/{message_id}/raw", response_class=Response,
-            summary="The message as received (message/rfc822).",
-            responses={200: {"content": {"message/rfc822": {}}}, **error_responses(404)})
+@router.get(
+    "/inboxes/{address}/messages/{message_id}/raw",
+    response_class=Response,
+    summary="The message as received (message/rfc822).",
+    responses={200: {"content": {"message/rfc822": {}}}, **error_responses(404)},
+)
 async def raw_message(inbox: Readable, message_id: IdPath, services: Services) -> Response:
     _, raw = await _load(services, inbox, message_id)
-    return Response(raw, media_type="message/rfc822", headers={
-        "Content-Disposition": content_disposition(f"{message_id}.eml", "message.eml"),
-        "Content-Security-Policy": "sandbox", **PRIVATE})
+    return Response(
+        raw,
+        media_type="message/rfc822",
+        headers={
+            "Content-Disposition": content_disposition(f"{message_id}.eml", "message.eml"),
+            "Content-Security-Policy": "sandbox",
+            **PRIVATE,
+        },
+    )
 
 
-@router.get("/inboxes/{address}/messages/{message_id}/attachments/{index}",
-            response_class=Response, summary="One attachment, as a download.",
-            responses={200: {"content": {"application/octet-stream": {}}},
-                       **error_responses(404, 422)})
-async def attachment(inbox: Readable, message_id: IdPath, services: Services,
-                     index: Annotated[int, Path(ge=0, le=10_000)]) -> Response:
+@router.get(
+    "/inboxes/{address}/messages/{message_id}/attachments/{index}",
+    response_class=Response,
+    summary="One attachment, as a download.",
+    responses={200: {"content": {"application/octet-stream": {}}}, **error_responses(404, 422)},
+)
+async def attachment(
+    inbox: Readable,
+    message_id: IdPath,
+    services: Services,
+    index: Annotated[int, Path(ge=0, le=10_000)],
+) -> Response:
     _, raw = await _load(services, inbox, message_id)
     found = await services.parse_pool.run(len(raw), mime.attachment_bytes, raw, index)
     if found is None:
         raise NOT_FOUND
     described, content = found
-    kind = described.content_type if described.content_type in SAFE_DOWNLOAD_TYPES else (
-        "application/octet-stream")
-    return Response(content, media_type=kind, headers={
-        "Content-Disposition": content_disposition(described.filename, f"part-{index}"),
-        "Content-Security-Policy": "sandbox", **PRIVATE})
+    kind = (
+        described.content_type
+        if described.content_type in SAFE_DOWNLOAD_TYPES
+        else ("application/octet-stream")
+    )
+    return Response(
+        content,
+        media_type=kind,
+        headers={
+            "Content-Disposition": content_disposition(described.filename, f"part-{index}"),
+            "Content-Security-Policy": "sandbox",
+            **PRIVATE,
+        },
+    )
 
 
-@router.delete("/inboxes/{address}/messages/{message_id}", status_code=204,
-               response_class=Response, summary="Delete one message.",
-               responses=error_responses(404, 422))
+@router.delete(
+    "/inboxes/{address}/messages/{message_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete one message.",
+    responses=error_responses(404, 422),
+)
 async def delete_message(inbox: Readable, message_id: IdPath, services: Services) -> Response:
     try:
         await services.inboxes.delete_message(inbox, message_id)
@@ -222,28 +328,41 @@ async def delete_message(inbox: Readable, message_id: IdPath, services: Services
     return Response(status_code=204)
 
 
-@router.patch("/inboxes/{address}/messages/{message_id}", response_model=Summary,
-              summary="Mark a message seen or unseen.",
-              responses=error_responses(400, 404, 413, 422))
-async def patch_message(inbox: Readable, message_id: IdPath, change: SeenPatch,
-                        services: Services) -> Summary:
+@router.patch(
+    "/inboxes/{address}/messages/{message_id}",
+    response_model=Summary,
+    summary="Mark a message seen or unseen.",
+    responses=error_responses(400, 404, 413, 422),
+)
+async def patch_message(
+    inbox: Readable, message_id: IdPath, change: SeenPatch, services: Services
+) -> Summary:
     try:
         return Summary.of(await services.inboxes.mark_seen(inbox, message_id, change.seen))
     except NotFound:
         raise NOT_FOUND from None
 
 
-def _page(found: list[MessageSummary], *, next_before: str | None = None,
-          next_after: str | None = None) -> SummaryPage:
-    return SummaryPage(messages=[Summary.of(summary) for summary in found],
-                       next_before=next_before, next_after=next_after)
+def _page(
+    found: list[MessageSummary], *, next_before: str | None = None, next_after: str | None = None
+) -> SummaryPage:
+    return SummaryPage(
+        messages=[Summary.of(summary) for summary in found],
+        next_before=next_before,
+        next_after=next_after,
+    )
 
 
 async def _info(services: WebServices, inbox: Inbox) -> InboxInfo:
     count, size = await services.inboxes.usage(inbox)
-    return InboxInfo(address=inbox.address, created_at=inbox.created_at,
-                     expires_at=inbox.expires_at, expires_in=_seconds_left(services, inbox),
-                     messages=count, bytes=size)
+    return InboxInfo(
+        address=inbox.address,
+        created_at=inbox.created_at,
+        expires_at=inbox.expires_at,
+        expires_in=_seconds_left(services, inbox),
+        messages=count,
+        bytes=size,
+    )
 
 
 def _seconds_left(services: WebServices, inbox: Inbox) -> int:
@@ -252,8 +371,9 @@ def _seconds_left(services: WebServices, inbox: Inbox) -> int:
     return max(0, int((inbox.expires_at - services.clock()).total_seconds()))
 
 
-async def _load(services: WebServices, inbox: Inbox,
-                message_id: str) -> tuple[MessageSummary, bytes]:
+async def _load(
+    services: WebServices, inbox: Inbox, message_id: str
+) -> tuple[MessageSummary, bytes]:
     try:
         return await services.inboxes.message(inbox, message_id)
     except NotFound:

@@ -17,10 +17,12 @@ from burnbox.web.services import WebServices
 log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024  # bytes of request body the API reads; the largest real one is ~200
 SECURITY_HEADERS = [
-    (b"content-security-policy",
-     b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-     b"frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-     b"frame-ancestors 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        b"frame-ancestors 'none'",
+    ),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
@@ -67,8 +69,7 @@ class SecurityHeaders(HttpMiddleware):
             # The type only: an exception's text may carry an address.
             log.error("request failed (%s)", type(error).__name__)
             if not started:
-                await _json(send_with_headers, 500, "internal",
-                            "Something went wrong on our side.")
+                await _json(send_with_headers, 500, "internal", "Something went wrong on our side.")
 
 
 class BodyLimit(HttpMiddleware):
@@ -104,28 +105,41 @@ class BodyLimit(HttpMiddleware):
 
 
 async def _too_large(send: Send) -> None:
-    await _json(send, 413, "payload_too_large",
-                f"Request bodies are limited to {MAX_BODY} bytes.")
+    await _json(send, 413, "payload_too_large", f"Request bodies are limited to {MAX_BODY} bytes.")
 
 
 async def _json(send: Send, status: int, code: str, message: str) -> None:
     body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
 def create_app(services: WebServices) -> FastAPI:
-    app = FastAPI(title="burnbox", version=__version__, openapi_url="/api/openapi.json",
-                  docs_url=None, redoc_url=None,
-                  description="Disposable inboxes: create one, wait for mail, read it. "
-                              "See docs/api.md.")
+    app = FastAPI(
+        title="burnbox",
+        version=__version__,
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        description="Disposable inboxes: create one, wait for mail, read it. See docs/api.md.",
+    )
     app.state.services = services
     errors.install(app)
     # Swagger UI from the swagger-ui-bundle package: no third-party host, no inline script.
-    app.mount("/api/docs/assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
-              name="swagger-ui")
+    app.mount(
+        "/api/docs/assets",
+        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        name="swagger-ui",
+    )
     app.mount("/static", StaticFiles(directory=operations.STATIC), name="static")
     for router in (operations.router, api.router, live.router):
         app.include_router(router)

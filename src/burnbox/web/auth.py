@@ -18,8 +18,9 @@ def cookie_name(address: str) -> str:
     return "burnbox_" + hashlib.sha256(address.lower().encode()).hexdigest()[:20]
 
 
-def presented_token(headers: Mapping[str, str], cookies: Mapping[str, str],
-                    address: str) -> tuple[str | None, bool]:
+def presented_token(
+    headers: Mapping[str, str], cookies: Mapping[str, str], address: str
+) -> tuple[str | None, bool]:
     """(token, whether it came from a cookie)."""
     header = headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
@@ -43,8 +44,7 @@ def origin_of(url: str) -> str | None:
     return f"{scheme}://{host}{shown}"
 
 
-def cross_site(headers: Mapping[str, str], own_scheme: str,
-               allowed: tuple[str, ...]) -> bool:
+def cross_site(headers: Mapping[str, str], own_scheme: str, allowed: tuple[str, ...]) -> bool:
     """Whether a browser sent this from a page that is neither ours nor allowed. The Origin
     says where from (scheme, host and port all count); without one, the Referer does; with
     neither, it is no browser's cross-site request."""
@@ -53,5 +53,4 @@ def cross_site(headers: Mapping[str, str], own_scheme: str,
         return headers.get("sec-fetch-site") == "cross-site"
     source = origin_of(claimed)
     own = origin_of(f"{own_scheme}://{headers.get('host', '')}")
-    return source is None or (source != own and source not in {
-        origin_of(item) for item in allowed})
+    return source is None or (source != own and source not in {origin_of(item) for item in allowed})

@@ -33,8 +33,9 @@ def rate_limited(retry_after: float, message: str) -> ApiError:
     return ApiError(429, "rate_limited", message, {"Retry-After": str(max(1, round(retry_after)))})
 
 
-async def open_inbox(connection: HTTPConnection, services: WebServices, address: str,
-                     token: str | None) -> Inbox:
+async def open_inbox(
+    connection: HTTPConnection, services: WebServices, address: str, token: str | None
+) -> Inbox:
     """The inbox, if `token` may read it. Every refusal (no inbox, a wrong token) counts
     against the client's IP; past its budget, the client is told 429 before anything is
     looked at, so a guesser learns nothing more, and cannot tell missing from forbidden."""
@@ -53,8 +54,11 @@ async def open_inbox(connection: HTTPConnection, services: WebServices, address:
 async def readable_inbox(request: Request, address: AddressPath, services: Services) -> Inbox:
     """The inbox named in the path, if the caller may read it."""
     token, by_cookie = presented_token(request.headers, request.cookies, address)
-    if by_cookie and request.method not in {"GET", "HEAD"} and cross_site(
-            request.headers, request.url.scheme, services.allowed_origins):
+    if (
+        by_cookie
+        and request.method not in {"GET", "HEAD"}
+        and cross_site(request.headers, request.url.scheme, services.allowed_origins)
+    ):
         raise NOT_FOUND  # a cross-site write riding on a cookie: answer as to anyone
     return await open_inbox(request, services, address, token)
 

@@ -29,12 +29,15 @@ def clean_name(name: str) -> str:
 def content_disposition(name: str, fallback: str) -> str:
     """`attachment` with an ASCII fallback name and the full name as UTF-8."""
     cleaned = clean_name(name) or fallback
-    return (f'attachment; filename="{ascii_fallback(cleaned) or fallback}"; '
-            f"filename*=UTF-8''{quote(cleaned, safe='')}")
+    return (
+        f'attachment; filename="{ascii_fallback(cleaned) or fallback}"; '
+        f"filename*=UTF-8''{quote(cleaned, safe='')}"
+    )
 
 
 def ascii_fallback(name: str) -> str:
     """`café.txt` → `cafe.txt`, `Отчёт.pdf` → `_.pdf`: accents dropped, the rest `_`."""
-    letters = "".join(char for char in unicodedata.normalize("NFKD", name)
-                      if not unicodedata.combining(char))
+    letters = "".join(
+        char for char in unicodedata.normalize("NFKD", name) if not unicodedata.combining(char)
+    )
     return _ASCII_UNSAFE.sub("_", letters).strip(" .")[:MAX_NAME]

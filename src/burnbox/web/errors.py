@@ -15,16 +15,27 @@ from burnbox.web.wire import ErrorBody
 
 RETRY_SOON = {"Retry-After": "1"}  # seconds: a passing fault on our side
 
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
-                 413: "payload_too_large", 415: "unsupported_media_type",
-                 422: "invalid_request", 429: "rate_limited", 500: "internal",
-                 503: "unavailable"}
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    500: "internal",
+    503: "unavailable",
+}
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -35,8 +46,9 @@ class ApiError(Exception):
 NOT_FOUND = ApiError(404, "not_found", "No such inbox or message.")
 
 
-def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"error": {"code": code, "message": message}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -45,8 +57,14 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the given error statuses."""
     # The media type is named: FastAPI would otherwise document errors under the route's
     # own type (text/html, message/rfc822), and they are always JSON.
-    return {status: {"model": ErrorBody, "description": _STATUS_CODES.get(status, "error"),
-                     "content": {"application/json": {}}} for status in statuses}
+    return {
+        status: {
+            "model": ErrorBody,
+            "description": _STATUS_CODES.get(status, "error"),
+            "content": {"application/json": {}},
+        }
+        for status in statuses
+    }
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
@@ -69,8 +87,9 @@ def install(app: FastAPI) -> None:
         assert isinstance(error, StarletteHTTPException)
         code = _STATUS_CODES.get(error.status_code, "error")
         message = error.detail if isinstance(error.detail, str) else code
-        headers = {name: value for name, value in (error.headers or {}).items()
-                   if name.lower() != "allow"}
+        headers = {
+            name: value for name, value in (error.headers or {}).items() if name.lower() != "allow"
+        }
         if error.status_code == 405:  # Starlette names only the first route's methods
             headers["Allow"] = ", ".join(_allowed_methods(app, request))
         return error_response(error.status_code, code, message, headers or None)

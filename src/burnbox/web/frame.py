@@ -26,9 +26,11 @@ pre{{white-space:pre-wrap}}</style></head><body>{body}</body></html>"""
 
 def frame_policy(remote_allowed: bool) -> str:
     images = "data: https: http:" if remote_allowed else "data:"
-    return (f"default-src 'none'; img-src {images}; style-src 'unsafe-inline'; "
-            "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; "
-            "sandbox allow-popups allow-popups-to-escape-sandbox")
+    return (
+        f"default-src 'none'; img-src {images}; style-src 'unsafe-inline'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; "
+        "sandbox allow-popups allow-popups-to-escape-sandbox"
+    )
 
 
 def frame_page(raw: bytes, remote_allowed: bool) -> str:
@@ -37,21 +39,23 @@ def frame_page(raw: bytes, remote_allowed: bool) -> str:
         body = f"<pre>{html_lib.escape(view.text)}</pre>"
     else:
         inline = _inline_images(raw, view)
-        body = render.sanitise(view.html, remote_allowed=remote_allowed,
-                               cid_url=inline.get).html
+        body = render.sanitise(view.html, remote_allowed=remote_allowed, cid_url=inline.get).html
     return _PAGE.format(body=body)
 
 
-def message_parts(raw: bytes, subject: str, remote_allowed: bool,
-                  attachment_url: str) -> tuple[Message, render.Rendered, codes.Extracted]:
+def message_parts(
+    raw: bytes, subject: str, remote_allowed: bool, attachment_url: str
+) -> tuple[Message, render.Rendered, codes.Extracted]:
     """What the API's full view shows: the parsed message, its sanitised HTML (cid: images
     pointing at `attachment_url` + index) and its codes and links. Module-level, so that
     ParsePool can run it in the worker process."""
     view = mime.full_view(raw)
-    by_cid = {a.content_id: attachment_url + str(a.index) for a in view.attachments
-              if a.content_id}
-    rendered = (render.sanitise(view.html, remote_allowed=remote_allowed, cid_url=by_cid.get)
-                if view.html else render.Rendered(""))
+    by_cid = {a.content_id: attachment_url + str(a.index) for a in view.attachments if a.content_id}
+    rendered = (
+        render.sanitise(view.html, remote_allowed=remote_allowed, cid_url=by_cid.get)
+        if view.html
+        else render.Rendered("")
+    )
     return view, rendered, codes.extract(subject, view.text, view.html)
 
 
@@ -74,6 +78,7 @@ def qr_svg(text: str) -> bytes:
     import segno  # on first use: it costs 4 MiB of RSS, and many servers never draw a code
 
     out = io.BytesIO()
-    segno.make(text, error="m").save(out, kind="svg", scale=4, border=2, xmldecl=False,
-                                     svgns=True, dark="#111", light="#fff")
+    segno.make(text, error="m").save(
+        out, kind="svg", scale=4, border=2, xmldecl=False, svgns=True, dark="#111", light="#fff"
+    )
     return out.getvalue()

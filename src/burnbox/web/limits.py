@@ -17,8 +17,9 @@ class TooManyStreams(Exception):
 
 
 class StreamLimits:
-    def __init__(self, total: int, per_ip: int,
-                 on_refusal: Callable[[Limit], None] = lambda limit: None) -> None:
+    def __init__(
+        self, total: int, per_ip: int, on_refusal: Callable[[Limit], None] = lambda limit: None
+    ) -> None:
         self._total = total
         self._per_ip = per_ip
         self._held: Counter[str] = Counter()
@@ -28,8 +29,13 @@ class StreamLimits:
     def take(self, client: str) -> Callable[[], None]:
         """Hold one stream for `client`; returns its release (call it exactly once).
         Raises TooManyStreams."""
-        limit: Limit | None = ("total" if self._count >= self._total else
-                               "per_ip" if self._held[client] >= self._per_ip else None)
+        limit: Limit | None = (
+            "total"
+            if self._count >= self._total
+            else "per_ip"
+            if self._held[client] >= self._per_ip
+            else None
+        )
         if limit is not None:
             self._on_refusal(limit)
             raise TooManyStreams(limit)

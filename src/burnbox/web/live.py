@@ -32,8 +32,9 @@ WS_CATCH_UP = 1013  # "try again later": the stream fell behind; reconnect with 
 class HeldStream(StreamingResponse):
     """A stream that gives its place back however it ends (done, client gone, shutdown)."""
 
-    def __init__(self, content: AsyncIterator[str], release: Callable[[], None],
-                 **options: object) -> None:
+    def __init__(
+        self, content: AsyncIterator[str], release: Callable[[], None], **options: object
+    ) -> None:
         super().__init__(content, **options)  # type: ignore[arg-type]
         self._release = release
 
@@ -57,18 +58,24 @@ def sse_frame(event: Event | None) -> str:
     return f"{event_id}event: {event.kind}\ndata: {json.dumps(payload(event))}\n\n"
 
 
-@router.get("/inboxes/{address}/events", response_class=StreamingResponse,
-            summary="Server-Sent Events: message, deleted, seen, expired; heartbeats.",
-            responses={200: {"content": {"text/event-stream": {}}},
-                       **error_responses(404, 422, 429)})
-async def events(request: Request, inbox: Readable, services: Services,
-                 last_event_id: Annotated[str | None, Header(max_length=64)] = None,
-                 ) -> StreamingResponse:
+@router.get(
+    "/inboxes/{address}/events",
+    response_class=StreamingResponse,
+    summary="Server-Sent Events: message, deleted, seen, expired; heartbeats.",
+    responses={200: {"content": {"text/event-stream": {}}}, **error_responses(404, 422, 429)},
+)
+async def events(
+    request: Request,
+    inbox: Readable,
+    services: Services,
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+) -> StreamingResponse:
     try:
         release = services.streams.take(client_ip(request))
     except TooManyStreams:
-        raise ApiError(429, "rate_limited", "Too many push streams from your address.",
-                       {"Retry-After": "5"}) from None
+        raise ApiError(
+            429, "rate_limited", "Too many push streams from your address.", {"Retry-After": "5"}
+        ) from None
 
     async def stream() -> AsyncIterator[str]:
         async with services.feeds.feed(inbox) as feed:
@@ -76,8 +83,12 @@ async def events(request: Request, inbox: Readable, services: Services,
             async for event in feed.events(last_event_id):
                 yield sse_frame(event)
 
-    return HeldStream(stream(), release, media_type="text/event-stream", headers={
-        "Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"})
+    return HeldStream(
+        stream(),
+        release,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.websocket("/inboxes/{address}/ws")

@@ -40,8 +40,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["operations"], summary="The store answers and every part runs.",
-            responses={503: {"description": "Not ready."}})
+@router.get(
+    "/readyz",
+    tags=["operations"],
+    summary="The store answers and every part runs.",
+    responses={503: {"description": "Not ready."}},
+)
 async def readyz(services: Services) -> JSONResponse:
     checks = await services.readiness()
     ready = all(checks.values())
@@ -49,9 +53,13 @@ async def readyz(services: Services) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", tags=["operations"], summary="Prometheus metrics (numbers only).",
-            response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}})
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics (numbers only).",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+)
 async def prometheus_metrics(services: Services) -> Response:
     # Other nodes and workers write the shared store too: read its totals afresh. If the
     # store is down, the last totals are served with everything else.

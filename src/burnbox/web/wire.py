@@ -15,16 +15,22 @@ class Strict(BaseModel):
 
 class NewInbox(Strict):
     local_part: str | None = Field(
-        None, min_length=1, max_length=64, description="A chosen local part; random if absent.")
+        None, min_length=1, max_length=64, description="A chosen local part; random if absent."
+    )
     domain: str | None = Field(
-        None, min_length=1, max_length=253, description="One of GET /api/domains.")
+        None, min_length=1, max_length=253, description="One of GET /api/domains."
+    )
     cookie: bool = Field(
-        False, description="Also set the token as an HttpOnly, SameSite=Strict cookie "
-                           "(for browsers, which cannot send headers on EventSource).")
+        False,
+        description="Also set the token as an HttpOnly, SameSite=Strict cookie "
+        "(for browsers, which cannot send headers on EventSource).",
+    )
 
 
-EXPIRES_IN = ("Seconds left, by the server's clock: count down from this rather than from "
-              "`expires_at`, which is right only if your clock agrees with the server's.")
+EXPIRES_IN = (
+    "Seconds left, by the server's clock: count down from this rather than from "
+    "`expires_at`, which is right only if your clock agrees with the server's."
+)
 
 
 class InboxCreated(BaseModel):
@@ -66,17 +72,21 @@ class Summary(BaseModel):
     @classmethod
     def of(cls, summary: MessageSummary) -> Summary:
         """Every field of the summary this shape has (all but the address), by name."""
-        return cls(**{name: getattr(summary, name) for name in SUMMARY_FIELDS
-                      if name in cls.model_fields})
+        return cls(
+            **{name: getattr(summary, name) for name in SUMMARY_FIELDS if name in cls.model_fields}
+        )
 
 
 class SummaryPage(BaseModel):
     messages: list[Summary]
     next_before: str | None = Field(
-        None, description="Pass as `before` for the next (older) page; null on the last.")
+        None, description="Pass as `before` for the next (older) page; null on the last."
+    )
     next_after: str | None = Field(
-        None, description="With `after`: more messages follow this page; pass this as "
-                          "`after` for them. Null when none follow yet.")
+        None,
+        description="With `after`: more messages follow this page; pass this as "
+        "`after` for them. Null when none follow yet.",
+    )
 
 
 class AttachmentOut(BaseModel):
