@@ -38,6 +38,7 @@ class SmtpConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self.client_ip = ""
         self.phase = Phase.GREET
+        self._closed = False
         self.transaction = Transaction()
         self._buf = bytearray()
         self._out: list[bytes] = []
@@ -60,9 +61,9 @@ class SmtpConnection(asyncio.Protocol):
         """No transaction, body or step in flight: safe to close at shutdown."""
         return self.phase in (Phase.GREET, Phase.READY) and not self._busy
 
-    @property
-    def _closed(self) -> bool:
-        return self.phase is Phase.CLOSED
+    def _close_phase(self) -> None:
+        self.phase = Phase.CLOSED
+        self._closed = True  # read on every command: an attribute, not a property
 
     # -- for the verbs (session.py) ----------------------------------------
 
@@ -114,7 +115,7 @@ class SmtpConnection(asyncio.Protocol):
         self._watchdog.start()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.phase = Phase.CLOSED
+        self._close_phase()
         self._ctx.registry.leave(self)
         self._ctx.metrics.smtp_sessions.dec()
         self._watchdog.stop()
@@ -179,6 +180,7 @@ class SmtpConnection(asyncio.Protocol):
     # -- the command loop -------------------------------------------------
 
     def _process(self) -> None:
+        limit = self._ctx.config.max_command_line
         while not self._busy and not self._closed:
             if self._body is not None:
                 if not self._buf:
@@ -187,25 +189,15 @@ class SmtpConnection(asyncio.Protocol):
                 self._buf.clear()
                 self._feed_body(data)
                 continue
-            line = self._next_line()
-            if line is None:
-                return
-            self._command(line)
-
-    def _next_line(self) -> bytes | None:
-        """The next whole command line (CRLF removed), or None until one is complete. An
-        over-long line gets one 500 and is skipped to its CRLF."""
-        limit = self._ctx.config.max_command_line
-        while True:
             end = self._buf.find(b"\r\n")
             if end < 0:
-                if len(self._buf) > limit:
+                if len(self._buf) > limit:  # an over-long line: one 500, then skip to CRLF
                     if not self._discarding_line:
                         self._error(replies.LINE_TOO_LONG)
                         self._discarding_line = True
                     # Keep a trailing CR: the CRLF that ends the long line may be split.
                     del self._buf[: -1 if self._buf.endswith(b"\r") else None]
-                return None
+                return
             line = bytes(self._buf[:end])
             del self._buf[: end + 2]
             if self._discarding_line:
@@ -213,9 +205,7 @@ class SmtpConnection(asyncio.Protocol):
             elif end + 2 > limit:
                 self._error(replies.LINE_TOO_LONG)
             else:
-                return line
-            if self._closed:
-                return None
+                self._command(line)
 
     def _command(self, line: bytes) -> None:
         if b"\r" in line or b"\n" in line:
@@ -340,7 +330,7 @@ class SmtpConnection(asyncio.Protocol):
     def _close_if_finished(self) -> None:
         """After the client's EOF: close once every command it sent has its reply."""
         if self._eof and not self._busy and not self._closed:
-            self.phase = Phase.CLOSED
+            self._close_phase()
             self._close_transport()
 
     def _send_and_close(self, answer: bytes) -> None:
@@ -349,11 +339,11 @@ class SmtpConnection(asyncio.Protocol):
             return
         self._out.append(answer)
         self._flush()
-        self.phase = Phase.CLOSED
+        self._close_phase()
         self._close_transport()
 
     def _abort(self) -> None:
-        self.phase = Phase.CLOSED
+        self._close_phase()
         if self._transport is not None:
             self._transport.abort()
 

@@ -103,7 +103,8 @@ class SmtpSession(SmtpConnection):
         for a known one with a malformed value."""
         if params and not self._esmtp:
             return replies.PARAM_UNSUPPORTED
-        self._new_transaction(Phase.READY)
+        if self.transaction.chunks_failed:  # a new MAIL starts a transaction afresh
+            self._new_transaction(Phase.READY)
         for name, value in params.items():
             if name not in _MAIL_PARAMETERS:
                 return replies.PARAM_UNSUPPORTED
