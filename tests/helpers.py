@@ -65,6 +65,14 @@ class FakeClock:
         self.now += timedelta(**delta)
 
 
+class RealClock(FakeClock):
+    """The real clock, for tests that run a real client which waits in real time (a
+    mail.tm client sleeps a second after a 429 and expects the budget to have refilled)."""
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC)
+
+
 class Running:
     """A burnbox App running on its own event loop in a background thread."""
 

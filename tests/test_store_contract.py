@@ -157,6 +157,22 @@ async def test_ping_update_and_seen(make_store: StoreFactory, mail: Mail) -> Non
         await store.mark_seen("a@localhost", "0" * 24, True)
 
 
+async def test_an_account_keeps_its_password_hash_for_its_lifetime_only(
+    make_store: StoreFactory,
+) -> None:
+    store = await opened(make_store)
+    account = Inbox("a@localhost", None, NOW, NOW + timedelta(hours=1), password_hash=b"\x01s")
+    await store.create_inbox(account)
+    assert await store.inbox("a@localhost") == account
+    longer = dataclasses.replace(account, expires_at=NOW + timedelta(hours=3))
+    await store.update_inbox(longer)
+    assert (await store.inbox("a@localhost")).password_hash == b"\x01s"
+    later = NOW + timedelta(hours=4)  # made again as a plain inbox: no password of the old one
+    again = await store.create_inbox(Inbox("a@localhost", b"h", later, later + timedelta(hours=1)))
+    assert (await store.inbox("a@localhost")) == again
+    assert again.password_hash is None
+
+
 async def test_an_expired_inbox_can_be_taken_again(make_store: StoreFactory) -> None:
     store = await opened(make_store)
     await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Iterator
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from burnbox import __version__, selfcheck
 from burnbox.addressing import AddressError, DomainPolicy
@@ -40,6 +41,7 @@ from burnbox.storage.memory import MemoryStore
 from burnbox.supervisor import Supervisor
 from burnbox.web.app import create_app
 from burnbox.web.limits import StreamLimits
+from burnbox.web.mailtm.app import create_mailtm_app
 from burnbox.web.services import WebServices
 
 log = logging.getLogger(__name__)
@@ -168,10 +170,14 @@ class App:
                 recipient_check=self.inboxes.exists if settings.unclaimed == "reject" else None,
             )
         )
-        self.web = create_app(self._web_services())
+        services = self._web_services()
+        self.web = create_app(services)
+        self.mailtm = create_mailtm_app(services) if settings.mailtm_listen else None
         self.smtp_endpoint = settings.smtp_listen
         self.http_endpoint = settings.http_listen
+        self.mailtm_endpoint = settings.mailtm_listen
         self._http: _EmbeddedHttpServer | None = None
+        self._mailtm_http: _EmbeddedHttpServer | None = None
         self.supervisor = Supervisor()
 
     def _web_services(self) -> WebServices:
@@ -193,6 +199,10 @@ class App:
             clock=self.clock,
             parse_pool=self.parse_pool,
             allowed_origins=settings.allowed_origins,
+            account_requests=RateLimiter(*rate_limit(settings.mailtm_rate)),
+            account_quota=min(
+                settings.store_max_bytes, settings.inbox_max_messages * settings.max_message_size
+            ),
         )
 
     async def readiness(self) -> dict[str, bool]:
@@ -217,16 +227,22 @@ class App:
         self.supervisor.check("smtp", lambda: self.smtp.listening)
         sock = _listening_socket(self.settings.http_listen, shared=shared)
         self.http_endpoint = Endpoint(self.settings.http_listen.host, sock.getsockname()[1])
-        self._http = _EmbeddedHttpServer(self._http_config())
+        self._http = _EmbeddedHttpServer(self._http_config(self.web))
         self.supervisor.start("http", self._http.serve(sockets=[sock]))
+        if self.mailtm is not None and self.settings.mailtm_listen is not None:
+            listen = self.settings.mailtm_listen
+            sock = _listening_socket(listen, shared=shared)
+            self.mailtm_endpoint = Endpoint(listen.host, sock.getsockname()[1])
+            self._mailtm_http = _EmbeddedHttpServer(self._http_config(self.mailtm))
+            self.supervisor.start("mailtm", self._mailtm_http.serve(sockets=[sock]))
         self.supervisor.start("reaper", self.reaper.run())
         self.parse_pool.on_failure = functools.partial(self.supervisor.fail, "parse pool")
         await self._until_answering()
 
-    def _http_config(self) -> uvicorn.Config:
+    def _http_config(self, web: ASGIApp) -> uvicorn.Config:
         grace = max(1, round(self.settings.shutdown_grace))
         return uvicorn.Config(
-            self.web,
+            web,
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -256,10 +272,11 @@ class App:
             raise StartFailed("listeners", type(error).__name__) from None
 
     async def _answering(self) -> None:
-        smtp, http = self.smtp_endpoint, self.http_endpoint
+        smtp, http, mailtm = self.smtp_endpoint, self.http_endpoint, self.mailtm_endpoint
         await asyncio.gather(
             selfcheck.smtp_answers(smtp.host, smtp.port),
             selfcheck.http_answers(http.host, http.port),
+            *([selfcheck.http_answers(mailtm.host, mailtm.port, "/domains")] if mailtm else []),
         )
 
     async def stop(self, grace: float | None = None) -> None:
@@ -267,11 +284,12 @@ class App:
         configured shutdown grace by default), then stop every part."""
         self.supervisor.stopping()
         await self.smtp.stop(self.settings.shutdown_grace if grace is None else grace)
-        if self._http is not None:
-            self._http.should_exit = True
-            if grace is not None:
-                self._http.config.timeout_graceful_shutdown = max(1, round(grace))
-        await self.supervisor.stop_all(finishing=("http",))  # uvicorn ends by itself
+        for server in (self._http, self._mailtm_http):
+            if server is not None:
+                server.should_exit = True
+                if grace is not None:
+                    server.config.timeout_graceful_shutdown = max(1, round(grace))
+        await self.supervisor.stop_all(finishing=("http", "mailtm"))  # uvicorn ends by itself
         if self.relay is not None:
             await self.relay.stop()
         self.parse_pool.close()
@@ -288,6 +306,7 @@ class App:
                 f"burnbox {__version__} ready",
                 f"  SMTP     {self.smtp_endpoint}{tls}",
                 f"  HTTP     http://{self.http_endpoint}/",
+                *([f"  mail.tm  http://{self.mailtm_endpoint}/"] if self.mailtm_endpoint else []),
                 f"  domains  {', '.join(self.domains.patterns)}",
                 f"  store    {_redacted(store)}{note}{hub}",
                 *([f"  workers  {self.settings.workers}"] if self.settings.workers > 1 else []),

@@ -13,12 +13,16 @@ change is stored first, then published, so each API surface gets the same events
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
+from typing import TypeVar
 
+from burnbox import accounts
 from burnbox.addressing import (
     Address,
     AddressError,
@@ -33,12 +37,17 @@ from burnbox.ids import Clock
 from burnbox.model import Inbox, MessageSummary
 from burnbox.storage.base import AddressTaken, NotFound, Store
 
+T = TypeVar("T")
+
 TOKEN_BYTES = 24  # 192 bits
 # A fixed prefix: a token never starts with "-" (which a command line would take for an
 # option), and secret scanners can recognise a leaked burnbox token.
 TOKEN_PREFIX = "bbx_"  # noqa: S105 - a prefix, not a secret
 RANDOM_ATTEMPTS = 8  # random addresses tried before giving up (all taken is near impossible)
 CATCH_UP_PAGE = 100  # messages read at a time while catching up
+# Password hashes computed at once (each 16 MiB and ~75 ms of a core, in a thread): more
+# sign-ins wait their turn instead of taking the node's memory and cores.
+HASHING_AT_ONCE = 2
 _NO_TOKEN = hashlib.sha256(b"").digest()
 
 
@@ -69,6 +78,7 @@ class InboxService:
         self.public = public
         self._new_local_part = new_local_part
         self._new_token = new_token
+        self._hashing = asyncio.Semaphore(HASHING_AT_ONCE)
 
     async def create(self, local_part: str | None, domain: str | None) -> tuple[Inbox, str]:
         """A new inbox and its token. Raises AddressError (bad or foreign address) or
@@ -112,6 +122,8 @@ class InboxService:
             raise NotFound(normal)
         if self.public:
             return inbox
+        if token is not None and inbox.password_hash is not None and token.count(".") == 2:
+            return self._checked_account(token, inbox)
         if (
             token is None
             or inbox.token_hash is None
@@ -131,14 +143,61 @@ class InboxService:
     async def extend(self, inbox: Inbox) -> Inbox:
         now = self._clock()
         limit = inbox.created_at + self._max_lifetime
-        extended = Inbox(
-            inbox.address,
-            inbox.token_hash,
-            inbox.created_at,
-            max(inbox.expires_at, min(now + self._ttl, limit)),
-        )
+        extended = replace(inbox, expires_at=max(inbox.expires_at, min(now + self._ttl, limit)))
         await self._store.update_inbox(extended)
         return extended
+
+    # -- mail.tm accounts: inboxes with a password ----------------------------
+
+    async def create_account(self, address: str, password: str) -> Inbox:
+        """An inbox at a chosen address whose owner signs in with `password`. Raises
+        AddressError (bad or foreign address), accounts.BadPassword or AddressTaken."""
+        wanted = parse_address(address)
+        accounts.check_password(password)
+        normal = str(Address(normalise_local(wanted.local), self._domain(wanted.domain)))
+        password_hash = await self._off_loop(accounts.hash_password, password)
+        now = self._clock()
+        inbox = Inbox(normal, None, now, now + self._ttl, password_hash=password_hash)
+        return await self._store.create_inbox(inbox)
+
+    async def sign_in(self, address: str, password: str) -> tuple[Inbox, str]:
+        """The account's inbox and a new account token. NotFound for a wrong password, an
+        unknown or ended account, alike (and at the same cost)."""
+        try:
+            inbox: Inbox | None = await self._store.inbox(str(parse_address(address)))
+        except (AddressError, NotFound):
+            inbox = None
+        live = inbox is not None and inbox.expires_at > self._clock()
+        stored = inbox.password_hash if inbox is not None and live else None
+        if accounts.password_fits(password) and await self._off_loop(
+            accounts.password_matches, password, stored
+        ):
+            assert inbox is not None  # a hash matched
+            return inbox, accounts.issue_token(inbox, int(self._clock().timestamp()))
+        raise NotFound(address)
+
+    async def open_account(self, token: str) -> Inbox:
+        """The inbox an account token belongs to, if both are still good; NotFound
+        otherwise."""
+        try:
+            address = accounts.claims_of(token).address
+        except accounts.BadToken:
+            raise NotFound("") from None
+        inbox = await self._store.inbox(address)
+        if inbox.expires_at <= self._clock():
+            raise NotFound(address)
+        return self._checked_account(token, inbox)
+
+    def _checked_account(self, token: str, inbox: Inbox) -> Inbox:
+        try:
+            accounts.verify_token(token, inbox)
+        except accounts.BadToken:
+            raise NotFound(inbox.address) from None
+        return inbox
+
+    async def _off_loop(self, work: Callable[..., T], *args: object) -> T:
+        async with self._hashing:
+            return await asyncio.to_thread(work, *args)
 
     async def burn(self, inbox: Inbox) -> int:
         """End the inbox and delete all its mail at once."""

@@ -204,7 +204,16 @@ def _describe(part: email.message.Message, index: int, size: int | None) -> Atta
     )
     if size is None:
         size = len(_payload_bytes(part))
-    return Attachment(index, filename or f"part-{index}", content_type, size, content_id, inline)
+    encoding = header_text(_raw_header(part, "content-transfer-encoding"), 32).strip().lower()
+    return Attachment(
+        index,
+        filename or f"part-{index}",
+        content_type,
+        size,
+        content_id,
+        inline,
+        encoding or "7bit",
+    )
 
 
 def _filename(part: email.message.Message) -> str:

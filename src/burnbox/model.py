@@ -20,13 +20,17 @@ class Inbox:
     Its mail is what reached the address from `claims_from` on: mail received earlier
     belonged to a previous inbox at this address (whose expiry `claims_from` is), and is
     never this one's, even before the reaper has removed it. The first inbox at an address
-    claims from the epoch: mail that came while nobody held it (BURNBOX_UNCLAIMED=keep)."""
+    claims from the epoch: mail that came while nobody held it (BURNBOX_UNCLAIMED=keep).
+
+    `password_hash` is set for an inbox made as a mail.tm account (accounts.py): its
+    owner signs in with a password for account tokens."""
 
     address: str
     token_hash: bytes | None
     created_at: datetime
     expires_at: datetime
     claims_from: datetime = EPOCH
+    password_hash: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,7 @@ class Attachment:
     size: int
     content_id: str = ""
     inline: bool = False
+    transfer_encoding: str = "7bit"  # as declared by the part (RFC 2045's default)
 
 
 @dataclass(frozen=True, slots=True)

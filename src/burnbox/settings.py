@@ -66,6 +66,11 @@ def _number_with_unit(text: str, units: Mapping[str, float]) -> float:
     return float(match.group(1)) * units[match.group(2).lower()]
 
 
+def parse_optional_endpoint(text: str) -> Endpoint | None:
+    """host:port, or empty for "off"."""
+    return parse_endpoint(text) if text.strip() else None
+
+
 def parse_size(text: str) -> int:
     """Bytes: `25MiB`, `64k`, `1048576`."""
     return int(_number_with_unit(text, _SIZE_UNITS))
@@ -135,6 +140,18 @@ class Settings:
         Endpoint("127.0.0.1", 8025),
         parse_endpoint,
         "Where the HTTP server (web UI, API, health, metrics) listens, host:port; 0 picks a port.",
+    )
+    mailtm_listen: Endpoint | None = _setting(
+        None,
+        parse_optional_endpoint,
+        "Where the mail.tm-compatible API listens, host:port (e.g. `127.0.0.1:8026`, which "
+        "scripts/serve uses); empty: off. See docs/mailtm.md.",
+    )
+    mailtm_rate: str = _setting(
+        "8/s",
+        parse_rate,
+        "Requests one client IP may make to the mail.tm API: `N/s`, `N/m` or `N/h` (more are "
+        "answered 429, as mail.tm does).",
     )
     domains: tuple[str, ...] = _setting(
         ("localhost",),
@@ -317,7 +334,13 @@ def describe() -> list[tuple[str, str, str]]:
     rows = []
     for item in dataclasses.fields(Settings):
         default = item.default
-        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        shown = (
+            ",".join(default)
+            if isinstance(default, tuple)
+            else ""
+            if default is None
+            else str(default)
+        )
         rows.append((env_key(item.name), shown, item.metadata["help"]))
     return rows
 
@@ -416,7 +439,8 @@ def _check_workers(settings: Settings) -> None:
             "BURNBOX_WORKERS: several workers need a PostgreSQL store "
             "(postgresql://...); memory:// and sqlite:// belong to one process"
         )
-    if 0 in (settings.smtp_listen.port, settings.http_listen.port):
+    mailtm = settings.mailtm_listen
+    if 0 in (settings.smtp_listen.port, settings.http_listen.port, mailtm.port if mailtm else 1):
         raise SettingsError("BURNBOX_WORKERS: several workers need explicit ports, not 0")
 
 

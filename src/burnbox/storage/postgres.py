@@ -153,16 +153,18 @@ class PostgresStore:
                 )
             # Two makers of a fresh address race here: the later one updates nothing.
             made = await connection.fetchval(
-                "INSERT INTO inboxes (address, token_hash, created_at, expires_at, claims_from) "
-                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (address) DO UPDATE SET "
-                "token_hash = excluded.token_hash, created_at = excluded.created_at, "
-                "expires_at = excluded.expires_at, claims_from = excluded.claims_from "
+                "INSERT INTO inboxes (address, token_hash, created_at, expires_at, claims_from, "
+                "password_hash) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (address) DO UPDATE "
+                "SET token_hash = excluded.token_hash, created_at = excluded.created_at, "
+                "expires_at = excluded.expires_at, claims_from = excluded.claims_from, "
+                "password_hash = excluded.password_hash "
                 "WHERE inboxes.expires_at <= excluded.created_at RETURNING 1",
                 inbox.address,
                 inbox.token_hash,
                 to_ms(inbox.created_at),
                 to_ms(inbox.expires_at),
                 to_ms(inbox.claims_from),
+                inbox.password_hash,
             )
             if made is None:
                 raise AddressTaken(inbox.address)
@@ -171,12 +173,14 @@ class PostgresStore:
     async def inbox(self, address: str) -> Inbox:
         row = await self._maybe(
             "SELECT address, token_hash, created_at, expires_at, "
-            "claims_from FROM inboxes WHERE address = $1",
+            "claims_from, password_hash FROM inboxes WHERE address = $1",
             address,
         )
         if row is None:
             raise NotFound(address)
-        return Inbox(row[0], row[1], from_ms(row[2]), from_ms(row[3]), from_ms(row[4]))
+        return Inbox(
+            row[0], row[1], from_ms(row[2]), from_ms(row[3]), from_ms(row[4]), row[5] or None
+        )
 
     async def update_inbox(self, inbox: Inbox) -> None:
         result = await self._execute(

@@ -137,13 +137,14 @@ class SqliteStore:
                 )
             await writer.execute(
                 "INSERT OR REPLACE INTO inboxes (address, token_hash, created_at, expires_at, "
-                "claims_from) VALUES (?, ?, ?, ?, ?)",
+                "claims_from, password_hash) VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     inbox.address,
                     inbox.token_hash,
                     to_ms(inbox.created_at),
                     to_ms(inbox.expires_at),
                     to_ms(inbox.claims_from),
+                    inbox.password_hash,
                 ),
             )
         return inbox
@@ -151,12 +152,14 @@ class SqliteStore:
     async def inbox(self, address: str) -> Inbox:
         row = await self._maybe(
             "SELECT address, token_hash, created_at, expires_at, "
-            "claims_from FROM inboxes WHERE address = ?",
+            "claims_from, password_hash FROM inboxes WHERE address = ?",
             (address,),
         )
         if row is None:
             raise NotFound(address)
-        return Inbox(row[0], row[1], from_ms(row[2]), from_ms(row[3]), from_ms(row[4]))
+        return Inbox(
+            row[0], row[1], from_ms(row[2]), from_ms(row[3]), from_ms(row[4]), row[5] or None
+        )
 
     async def update_inbox(self, inbox: Inbox) -> None:
         async with self._writing:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from burnbox.addressing import DomainPolicy
 from burnbox.feeds import Feeds
@@ -32,3 +32,6 @@ class WebServices:
     clock: Clock
     parse_pool: ParsePool
     allowed_origins: tuple[str, ...] = ()
+    # The mail.tm listener's: requests one client IP may make, and an account's quota.
+    account_requests: RateLimiter = field(default_factory=lambda: RateLimiter(8, 1 / 8))
+    account_quota: int = 40_000_000

@@ -1,0 +1,182 @@
+"""Real mail.tm clients, unchanged, against a running burnbox's mail.tm listener: Mailjs's
+own test file (run by Node with the package from the npm registry) and a Python client from
+PyPI driving the whole flow, with mail sent over SMTP."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import smtplib
+import subprocess
+import threading
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import mailtm
+import pytest
+import requests
+from mailtm.events import EventStream
+
+from burnbox.settings import Endpoint
+from tests.helpers import RealClock, Running, test_settings
+from tests.tools import require
+
+HARNESS = Path(__file__).resolve().parent / "conformance" / "mailjs"
+MAILJS_TESTS = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "mailjs"
+EVENT_TIMEOUT = 15.0  # seconds a pushed event may take to arrive
+
+
+@pytest.fixture
+def real_time_burnbox(request: pytest.FixtureRequest) -> Iterator[Running]:
+    """A burnbox with its mail.tm listener, on the real clock: the clients wait in real
+    time (Mailjs sleeps a second after a 429, and expects the budget to have refilled).
+    Parametrised indirectly with the request rate, mail.tm's 8/s by default."""
+    rate = getattr(request, "param", "8/s")
+    settings = test_settings(mailtm_listen=Endpoint("127.0.0.1", 0), mailtm_rate=rate)
+    running = Running(settings, RealClock())
+    yield running
+    running.stop()
+
+
+def base_url(running: Running) -> str:
+    assert running.app.mailtm_endpoint is not None
+    return f"http://127.0.0.1:{running.app.mailtm_endpoint.port}"
+
+
+def mailjs_checkout(target: Path) -> Path:
+    """Mailjs's tests.js beside the harness (package.json, lock file, dist/mailjs.mjs) with
+    the package installed from the npm registry."""
+    if not (MAILJS_TESTS / "tests.js").exists():
+        message = f"no Mailjs tests at {MAILJS_TESTS} (shared/conformance ships beside the repo)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    npm = require("npm")
+    shutil.copytree(HARNESS, target)
+    shutil.copy(MAILJS_TESTS / "tests.js", target / "tests.js")
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=target,
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    return target
+
+
+def test_mailjs_own_test_file_passes_unchanged(real_time_burnbox: Running, tmp_path: Path) -> None:
+    mailtm_server = base_url(real_time_burnbox)
+    node = require("node")
+    checkout = mailjs_checkout(tmp_path / "mailjs")
+    assert (checkout / "tests.js").read_bytes() == (MAILJS_TESTS / "tests.js").read_bytes()
+    result = subprocess.run(
+        [node, "--test", "tests.js"],
+        cwd=checkout,
+        env={
+            **os.environ,
+            "MAILTM_BASE_URL": mailtm_server,
+            "MAILTM_MERCURE_URL": mailtm_server + "/.well-known/mercure",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "# pass 7" in result.stdout
+    assert "# fail 0" in result.stdout
+
+
+def send(port: int, recipient: str, subject: str, body: str, attachment: bytes) -> None:
+    mail = EmailMessage()
+    mail["From"] = "Shop <noreply@shop.example>"
+    mail["To"] = recipient
+    mail["Subject"] = subject
+    mail.set_content(body)
+    mail.add_attachment(attachment, maintype="application", subtype="pdf", filename="invoice.pdf")
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        client.send_message(mail)
+
+
+def watch(stream: EventStream, seen: queue.Queue[dict[str, object]]) -> None:
+    """Every event's JSON until the stream ends (the account's deletion ends it)."""
+    try:
+        for event in stream.iter_events():
+            seen.put(event.json())
+    except requests.RequestException as error:  # the server went first: the test says so
+        seen.put({"@type": f"broken stream ({type(error).__name__})"})
+    else:
+        seen.put({"@type": "end of stream"})
+
+
+def next_of_type(seen: queue.Queue[dict[str, object]], kind: str) -> dict[str, object]:
+    while True:
+        event = seen.get(timeout=EVENT_TIMEOUT)
+        if event.get("@type") == kind:
+            return event
+
+
+# This client does not wait and retry on 429 as Mailjs does: its flow runs under a
+# budget it stays within (the 8/s default is Mailjs's test's, and the contract tests').
+@pytest.mark.parametrize("real_time_burnbox", ["100/s"], indirect=True)
+def test_a_python_client_from_pypi_runs_the_whole_flow(real_time_burnbox: Running) -> None:
+    running = real_time_burnbox
+    base = base_url(running)
+    client = mailtm.MailTM(base_url=base)
+    domains = [domain.domain for domain in client.get_domains().members]
+    assert domains == ["localhost", "example.test"]
+    account = client.create_account()  # a random address at the first domain, signed in
+    assert client.account is not None
+    assert client.token
+    assert account.address == client.address
+    assert account.address.endswith("@localhost")
+
+    stream = EventStream(
+        client.token, f"/accounts/{account.id}", hub_url=base + "/.well-known/mercure"
+    )
+    seen: queue.Queue[dict[str, object]] = queue.Queue()
+    listener = threading.Thread(target=watch, args=(stream, seen), daemon=True)
+    listener.start()
+    # The first message proves the stream is subscribed: nothing sent after it is missed.
+    send(running.smtp_port, account.address, "Warm-up", "hello", b"%PDF-0")
+    assert next_of_type(seen, "Message")["subject"] == "Warm-up"
+
+    send(running.smtp_port, account.address, "Your code", "Your code is 482913.", b"%PDF-1.4 x")
+    pushed = next_of_type(seen, "Message")
+    assert pushed["subject"] == "Your code"
+    assert isinstance(used := next_of_type(seen, "Account")["used"], int)
+    assert used > 0
+
+    polled = client.wait_for_message(subject="Your code", timeout=10, interval=0.2)
+    assert polled.id == pushed["id"]
+    full = client.get_message(polled.id)
+    assert "482913" in (full.text or "")
+    assert full.from_ is not None
+    assert full.from_.address == "noreply@shop.example"
+    assert [item.filename for item in full.attachments] == ["invoice.pdf"]
+    assert client.download_attachment(full.attachments[0]) == b"%PDF-1.4 x"
+
+    assert client.mark_seen(polled.id) is True
+    assert next_of_type(seen, "Message")["seen"] is True
+    source = client.get_source(polled.id)
+    assert isinstance(source, dict)
+    assert "Subject: Your code" in str(source["data"])
+    raw = client.download_message(polled.id)
+    assert raw == running.stored(account.address)[-1]
+
+    client.delete_message(polled.id)
+    assert next_of_type(seen, "Message")["isDeleted"] is True
+    assert [message.subject for message in client.iter_messages()] == ["Warm-up"]
+
+    address, password = client.address, client.password
+    assert address is not None
+    assert password is not None
+    client.delete_account()
+    assert next_of_type(seen, "Account")["isDeleted"] is True
+    assert next_of_type(seen, "end of stream")
+    listener.join(EVENT_TIMEOUT)
+    with pytest.raises(mailtm.AuthenticationError):
+        client.get_token(address, password)
