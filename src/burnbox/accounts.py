@@ -89,8 +89,9 @@ def password_matches(password: str, stored: bytes | None) -> bool:
 
 def account_id(inbox: Inbox) -> str:
     """A stable id for one inbox's lifetime (24 hex digits, as mail.tm's ids): the same
-    address made again is another account."""
-    seed = f"{inbox.address}\0{ms_of(inbox.created_at)}".encode()
+    address made again is another account, even within the same millisecond (the password
+    hash's salt is new)."""
+    seed = f"{inbox.address}\0{ms_of(inbox.created_at)}\0".encode() + (inbox.password_hash or b"")
     return hashlib.sha256(seed).hexdigest()[:24]
 
 

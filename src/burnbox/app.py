@@ -276,7 +276,7 @@ class App:
         await asyncio.gather(
             selfcheck.smtp_answers(smtp.host, smtp.port),
             selfcheck.http_answers(http.host, http.port),
-            *([selfcheck.http_answers(mailtm.host, mailtm.port, "/domains")] if mailtm else []),
+            *([selfcheck.http_answers(mailtm.host, mailtm.port)] if mailtm else []),
         )
 
     async def stop(self, grace: float | None = None) -> None:

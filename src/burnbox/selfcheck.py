@@ -48,8 +48,8 @@ async def smtp_answers(host: str, port: int) -> None:
         raise NotAnswering("the SMTP listener did not greet")
 
 
-async def http_answers(host: str, port: int, path: str = "/healthz") -> None:
-    request = f"GET {path} HTTP/1.1\r\nHost: burnbox\r\nConnection: close\r\n\r\n".encode()
+async def http_answers(host: str, port: int) -> None:
+    request = b"GET /healthz HTTP/1.1\r\nHost: burnbox\r\nConnection: close\r\n\r\n"
     line = await asyncio.wait_for(_exchange(host, port, request), ANSWER_TIMEOUT)
     if line.split(b" ")[1:2] != [b"200"]:
-        raise NotAnswering(f"the HTTP server did not answer {path}")
+        raise NotAnswering("the HTTP server did not answer /healthz")

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-MAX_TOKEN = 200
+MAX_TOKEN = 2048  # characters read of a bearer token: an inbox token is 36, an account JWT ~300
 _ASCII_SPACE = " \t"  # only these surround a token: not NBSP, NEL or other Unicode space
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _WS_SCHEMES = {"ws": "http", "wss": "https"}

@@ -67,7 +67,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
     """The methods the routes matching this path accept (RFC 9110: 405 carries Allow)."""
     allowed: set[str] = set()
     for route in app.routes:
@@ -91,7 +91,7 @@ def install(app: FastAPI) -> None:
             name: value for name, value in (error.headers or {}).items() if name.lower() != "allow"
         }
         if error.status_code == 405:  # Starlette names only the first route's methods
-            headers["Allow"] = ", ".join(_allowed_methods(app, request))
+            headers["Allow"] = ", ".join(allowed_methods(app, request))
         return error_response(error.status_code, code, message, headers or None)
 
     async def invalid(request: Request, error: Exception) -> JSONResponse:

@@ -14,6 +14,11 @@ from burnbox.web.mailtm import errors, mercure, routes
 from burnbox.web.services import WebServices
 
 
+async def healthz() -> dict[str, str]:
+    """For the start-up self-check: answers outside the request budget."""
+    return {"status": "ok"}
+
+
 def create_mailtm_app(services: WebServices) -> FastAPI:
     app = FastAPI(
         title="burnbox: mail.tm-compatible API",
@@ -25,6 +30,7 @@ def create_mailtm_app(services: WebServices) -> FastAPI:
     )
     app.state.services = services
     errors.install(app)
+    app.add_api_route("/healthz", healthz, include_in_schema=False)
     app.include_router(routes.router)
     app.include_router(mercure.router)
     app.add_middleware(BodyLimit)

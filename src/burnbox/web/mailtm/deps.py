@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
-from burnbox import accounts
 from burnbox.model import Inbox
 from burnbox.storage.base import NotFound
 from burnbox.web.auth import MAX_TOKEN
@@ -38,7 +37,7 @@ def bearer(connection: HTTPConnection) -> str:
     header = connection.headers.get("authorization", "")
     if header[:7].lower() != "bearer ":
         return ""
-    return header[7:].strip(_ASCII_SPACE)[: max(MAX_TOKEN, accounts.MAX_ACCOUNT_TOKEN)]
+    return header[7:].strip(_ASCII_SPACE)[:MAX_TOKEN]
 
 
 async def open_account(connection: HTTPConnection, services: WebServices) -> Inbox:

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from burnbox.parsing import ParseFailed
 from burnbox.storage.base import NotFound, StoreError
-from burnbox.web.errors import RETRY_SOON, ApiError
+from burnbox.web.errors import RETRY_SOON, ApiError, allowed_methods
 from burnbox.web.mailtm.shapes import LD, PLAIN, Json, wants_plain
 
 TITLE = "An error occurred"
@@ -46,6 +46,19 @@ class MailtmError(ApiError):
 NOT_FOUND = MailtmError(404, "Not Found")
 NO_TOKEN = MailtmError(401, "JWT Token not found")
 BAD_TOKEN = MailtmError(401, "Invalid JWT Token")
+
+
+def documented(*statuses: int, ok: int | None = 200) -> dict[int | str, dict[str, object]]:
+    """OpenAPI `responses=`: the success (a JSON-LD or plain JSON document) and the
+    given error statuses, in either format."""
+    formats: dict[str, object] = {"application/ld+json": {}, "application/json": {}}
+    found: dict[int | str, dict[str, object]] = {
+        status: {"description": CODES.get(status, "error"), "content": formats}
+        for status in (*statuses, 429)
+    }
+    if ok is not None:
+        found[ok] = {"description": "OK", "content": formats}
+    return found
 
 
 def body(error: ApiError, plain: bool) -> Json:
@@ -89,8 +102,12 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
         message = error.detail if isinstance(error.detail, str) else "error"
-        headers = dict(error.headers) if error.headers else None
-        return respond(request, MailtmError(error.status_code, message, headers=headers))
+        headers = {
+            name: value for name, value in (error.headers or {}).items() if name.lower() != "allow"
+        }
+        if error.status_code == 405:  # Starlette names only the first route's methods
+            headers["Allow"] = ", ".join(allowed_methods(app, request))
+        return respond(request, MailtmError(error.status_code, message, headers=headers or None))
 
     async def invalid(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)

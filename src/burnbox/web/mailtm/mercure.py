@@ -21,7 +21,7 @@ from burnbox.web.limits import TooManyStreams
 from burnbox.web.live import RECONNECT_MS, HeldStream
 from burnbox.web.mailtm import shapes
 from burnbox.web.mailtm.deps import Account, too_many, within_budget
-from burnbox.web.mailtm.errors import MailtmError
+from burnbox.web.mailtm.errors import MailtmError, documented
 from burnbox.web.mailtm.routes import account_fields
 from burnbox.web.services import WebServices
 
@@ -55,7 +55,7 @@ async def account_frame(services: WebServices, inbox: Inbox, *, deleted: bool = 
     "/.well-known/mercure",
     response_class=StreamingResponse,
     summary="Mercure subscription to /accounts/{id}: the account's events as SSE.",
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **documented(401, 403, 422, ok=None)},
 )
 async def subscribe(
     request: Request,

@@ -22,7 +22,7 @@ from burnbox.web.downloads import content_disposition
 from burnbox.web.frame import message_parts
 from burnbox.web.mailtm import shapes
 from burnbox.web.mailtm.deps import Account, Plain, too_many, within_budget
-from burnbox.web.mailtm.errors import NOT_FOUND, MailtmError
+from burnbox.web.mailtm.errors import NOT_FOUND, MailtmError, documented
 from burnbox.web.mailtm.shapes import LD, PLAIN, Json
 from burnbox.web.services import WebServices
 
@@ -33,7 +33,7 @@ Page = Annotated[int, Query(ge=1, le=1000)]
 
 class Credentials(BaseModel):
     address: str = Field(max_length=320)
-    password: str = Field(max_length=4 * accounts.MAX_PASSWORD)
+    password: str = Field(max_length=accounts.MAX_PASSWORD)
 
 
 class SeenChange(BaseModel):
@@ -47,7 +47,7 @@ def document(content: Json | list[Json], plain: bool, status: int = 200) -> JSON
 # -- domains ---------------------------------------------------------------------------
 
 
-@router.get("/domains", summary="The domains accounts can be made at.")
+@router.get("/domains", summary="The domains accounts can be made at.", responses=documented(422))
 async def domains(services: Services, plain: Plain, page: Page = 1) -> JSONResponse:
     names = list(services.domains.creatable)
     shown = names[(page - 1) * shapes.PAGE_SIZE : page * shapes.PAGE_SIZE]
@@ -57,7 +57,7 @@ async def domains(services: Services, plain: Plain, page: Page = 1) -> JSONRespo
     )
 
 
-@router.get("/domains/{domain_id}", summary="One domain.")
+@router.get("/domains/{domain_id}", summary="One domain.", responses=documented(404, 422))
 async def domain(domain_id: IdPath, services: Services, plain: Plain) -> JSONResponse:
     for name in services.domains.creatable:
         if shapes.domain_id(name) == domain_id:
@@ -71,7 +71,12 @@ async def domain(domain_id: IdPath, services: Services, plain: Plain) -> JSONRes
 # -- accounts and tokens ---------------------------------------------------------------
 
 
-@router.post("/accounts", status_code=201, summary="Make an account (a burnbox inbox).")
+@router.post(
+    "/accounts",
+    status_code=201,
+    summary="Make an account (a burnbox inbox).",
+    responses=documented(400, 413, 422, ok=201),
+)
 async def create_account(
     request: Request, wanted: Credentials, services: Services, plain: Plain
 ) -> JSONResponse:
@@ -89,7 +94,9 @@ async def create_account(
     return document(await _account(services, inbox, plain), plain, 201)
 
 
-@router.post("/token", summary="A bearer token for an account.")
+@router.post(
+    "/token", summary="A bearer token for an account.", responses=documented(400, 401, 413, 422)
+)
 async def token(request: Request, wanted: Credentials, services: Services) -> JSONResponse:
     ip, now = client_ip(request), services.clock().timestamp()
     wait = services.failed_reads.blocked(ip, now)  # a password guesser's budget
@@ -103,12 +110,16 @@ async def token(request: Request, wanted: Credentials, services: Services) -> JS
     return JSONResponse({"id": account_id(inbox), "token": issued}, headers=PRIVATE)
 
 
-@router.get("/me", summary="The signed-in account.")
+@router.get("/me", summary="The signed-in account.", responses=documented(401))
 async def me(inbox: Account, services: Services, plain: Plain) -> JSONResponse:
     return document(await _account(services, inbox, plain), plain)
 
 
-@router.get("/accounts/{identifier}", summary="An account: only one's own.")
+@router.get(
+    "/accounts/{identifier}",
+    summary="An account: only one's own.",
+    responses=documented(401, 403, 422),
+)
 async def get_account(
     identifier: IdPath, inbox: Account, services: Services, plain: Plain
 ) -> JSONResponse:
@@ -121,6 +132,7 @@ async def get_account(
     status_code=204,
     response_class=Response,
     summary="Delete an account: burns its inbox and all its mail.",
+    responses=documented(401, 403, 422, ok=None),
 )
 async def delete_account(identifier: IdPath, inbox: Account, services: Services) -> Response:
     _own(identifier, inbox)
@@ -150,7 +162,11 @@ async def _account(services: WebServices, inbox: Inbox, plain: bool) -> Json:
 # -- messages ----------------------------------------------------------------------------
 
 
-@router.get("/messages", summary="The account's messages, 30 a page, newest first.")
+@router.get(
+    "/messages",
+    summary="The account's messages, 30 a page, newest first.",
+    responses=documented(401, 422),
+)
 async def messages(
     inbox: Account, services: Services, plain: Plain, page: Page = 1
 ) -> JSONResponse:
@@ -165,7 +181,11 @@ async def messages(
     return JSONResponse(body, media_type=PLAIN if plain else LD, headers=PRIVATE)
 
 
-@router.get("/messages/{message_id}", summary="One message, with its text and sanitised HTML.")
+@router.get(
+    "/messages/{message_id}",
+    summary="One message, with its text and sanitised HTML.",
+    responses=documented(401, 404, 422),
+)
 async def message(
     message_id: IdPath, inbox: Account, services: Services, plain: Plain
 ) -> JSONResponse:
@@ -187,7 +207,11 @@ async def message(
     return JSONResponse(body, media_type=PLAIN if plain else LD, headers=PRIVATE)
 
 
-@router.patch("/messages/{message_id}", summary="Mark a message seen (merge-patch JSON).")
+@router.patch(
+    "/messages/{message_id}",
+    summary="Mark a message seen (merge-patch JSON).",
+    responses=documented(400, 401, 404, 413, 422),
+)
 async def mark_seen(
     message_id: IdPath, change: SeenChange, inbox: Account, services: Services, plain: Plain
 ) -> JSONResponse:
@@ -200,7 +224,11 @@ async def mark_seen(
 
 
 @router.delete(
-    "/messages/{message_id}", status_code=204, response_class=Response, summary="Delete one."
+    "/messages/{message_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete one.",
+    responses=documented(401, 404, 422, ok=None),
 )
 async def delete_message(message_id: IdPath, inbox: Account, services: Services) -> Response:
     try:
@@ -210,7 +238,11 @@ async def delete_message(message_id: IdPath, inbox: Account, services: Services)
     return Response(status_code=204)
 
 
-@router.get("/sources/{message_id}", summary="A message's source, as text in JSON.")
+@router.get(
+    "/sources/{message_id}",
+    summary="A message's source, as text in JSON.",
+    responses=documented(401, 404, 422),
+)
 async def source(
     message_id: IdPath, inbox: Account, services: Services, plain: Plain
 ) -> JSONResponse:
@@ -228,7 +260,7 @@ async def source(
     "/messages/{message_id}/download",
     response_class=Response,
     summary="The message as received (.eml).",
-    responses={200: {"content": {"message/rfc822": {}}}},
+    responses={200: {"content": {"message/rfc822": {}}}, **documented(401, 404, 422, ok=None)},
 )
 async def download(message_id: IdPath, inbox: Account, services: Services) -> Response:
     _, raw = await _load(services, inbox, message_id)
@@ -247,7 +279,10 @@ async def download(message_id: IdPath, inbox: Account, services: Services) -> Re
     "/messages/{message_id}/attachment/{attachment_id}",
     response_class=Response,
     summary="One attachment, as a download.",
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        **documented(401, 404, 422, ok=None),
+    },
 )
 async def attachment(
     message_id: IdPath,
