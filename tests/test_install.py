@@ -32,7 +32,7 @@ from httpx_sse import connect_sse
 from playwright.sync_api import Browser
 from websockets.sync.client import connect as ws_connect
 
-from tests.process import Node, start_node
+from tests.process import Node, free_port, start_node
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src" / "burnbox"
@@ -271,13 +271,18 @@ def test_the_readmes_serve_command_works_from_a_fresh_copy(tmp_path: Path) -> No
             (clone / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, clone / name)
     assert not (clone / ".venv").exists()
-    env = real_clock(bare_env(PYTHON=BASE_PYTHON))
+    mailtm = free_port()  # scripts/serve turns the mail.tm API on (8026 unless told)
+    env = real_clock(bare_env(PYTHON=BASE_PYTHON, BURNBOX_MAILTM_LISTEN=f"127.0.0.1:{mailtm}"))
     node = start_node(serve=[str(clone / "scripts" / "serve")], env=env, cwd=clone)
     try:
         page = httpx.get(node.http + "/")
         assert page.status_code == 200
         assert "burnbox" in page.text
         assert httpx.get(node.http + "/readyz").status_code == 200
+        domains = httpx.get(
+            f"http://127.0.0.1:{mailtm}/domains", headers={"accept": "application/json"}
+        )
+        assert domains.json()[0]["domain"] == "localhost"
     finally:
         stops_cleanly(node)
     assert (clone / ".venv" / "bin" / "burnbox").is_file()
