@@ -120,9 +120,10 @@ def parse_path(path: str, *, utf8_allowed: bool) -> Address:
 
 
 class DomainPolicy:
-    """Which domains burnbox accepts mail for: exact names and `*.parent` wildcards."""
+    """Which domains burnbox accepts mail for: exact names and `*.parent` wildcards; with
+    `catch_all` (sink mode), every domain but the reserved `.invalid` (RFC 2606)."""
 
-    def __init__(self, patterns: tuple[str, ...]) -> None:
+    def __init__(self, patterns: tuple[str, ...], *, catch_all: bool = False) -> None:
         exact: dict[str, None] = {}  # ordered: the first configured domain is the default
         parents: list[str] = []
         for pattern in patterns:
@@ -134,9 +135,12 @@ class DomainPolicy:
         self._exact_set = frozenset(exact)
         self._parents = tuple(parents)
         self.patterns = patterns
+        self.catch_all = catch_all
 
     def accepts(self, domain: str) -> bool:
         """`domain` must already be normalised."""
+        if self.catch_all:
+            return domain != "invalid" and not domain.endswith(".invalid")
         return domain in self._exact_set or domain.endswith(self._parents)
 
     @property

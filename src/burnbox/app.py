@@ -31,6 +31,7 @@ from burnbox.settings import (
     Endpoint,
     Settings,
     SettingsError,
+    check_sink,
     rate_limit,
     sqlite_path,
 )
@@ -42,7 +43,7 @@ from burnbox.supervisor import Supervisor
 from burnbox.web.app import create_app
 from burnbox.web.limits import StreamLimits
 from burnbox.web.mailtm.app import create_mailtm_app
-from burnbox.web.services import WebServices
+from burnbox.web.services import SinkAccess, WebServices
 
 log = logging.getLogger(__name__)
 WS_MAX_MESSAGE = 64 * 1024  # bytes of one WebSocket frame from a client (we expect none)
@@ -99,7 +100,7 @@ def smtp_config(settings: Settings) -> SmtpConfig:
 
 def build_domains(settings: Settings) -> DomainPolicy:
     try:
-        return DomainPolicy(settings.domains)
+        return DomainPolicy(settings.domains, catch_all=settings.sink)
     except AddressError as error:
         raise SettingsError(f"BURNBOX_DOMAINS: {error.reason}") from None
 
@@ -125,6 +126,7 @@ class App:
     def __init__(
         self, settings: Settings, *, clock: Clock = system_clock, ids: IdSource | None = None
     ) -> None:
+        check_sink(settings)  # also when built without load(): never an open catch-all
         self.settings = settings
         self.clock = clock
         self.metrics = Metrics(shared=settings.workers > 1)
@@ -143,6 +145,7 @@ class App:
             ids=ids or MessageIds(clock),
             message_ttl=settings.message_ttl,
             parse_pool=self.parse_pool,
+            sink=settings.sink,
         )
         self.reaper = Reaper(
             self.store, self.hub, self.metrics, clock=clock, interval=settings.reap_interval
@@ -200,6 +203,13 @@ class App:
             parse_pool=self.parse_pool,
             allowed_origins=settings.allowed_origins,
             account_requests=RateLimiter(*rate_limit(settings.mailtm_rate)),
+            sink=SinkAccess(
+                self.deliverer.deliver,
+                lambda: self.smtp_endpoint.port,
+                smtp_config(settings).hostname,
+            )
+            if settings.sink
+            else None,
             account_quota=min(
                 settings.store_max_bytes, settings.inbox_max_messages * settings.max_message_size
             ),
@@ -308,6 +318,14 @@ class App:
                 f"  HTTP     http://{self.http_endpoint}/",
                 *([f"  mail.tm  http://{self.mailtm_endpoint}/"] if self.mailtm_endpoint else []),
                 f"  domains  {', '.join(self.domains.patterns)}",
+                *(
+                    [
+                        "  sink     ON: mail for every domain is kept and shown to anyone "
+                        "(MailHog API at /api/v1, /api/v2); nothing is relayed"
+                    ]
+                    if self.settings.sink
+                    else []
+                ),
                 f"  store    {_redacted(store)}{note}{hub}",
                 *([f"  workers  {self.settings.workers}"] if self.settings.workers > 1 else []),
             ]

@@ -12,6 +12,7 @@ from burnbox.ids import Clock, IdSource
 from burnbox.metrics import Metrics
 from burnbox.model import MessageSummary
 from burnbox.parsing import ParsePool
+from burnbox.sink import RECIPIENT_SEPARATOR, SINK_ADDRESS, Envelope
 from burnbox.storage.base import Store
 
 
@@ -26,6 +27,7 @@ class Deliverer:
         ids: IdSource,
         message_ttl: float,
         parse_pool: ParsePool,
+        sink: bool = False,
     ) -> None:
         self._store = store
         self._hub = hub
@@ -34,9 +36,13 @@ class Deliverer:
         self._ids = ids
         self._ttl = timedelta(seconds=message_ttl)
         self._parse_pool = parse_pool
+        self.sink = sink
 
-    async def deliver(self, addresses: list[str], raw: bytes) -> list[str]:
-        """Store one copy of `raw` per distinct inbox address; returns the message ids.
+    async def deliver(
+        self, addresses: list[str], raw: bytes, envelope: Envelope | None = None
+    ) -> list[str]:
+        """Store one copy of `raw` per distinct inbox address (and in sink mode one more,
+        with its envelope, in the shared view: sink.py); returns the message ids.
 
         Raises the store's errors (StoreFull, StoreError, ...) unchanged: the
         caller decides what the sender is told. Nothing is published unless
@@ -65,6 +71,16 @@ class Deliverer:
             )
             for address in dict.fromkeys(addresses)
         ]
+        if self.sink and envelope is not None:
+            summaries.append(
+                replace(
+                    summaries[0],
+                    id=self._ids(),
+                    address=SINK_ADDRESS,
+                    sender=envelope.sender,
+                    to=RECIPIENT_SEPARATOR.join(envelope.recipients),
+                )
+            )
         started = time.perf_counter()
         stored = await self._store.add(summaries, raw)
         self._metrics.store_seconds.observe(time.perf_counter() - started)

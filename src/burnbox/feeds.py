@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from burnbox.hub import Event, Hub, SubscriberDropped, Subscription
 from burnbox.ids import Clock
@@ -91,6 +91,11 @@ class Feeds:
 
     def seconds_left(self, inbox: Inbox) -> float:
         return max((inbox.expires_at - self._clock()).total_seconds(), 0.0)
+
+    def arrivals(self, address: str) -> AbstractAsyncContextManager[Subscription]:
+        """Every event of an address from now on, raw: for a view that is no inbox (sink
+        mode's), which has no lifetime to end a feed."""
+        return self._hub.subscribe(address)
 
     @asynccontextmanager
     async def feed(self, inbox: Inbox) -> AsyncIterator[Feed]:

@@ -205,6 +205,14 @@ class InboxService:
         self._hub.publish(Event("expired", inbox.address, ""))
         return len(gone)
 
+    async def clear(self, inbox: Inbox) -> int:
+        """Delete all mail of an address that has no inbox record (sink mode's shared
+        view), leaving it open for more."""
+        gone = await self._store.burn_inbox(inbox.address, self._clock())
+        for message_id in gone:
+            self._hub.publish(Event("deleted", inbox.address, message_id))
+        return len(gone)
+
     async def still_open(self, inbox: Inbox) -> Inbox:
         """The inbox as stored now, if it is still the same one and live; NotFound if it has
         ended (burned, expired, or made again by someone else)."""

@@ -8,6 +8,7 @@ documentation test fails when a field is missing from docs/configuration.md.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -276,6 +277,21 @@ class Settings:
         "Mail to an address nobody created: `keep` it for its TTL (whoever creates that inbox "
         "sees it) or `reject` it at RCPT with 550 5.1.1.",
     )
+    sink: bool = _setting(
+        False,
+        parse_bool,
+        "Sink mode for QA: accept mail for every recipient at every domain and keep each "
+        "message once more in one shared view, read through the MailHog API (/api/v1, /api/v2; "
+        "docs/mailhog.md). Needs BURNBOX_ACCESS=public and loopback or private listen "
+        "addresses. Nothing is ever relayed.",
+    )
+    sink_any_listen: bool = _setting(
+        False,
+        parse_bool,
+        "Let sink mode listen on a public or unspecified address (0.0.0.0, e.g. inside a "
+        "container whose ports are published only to the host): an open catch-all on the "
+        "internet is a spam sink, so this must be said explicitly.",
+    )
     access: str = _setting(
         "token",
         parse_choice("token", "public"),
@@ -393,7 +409,43 @@ def _check_known_keys(*sources: Mapping[str, Any]) -> None:
                 raise SettingsError(f"{key}: unknown setting (see docs/configuration.md)")
 
 
+def check_sink(settings: Settings) -> None:
+    """Sink mode is an open catch-all: only for a public (token-free) node on loopback or a
+    private network, unless told otherwise."""
+    if not settings.sink:
+        return
+    if settings.access != "public":
+        raise SettingsError(
+            "BURNBOX_SINK: sink mode shows all mail to anyone, so it needs BURNBOX_ACCESS=public"
+        )
+    if settings.sink_any_listen:
+        return
+    listens = [
+        ("BURNBOX_SMTP_LISTEN", settings.smtp_listen),
+        ("BURNBOX_HTTP_LISTEN", settings.http_listen),
+    ]
+    if settings.mailtm_listen is not None:
+        listens.append(("BURNBOX_MAILTM_LISTEN", settings.mailtm_listen))
+    for key, endpoint in listens:
+        if not _private_host(endpoint.host):
+            raise SettingsError(
+                f"{key}: sink mode listens only on loopback or private addresses "
+                f"({endpoint.host} is neither); BURNBOX_SINK_ANY_LISTEN=true overrides this"
+            )
+
+
+def _private_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # a name may resolve anywhere
+    return not address.is_unspecified and (address.is_loopback or address.is_private)
+
+
 def _check_consistency(settings: Settings) -> None:
+    check_sink(settings)
     if not settings.domains:
         raise SettingsError("BURNBOX_DOMAINS: at least one domain is needed")
     if bool(settings.tls_cert) != bool(settings.tls_key):

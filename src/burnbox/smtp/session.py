@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from burnbox.addressing import AddressError, parse_path
 from burnbox.metrics import RefusalReason
+from burnbox.sink import Envelope
 from burnbox.smtp import header_section, replies
 from burnbox.smtp.commands import CommandError, clean_helo, parse_bdat, parse_path_command
 from burnbox.smtp.connection import SmtpConnection
@@ -277,15 +278,20 @@ class SmtpSession(SmtpConnection):
     def _deliver(self, message: bytes) -> None:
         raw = self._received_header() + header_section.normalise(message)
         recipients = list(self.transaction.recipients)
+        envelope = (
+            Envelope(_bare(self.transaction.sender or ""), tuple(recipients))
+            if self._ctx.deliverer.sink  # only sink mode keeps it
+            else None
+        )
         self._new_transaction(Phase.READY)
-        self._run_step(self._store(recipients, raw))
+        self._run_step(self._store(recipients, raw, envelope))
 
-    async def _store(self, recipients: list[str], raw: bytes) -> bytes:
+    async def _store(self, recipients: list[str], raw: bytes, envelope: Envelope | None) -> bytes:
         """Deliver; the reply that says truly what became of the message."""
         try:
             # No asyncio.timeout here (a timer per message cost 7% of ingest): the watchdog
             # cancels a step that outlives the delivery timeout.
-            ids = await self._ctx.deliverer.deliver(recipients, raw)
+            ids = await self._ctx.deliverer.deliver(recipients, raw, envelope)
         except asyncio.CancelledError:
             if not self._watchdog.step_overdue:
                 raise
@@ -378,3 +384,8 @@ SmtpSession.HANDLERS = {
     "QUIT": SmtpSession._quit,
     "STARTTLS": SmtpSession._starttls,
 }
+
+
+def _bare(path: str) -> str:
+    """A reverse path without its angle brackets (`<>`, a bounce's, is empty)."""
+    return path[1:-1] if path.startswith("<") and path.endswith(">") else path

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from burnbox import __version__
 from burnbox.web import api, errors, live, operations
+from burnbox.web.mailhog import routes as mailhog
 from burnbox.web.services import WebServices
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,8 @@ def create_app(services: WebServices) -> FastAPI:
     app.mount("/static", StaticFiles(directory=operations.STATIC), name="static")
     for router in (operations.router, api.router, live.router):
         app.include_router(router)
+    if services.sink is not None:  # MailHog's API: sink mode only
+        app.include_router(mailhog.router)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
     return app

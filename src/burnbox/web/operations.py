@@ -49,7 +49,11 @@ async def healthz() -> dict[str, str]:
 async def readyz(services: Services) -> JSONResponse:
     checks = await services.readiness()
     ready = all(checks.values())
-    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+    body: dict[str, Any] = {
+        "status": "ready" if ready else "not ready",
+        "checks": checks,
+        "sink": services.sink is not None,  # sink mode: an open catch-all, said out loud
+    }
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

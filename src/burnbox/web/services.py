@@ -12,10 +12,21 @@ from burnbox.inboxes import InboxService
 from burnbox.metrics import Metrics
 from burnbox.parsing import ParsePool
 from burnbox.ratelimit import RateLimiter
+from burnbox.sink import Envelope
 from burnbox.storage.base import Store
 from burnbox.web.limits import StreamLimits
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
+
+
+@dataclass(frozen=True)
+class SinkAccess:
+    """What the MailHog API needs beyond reading the shared view: delivering a released
+    message to this node's own SMTP side (never anywhere else), and knowing that side."""
+
+    deliver: Callable[[list[str], bytes, Envelope], Awaitable[list[str]]]
+    smtp_port: Callable[[], int]
+    hostname: str
 
 
 @dataclass(frozen=True)
@@ -35,3 +46,4 @@ class WebServices:
     # The mail.tm listener's: requests one client IP may make, and an account's quota.
     account_requests: RateLimiter = field(default_factory=lambda: RateLimiter(8, 1 / 8))
     account_quota: int = 40_000_000
+    sink: SinkAccess | None = None  # sink mode: the MailHog API is served

@@ -1,0 +1,1 @@
+"""MailHog's API over sink mode's shared view (docs/mailhog.md)."""
