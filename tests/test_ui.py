@@ -295,6 +295,27 @@ HOSTILE = [
     '<scr<script>ipt>window.__pwned=1</scr</script>ipt><img src="x" onerror=window.__pwned=1//',
     '<body onload="window.__pwned=1"><details open ontoggle="window.__pwned=1">d</details>',
     "<math><mtext><table><mglyph><style><img src=x onerror=window.__pwned=1>",
+    # CSS is kept now, so every way CSS can load or run is tried (css.py removes each).
+    '<style>p[title^="a"]{{background:url({base}/__pwned__/attr.png)}}</style><p title=abc>t</p>',
+    '<style>@import "{base}/__pwned__/imp1.css";@import url({base}/__pwned__/imp2.css) all;'
+    "</style>",
+    "<style>p{{width:expression(window.__pwned=1)}}p{{width:exp/**/ression(window.__pwned=1)}}"
+    "</style>",
+    "<style>p{{-moz-binding:url({base}/__pwned__/xbl.xml#x);behavior:url({base}/__pwned__/b.htc)}}"
+    "</style>",
+    "<style>p{{background:\\75 rl({base}/__pwned__/esc.png)}}"
+    "i{{background:\\000075\\000072\\00006c({base}/__pwned__/uni.png)}}</style><i>u</i>",
+    '<style>p{{background-image:image-set("{base}/__pwned__/set.png" 1x)}}'
+    "b{{background-image:-webkit-image-set(url({base}/__pwned__/wset.png) 1x)}}</style><b>s</b>",
+    "<style>@font-face{{font-family:pw;src:url({base}/__pwned__/font.woff)}}"
+    "p{{font-family:pw}}</style>",
+    "<style>p::before{{content:url({base}/__pwned__/content.png)}}"
+    "p{{cursor:url({base}/__pwned__/c.cur),auto;border-image:url({base}/__pwned__/bi.png) 30;"
+    "list-style-image:url({base}/__pwned__/li.png)}}</style>",
+    "<style>p{{--v:url({base}/__pwned__/var.png);background:var(--v)}}</style>",
+    '<style>p{{content:"</style><img src=x onerror=window.__pwned=1>"}}</style>',
+    '<p style="background:url({base}/__pwned__/inline.png);width:expression(window.__pwned=1)">'
+    "i</p>",
 ]
 
 

@@ -1,11 +1,13 @@
 """Untrusted mail HTML → safe HTML, with remote content blocked and listed.
 
-nh3 (ammonia) does the sanitising: scripts, event handlers, forms, frames,
-<style>/<link> (and so CSS @import, fonts, expressions) are gone, and only
-harmless style properties survive. On top of that, this module decides what
-may load: `cid:` images point at the message's own attachments, `data:` images
-stay, and remote images (and legacy `background=` attributes) are dropped unless
-the reader asked for remote content, in which case remote images only come back.
+nh3 (ammonia) does the sanitising of the markup: scripts, event handlers, forms, frames
+and <link> are gone. CSS is kept, not removed: the text of every <style> block and every
+`style` attribute goes through css.py (tinycss2), which keeps what is safe and counts
+what it removes, and the cleaned sheet is put back in one <style> element. On top of
+that, this module decides what may load: `cid:` images point at the message's own
+attachments, `data:` images stay, and remote images (and legacy `background=` attributes
+and CSS `url()`s) are dropped unless the reader asked for remote content, in which case
+remote images only come back.
 """
 
 from __future__ import annotations
@@ -14,15 +16,26 @@ import copy
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 
 import nh3
 
+from burnbox import css
+
 MAX_BLOCKED_LISTED = 100
+# What a blocked remote image shows: a transparent 16x16 GIF (the size of a browser's
+# broken-image box), so the image keeps the place its sender gave it and the layout does
+# not move; the reader sees the "remote items blocked" line and can load them.
+BLOCKED_IMAGE = (
+    "data:image/gif;base64,R0lGODlhEAAQAIEAAP///wAAAAAAAAAAACH5BAEAAAAALAAAAAAQABAAQAgdAAEIHEiwo"
+    "MGDCBMqXMiwocOHECNKnEixosWBAQEAOw=="
+)
 
 _TAGS = set(nh3.ALLOWED_TAGS) | {"font", "center"}
 _ATTRIBUTES = copy.deepcopy(nh3.ALLOWED_ATTRIBUTES)
 for _tag in _TAGS:
-    _ATTRIBUTES.setdefault(_tag, set()).update({"style", "align", "dir", "title"})
+    # class and id: the mail's own stylesheet selects by them (the frame holds nothing else)
+    _ATTRIBUTES.setdefault(_tag, set()).update({"style", "align", "dir", "title", "class", "id"})
 for _tag in ("table", "td", "th", "tr", "tbody", "thead"):
     _ATTRIBUTES[_tag].update(
         {
@@ -42,52 +55,6 @@ _ATTRIBUTES["img"].update({"src", "alt", "width", "height", "border"})
 _ATTRIBUTES["font"].update({"color", "face", "size"})
 _ATTRIBUTES["a"].update({"href"})
 
-_STYLE_PROPERTIES = {
-    "color",
-    "background-color",
-    "font",
-    "font-family",
-    "font-size",
-    "font-style",
-    "font-weight",
-    "text-align",
-    "text-decoration",
-    "text-transform",
-    "line-height",
-    "letter-spacing",
-    "white-space",
-    "word-break",
-    "vertical-align",
-    "direction",
-    "margin",
-    "margin-top",
-    "margin-right",
-    "margin-bottom",
-    "margin-left",
-    "padding",
-    "padding-top",
-    "padding-right",
-    "padding-bottom",
-    "padding-left",
-    "border",
-    "border-top",
-    "border-right",
-    "border-bottom",
-    "border-left",
-    "border-color",
-    "border-style",
-    "border-width",
-    "border-radius",
-    "border-collapse",
-    "border-spacing",
-    "width",
-    "height",
-    "max-width",
-    "min-width",
-    "max-height",
-    "display",
-    "list-style-type",
-}
 _SCHEMES = {"http", "https", "mailto", "tel", "cid", "data"}
 # Attributes whose value is a URL: each is checked here, after normalising it as a browser
 # does, whatever nh3 allows.
@@ -111,6 +78,9 @@ _LINK_SCHEMES = ("http:", "https:", "mailto:", "tel:")
 # spaces, and tabs and newlines anywhere (WHATWG URL).
 _URL_LEADING = "".join(map(chr, range(0x21)))
 _URL_IGNORED = dict.fromkeys(map(ord, "\t\n\r"))
+# A document type declaration as written by mail tools: names, public and system ids.
+_QUOTED_ID = r'\s+"[\w .:/+()#-]*"'
+_DOCTYPE = re.compile(rf"(?i:doctype)\s+[A-Za-z]+(?:\s+[A-Za-z]+{_QUOTED_ID})?(?:{_QUOTED_ID})?\s*")
 _REMOTE = re.compile(
     r"""(?:\b(?:src|href|background|poster|data|action)\s*=\s*["']?|url\(\s*["']?|@import\s+["'])"""
     r"""((?:https?:)?//[^"'\s)>]+)""",
@@ -122,13 +92,71 @@ _REMOTE = re.compile(
 class Rendered:
     html: str
     blocked: list[str] = field(default_factory=list)
+    styles_removed: int = 0  # CSS rules and declarations that were not safe to keep
+    # The mail's own document type declaration (cleaned), or "" for none: a browser lays
+    # the page out in the mode it names (standards, almost-standards for XHTML
+    # Transitional, quirks without one), and so does the frame.
+    doctype: str = ""
+
+
+class _StyleBlocks(HTMLParser):
+    """The text of every <style> element, as an HTML parser reads it (raw text up to the
+    first `</style`), within the style budget; and the document type declaration."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.blocks: list[str] = []
+        self.doctype = ""
+        self._inside = False
+        self._size = 0
+
+    def handle_decl(self, decl: str) -> None:
+        if not self.doctype and decl[:7].lower() == "doctype" and _DOCTYPE.fullmatch(decl):
+            self.doctype = f"<!{decl}>"
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._inside = tag == "style"
+        if self._inside:
+            self.blocks.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._inside = False
+
+    def handle_data(self, data: str) -> None:
+        if self._inside and self._size < css.STYLE_BUDGET:
+            self.blocks[-1] += data
+            self._size += len(data)
+
+
+def style_blocks(html: str) -> tuple[list[str], str]:
+    """The style blocks' text, and the document type declaration ("" if none or odd)."""
+    parser = _StyleBlocks()
+    parser.feed(html)
+    parser.close()
+    return parser.blocks, parser.doctype
 
 
 def sanitise(html: str, *, remote_allowed: bool, cid_url: Callable[[str], str | None]) -> Rendered:
     """Safe HTML for a sandboxed frame, and the remote URLs that were not kept."""
     kept_remote: set[str] = set()
+    styles = css.Cleaned()
+    budget = [css.STYLE_BUDGET]  # characters of style attributes read, in all
+
+    def clean_css(cleaned: css.Cleaned) -> str:
+        styles.removed += cleaned.removed
+        styles.blocked.extend(url for url in cleaned.blocked if url not in styles.blocked)
+        kept_remote.update(cleaned.kept_remote)
+        return cleaned.css
 
     def filter_attribute(tag: str, attribute: str, value: str) -> str | None:
+        if attribute == "style":
+            budget[0] -= len(value)
+            if budget[0] < 0:  # past the budget: later style attributes go, counted
+                styles.removed += 1
+                return None
+            cleaned = css.declarations(value, remote_allowed=remote_allowed, cid_url=cid_url)
+            return clean_css(cleaned) or None
         if attribute not in _URL_ATTRIBUTES:
             return value
         url = browser_url(value)
@@ -142,24 +170,31 @@ def sanitise(html: str, *, remote_allowed: bool, cid_url: Callable[[str], str | 
             )
         return None  # cite, poster, ...: a URL nothing here needs to follow
 
+    blocks, doctype = style_blocks(html)
+    sheet = "\n".join(
+        clean_css(css.stylesheet(block, remote_allowed=remote_allowed, cid_url=cid_url))
+        for block in blocks
+    ).strip()
     safe = nh3.clean(
         html,
         tags=_TAGS,
+        clean_content_tags={"script", "style", "title"},
         attributes=_ATTRIBUTES,
         attribute_filter=filter_attribute,
         url_schemes=_SCHEMES,
-        filter_style_properties=_STYLE_PROPERTIES,
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
     )
-    blocked: list[str] = []
+    if sheet:
+        safe = f"<style>{sheet}</style>{safe}"
+    blocked: list[str] = list(styles.blocked)
     for match in _REMOTE.finditer(html):
         url = match.group(1)
         if url not in kept_remote and url not in blocked and not _is_link(html, match):
             blocked.append(url)
             if len(blocked) >= MAX_BLOCKED_LISTED:
                 break
-    return Rendered(safe, blocked)
+    return Rendered(safe, blocked[:MAX_BLOCKED_LISTED], styles.removed, doctype)
 
 
 def browser_url(value: str) -> str:
@@ -180,7 +215,9 @@ def _source(
         return cid_url(value.strip()[4:].strip("<>"))
     if lowered.startswith("data:image/") and tag == "img" and "svg" not in lowered[:20]:
         return value
-    if lowered.startswith(("http://", "https://", "//")) and remote_allowed and tag == "img":
+    if lowered.startswith(("http://", "https://", "//")) and tag == "img":
+        if not remote_allowed:
+            return BLOCKED_IMAGE
         kept_remote.add(value.strip())
         return value
     return None

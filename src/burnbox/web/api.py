@@ -23,7 +23,7 @@ from burnbox.web.auth import cookie_name, cross_site
 from burnbox.web.deps import Readable, Services, client_ip, rate_limited
 from burnbox.web.downloads import content_disposition
 from burnbox.web.errors import NOT_FOUND, ApiError, error_responses
-from burnbox.web.frame import frame_page, frame_policy, message_parts, qr_svg
+from burnbox.web.frame import frame_page, frame_policy, message_parts, qr_svg, render_cost
 from burnbox.web.limits import TooManyStreams
 from burnbox.web.services import WebServices
 from burnbox.web.wire import (
@@ -191,7 +191,7 @@ async def message(
     summary, raw = await _load(services, inbox, message_id)
     base = f"/api/inboxes/{quote(inbox.address)}/messages/{summary.id}/attachments/"
     view, rendered, found = await services.parse_pool.run(
-        len(raw), message_parts, raw, summary.subject, remote == "allow", base
+        render_cost(raw), message_parts, raw, summary.subject, remote == "allow", base
     )
     response.headers.update(PRIVATE)
     return MessageOut(
@@ -200,6 +200,7 @@ async def message(
         text=view.text,
         html=rendered.html,
         remote_blocked=rendered.blocked,
+        styles_removed=rendered.styles_removed,
         attachments=[
             AttachmentOut(
                 index=a.index,
@@ -227,7 +228,7 @@ async def message_html(
     inbox: Readable, message_id: IdPath, services: Services, remote: Remote = "block"
 ) -> HTMLResponse:
     _, raw = await _load(services, inbox, message_id)
-    page = await services.parse_pool.run(len(raw), frame_page, raw, remote == "allow")
+    page = await services.parse_pool.run(render_cost(raw), frame_page, raw, remote == "allow")
     return HTMLResponse(
         page,
         headers={

@@ -1,10 +1,12 @@
 """What the message frame shows: a standalone page of sanitised HTML, and QR codes.
 
-The page carries its own policy: no script of any kind, styles only inline (the
-sanitiser kept only harmless properties), images only from the page itself (`cid:`
-parts inlined as data: URIs, since a sandboxed frame's own requests carry no
-SameSite=Strict cookie) or, when the reader asked, from the network. Links open
-in a new tab, outside the sandbox.
+The page carries its own policy: no script of any kind, styles only from the page itself
+(the mail's own CSS, cleaned by css.py), images and fonts only from the page itself
+(`cid:` parts inlined as data: URIs, since a sandboxed frame's own requests carry no
+SameSite=Strict cookie) or, when the reader asked, images from the network. Links open
+in a new tab, outside the sandbox. An HTML mail gets no styles of ours: it is laid out
+as its sender meant, in a frame of fixed size that confines it; a text-only mail gets a
+readable default.
 """
 
 from __future__ import annotations
@@ -12,22 +14,36 @@ from __future__ import annotations
 import base64
 import html as html_lib
 import io
+import re
 
 from burnbox import codes, mime, render
 from burnbox.model import Message
 
 MAX_INLINE_IMAGES = 4 * 1024 * 1024  # bytes of cid: images inlined into one page
+# CSS costs more per byte than the rest of a render (tinycss2: 64 KiB of tiny rules take
+# about 0.25 s here): a message with styles counts this many times its size when the parse
+# pool decides whether to render it on the event loop, so a styled message over ~8 KiB is
+# rendered in a worker process.
+STYLE_COST = 8
+_STYLE = re.compile(rb"(?i)style")
 _INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><base target="_blank">
 <meta name="referrer" content="no-referrer"><style>body{{margin:12px;font:15px/1.45 system-ui,
 sans-serif;color:#111;background:#fff;overflow-wrap:anywhere}}img{{max-width:100%;height:auto}}
 pre{{white-space:pre-wrap}}</style></head><body>{body}</body></html>"""
+_HTML_PAGE = """{doctype}<html><head><meta charset="utf-8"><base target="_blank">
+<meta name="referrer" content="no-referrer"></head><body>{body}</body></html>"""
+
+
+def render_cost(raw: bytes) -> int:
+    """What a render of `raw` counts as, in bytes, for ParsePool.run."""
+    return len(raw) * STYLE_COST if _STYLE.search(raw) else len(raw)
 
 
 def frame_policy(remote_allowed: bool) -> str:
     images = "data: https: http:" if remote_allowed else "data:"
     return (
-        f"default-src 'none'; img-src {images}; style-src 'unsafe-inline'; "
+        f"default-src 'none'; img-src {images}; style-src 'unsafe-inline'; font-src data:; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; "
         "sandbox allow-popups allow-popups-to-escape-sandbox"
     )
@@ -36,11 +52,10 @@ def frame_policy(remote_allowed: bool) -> str:
 def frame_page(raw: bytes, remote_allowed: bool) -> str:
     view = mime.full_view(raw)
     if not view.html:
-        body = f"<pre>{html_lib.escape(view.text)}</pre>"
-    else:
-        inline = _inline_images(raw, view)
-        body = render.sanitise(view.html, remote_allowed=remote_allowed, cid_url=inline.get).html
-    return _PAGE.format(body=body)
+        return _PAGE.format(body=f"<pre>{html_lib.escape(view.text)}</pre>")
+    inline = _inline_images(raw, view)
+    rendered = render.sanitise(view.html, remote_allowed=remote_allowed, cid_url=inline.get)
+    return _HTML_PAGE.format(doctype=rendered.doctype, body=rendered.html)
 
 
 def message_parts(

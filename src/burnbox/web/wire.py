@@ -110,6 +110,9 @@ class MessageOut(BaseModel):
     text: str
     html: str = Field(description="Sanitised HTML; show it in a sandboxed frame.")
     remote_blocked: list[str] = Field(description="Remote content that was not kept.")
+    styles_removed: int = Field(
+        0, description="CSS rules and declarations removed as unsafe (the rest of the CSS is kept)."
+    )
     attachments: list[AttachmentOut]
     codes: list[str] = Field(description="Likely one-time codes, best first.")
     links: list[LinkOut] = Field(description="Likely action links (verify, confirm...).")

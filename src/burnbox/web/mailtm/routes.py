@@ -19,7 +19,7 @@ from burnbox.storage.base import AddressTaken, NotFound
 from burnbox.web.api import PRIVATE, SAFE_DOWNLOAD_TYPES
 from burnbox.web.deps import Services, client_ip
 from burnbox.web.downloads import content_disposition
-from burnbox.web.frame import message_parts
+from burnbox.web.frame import message_parts, render_cost
 from burnbox.web.mailtm import shapes
 from burnbox.web.mailtm.deps import Account, Plain, too_many, within_budget
 from burnbox.web.mailtm.errors import NOT_FOUND, MailtmError, documented
@@ -192,7 +192,7 @@ async def message(
     summary, raw = await _load(services, inbox, message_id)
     base = f"/messages/{summary.id}/attachment/{shapes.ATTACHMENT_PREFIX}"
     view, rendered, found = await services.parse_pool.run(
-        len(raw), message_parts, raw, summary.subject, False, base
+        render_cost(raw), message_parts, raw, summary.subject, False, base
     )
     fields = shapes.message_full(
         summary,

@@ -46,8 +46,9 @@ export class MessageView {
       el("li", {}, el("a", { className: "button clip", href: a.url, download: a.filename,
         textContent: `${a.filename} (${Math.ceil(a.size / 1024)} KB)` }))));
     $("v-raw").href = `${inboxPath(address)}/messages/${id}/raw`;
-    $("remote").hidden = view.remote_blocked.length === 0;
-    $("remote-count").textContent = `${view.remote_blocked.length} remote item(s) blocked.`;
+    $("remote").hidden = !this.hasBlocked(view);
+    const styles = view.styles_removed ? ` ${view.styles_removed} unsafe style rule(s) removed.` : "";
+    $("remote-count").textContent = `${view.remote_blocked.length} remote item(s) blocked.${styles}`;
     $("remote-toggle").checked = false;
     $("view").hidden = false;
     document.body.classList.add("reading");
@@ -76,6 +77,10 @@ export class MessageView {
     $("v-extract").hidden = items.length === 0;
   }
 
+  hasBlocked(view) {
+    return view.remote_blocked.length > 0 || view.styles_removed > 0;
+  }
+
   show(tab) {
     for (const name of ["html", "text", "headers"]) {
       $(`tab-${name}`).setAttribute("aria-selected", String(name === tab));
@@ -83,7 +88,7 @@ export class MessageView {
     $("v-html").hidden = tab !== "html";
     $("v-text").hidden = tab !== "text";
     $("v-headers").hidden = tab !== "headers";
-    $("remote").hidden = tab !== "html" || !this.current || !this.current.view.remote_blocked.length;
+    $("remote").hidden = tab !== "html" || !this.current || !this.hasBlocked(this.current.view);
     if (tab === "html") this.loadFrame();
   }
 
