@@ -16,6 +16,7 @@ from starlette.types import ASGIApp
 
 from burnbox import __version__, selfcheck
 from burnbox.addressing import AddressError, DomainPolicy
+from burnbox.agents.http import McpEndpoint
 from burnbox.delivery import Deliverer
 from burnbox.feeds import Feeds
 from burnbox.hub import Hub
@@ -175,6 +176,7 @@ class App:
         )
         services = self._web_services()
         self.web = create_app(services)
+        self.agents = McpEndpoint(self.web) if settings.mcp else None
         self.mailtm = create_mailtm_app(services) if settings.mailtm_listen else None
         self.smtp_endpoint = settings.smtp_listen
         self.http_endpoint = settings.http_listen
@@ -237,7 +239,7 @@ class App:
         self.supervisor.check("smtp", lambda: self.smtp.listening)
         sock = _listening_socket(self.settings.http_listen, shared=shared)
         self.http_endpoint = Endpoint(self.settings.http_listen.host, sock.getsockname()[1])
-        self._http = _EmbeddedHttpServer(self._http_config(self.web))
+        self._http = _EmbeddedHttpServer(self._http_config(self.agents or self.web))
         self.supervisor.start("http", self._http.serve(sockets=[sock]))
         if self.mailtm is not None and self.settings.mailtm_listen is not None:
             listen = self.settings.mailtm_listen
@@ -299,6 +301,8 @@ class App:
                 server.should_exit = True
                 if grace is not None:
                     server.config.timeout_graceful_shutdown = max(1, round(grace))
+        if self.agents is not None:
+            await self.agents.stop()
         await self.supervisor.stop_all(finishing=("http", "mailtm"))  # uvicorn ends by itself
         if self.relay is not None:
             await self.relay.stop()

@@ -73,6 +73,10 @@ def _run_serve(arguments: argparse.Namespace) -> int:
     )
     # uvicorn's own lines repeat what our banner says (and access logs carry addresses).
     logging.getLogger("uvicorn").setLevel(max(logging.WARNING, logging.root.level))
+    # The MCP tools call the API in process with httpx, whose request lines carry addresses;
+    # the SDK logs each call's arguments: neither belongs in our logs.
+    for noisy in ("httpx", "mcp"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
     _raise_open_file_limit()
     settings = settings_module.with_workers_hub(settings)
     if settings.workers > 1:
@@ -197,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as error:
             print(f"burnbox: cannot start: {error.strerror or error}", file=sys.stderr)
             return 1
+    if arguments.command == "mcp":
+        from burnbox.agents.stdio import serve as serve_mcp  # the MCP SDK, only here
+
+        serve_mcp(arguments.url)
+        return 0
     if arguments.command == "doctor":
         from burnbox.doctor import run as run_doctor
 

@@ -45,6 +45,12 @@ def add_commands(commands: Any) -> None:
         action="store_true",
         help="do not mark the message seen (by default the next wait moves on)",
     )
+    _with_connection(
+        commands.add_parser(
+            "mcp", help="serve the MCP tools on stdio, over a running server (for AI agents)"
+        ),
+        token=False,
+    )
     message = commands.add_parser("msg", help="read messages")
     message_commands = message.add_subparsers(dest="action", required=True)
     get = _with_connection(message_commands.add_parser("get", help="one message as JSON"))

@@ -154,6 +154,12 @@ class Settings:
         "Requests one client IP may make to the mail.tm API: `N/s`, `N/m` or `N/h` (more are "
         "answered 429, as mail.tm does).",
     )
+    mcp: bool = _setting(
+        True,
+        parse_bool,
+        "Serve the MCP server for AI agents at /mcp on the HTTP listener (streamable HTTP; "
+        "loaded on first use). See docs/agents.md.",
+    )
     domains: tuple[str, ...] = _setting(
         ("localhost",),
         parse_list,

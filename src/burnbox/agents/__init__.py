@@ -1,0 +1,1 @@
+"""burnbox for AI agents: an MCP server over burnbox's HTTP API (docs/agents.md)."""

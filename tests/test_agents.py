@@ -1,0 +1,157 @@
+"""The MCP server, driven by the MCP SDK's own client over both transports: streamable HTTP
+at /mcp (in process) and stdio (`burnbox mcp --url`, a client of a running burnbox)."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import sys
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from burnbox.agents.handles import Handles, UnknownHandle
+from burnbox.agents.tools import UNTRUSTED, html_as_text
+from tests.helpers import Running
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def send(server: Running, to: str, subject: str, text: str, html: str | None = None) -> None:
+    message = EmailMessage()
+    message["From"] = "Acme <no-reply@acme.test>"
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(text)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    message.add_attachment(b"%PDF-1", "application", "pdf", filename="terms.pdf")
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as client:
+        client.send_message(message)
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result.content
+    assert isinstance(result.structured_content, dict)
+    return result.structured_content
+
+
+async def error_of(client: Client, tool: str, **arguments: Any) -> str:
+    result = await client.call_tool(tool, arguments)
+    assert result.is_error
+    return str(getattr(result.content[0], "text", ""))
+
+
+async def the_flow(client: Client, server: Running) -> None:
+    names = {tool.name for tool in (await client.list_tools()).tools}
+    assert names == {
+        "create_inbox", "open_inbox", "wait_for_message", "wait_for_code", "wait_for_link",
+        "get_message", "list_messages", "burn_inbox",
+    }  # fmt: skip
+    made = await call(client, "create_inbox", local_part="agent")
+    assert set(made) == {"inbox", "address", "expires_at"}  # no token in what an agent sees
+    assert made["address"] == "agent@localhost"
+    inbox = made["inbox"]
+    send(server, made["address"], "Welcome", "Thanks for joining.")
+    send(
+        server,
+        made["address"],
+        "Verify your account",
+        "Your verification code is 482913.",
+        "<p>Your verification code is <b>482913</b>. "
+        "<a href='https://acme.test/verify?t=abc'>Confirm my account</a></p>",
+    )
+    code = await call(client, "wait_for_code", inbox=inbox, timeout_s=30)
+    assert code["code"] == "482913"
+    assert code["subject"] == "Verify your account"
+    assert code["untrusted"] == UNTRUSTED
+    link = await call(client, "wait_for_link", inbox=inbox, timeout_s=0)
+    assert link == {"timed_out": True}  # each message is handed out once: none left
+    full = await call(client, "get_message", inbox=inbox, message_id=code["message_id"])
+    assert full["codes"] == ["482913"]
+    assert full["links"] == ["https://acme.test/verify?t=abc"]
+    assert "Confirm my account" in full["html_as_text"]
+    assert full["attachments"] == [
+        {"filename": "terms.pdf", "content_type": "application/pdf", "size": 6}
+    ]
+    assert full["from"] == "Acme <no-reply@acme.test>"
+    assert full["untrusted"] == UNTRUSTED
+    listed = await call(client, "list_messages", inbox=inbox)
+    assert [item["subject"] for item in listed["messages"]] == ["Verify your account", "Welcome"]
+    send(server, made["address"], "Reset", "Reset here: https://acme.test/reset?k=9")
+    reset = await call(client, "wait_for_link", inbox=inbox, timeout_s=30)
+    assert reset["link"] == "https://acme.test/reset?k=9"
+    nothing = await call(client, "wait_for_message", inbox=inbox, timeout_s=0)
+    assert nothing == {"timed_out": True}
+    assert "Unknown inbox handle" in await error_of(client, "list_messages", inbox="inbox_x")
+    assert await call(client, "burn_inbox", inbox=inbox) == {
+        "burned": True,
+        "address": "agent@localhost",
+    }
+    assert "Unknown inbox handle" in await error_of(client, "wait_for_code", inbox=inbox)
+
+
+async def test_the_tools_over_streamable_http(server: Running) -> None:
+    async with Client(server.http + "/mcp") as client:
+        await the_flow(client, server)
+
+
+async def test_the_tools_over_stdio(server: Running) -> None:
+    command = StdioServerParameters(
+        command=sys.executable, args=["-m", "burnbox", "mcp", "--url", server.http]
+    )
+    async with Client(command) as client:
+        await the_flow(client, server)
+
+
+async def test_an_ended_inbox_and_an_inbox_opened_with_its_token(
+    start_burnbox: Callable[..., Running],
+) -> None:
+    server = start_burnbox()
+    async with Client(server.http + "/mcp") as client, httpx.AsyncClient() as http:
+        made = (await http.post(server.http + "/api/inboxes", json={"local_part": "mine"})).json()
+        opened = await call(client, "open_inbox", address=made["address"], token=made["token"])
+        assert opened["address"] == "mine@localhost"
+        assert made["token"] not in json.dumps(opened)
+        wrong = await error_of(client, "open_inbox", address=made["address"], token="bbx_wrong")
+        assert "No such inbox" in wrong
+        await http.delete(
+            server.http + "/api/inboxes/mine@localhost",
+            headers={"Authorization": f"Bearer {made['token']}"},
+        )
+        ended = await error_of(client, "wait_for_message", inbox=opened["inbox"], timeout_s=0)
+        assert "ended" in ended
+
+
+def test_a_handle_is_bound_to_the_session_that_made_it() -> None:
+    """Where the transport has sessions (MCP before 2026-07-28 sends mcp-session-id), a
+    handle works only in its own; without sessions (2026-07-28), the handle, 128 random
+    bits that only its maker saw, is the capability."""
+    handles = Handles()
+    handle = handles.add("session-a", "a@localhost", "bbx_token")
+    assert handles.get("session-a", handle).address == "a@localhost"
+    with pytest.raises(UnknownHandle):
+        handles.get("session-b", handle)
+    assert len(handle) > 20
+    bounded = Handles(limit=2)
+    first = bounded.add("", "1@localhost", "t1")
+    bounded.add("", "2@localhost", "t2")
+    bounded.add("", "3@localhost", "t3")
+    with pytest.raises(UnknownHandle):
+        bounded.get("", first)  # the least recently used went
+
+
+def test_sanitised_html_reads_as_text() -> None:
+    html = "<style>p{color:red}</style><h1>Hi</h1><p>Your <b>code</b>:   1234</p><br>Bye"
+    assert html_as_text(html) == "Hi\nYour code: 1234\nBye"
