@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import json
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -13,7 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from burnbox.model import Inbox, MessageSummary
+from burnbox.model import EPOCH, NODE_WIDE, Inbox, MessageSummary, Webhook
 from burnbox.storage.base import (
     EXPIRED_INBOX_MEMORY,
     PURGE_BATCH,
@@ -438,3 +439,112 @@ async def test_only_one_node_purges_at_a_time(mail: Mail, request: pytest.Fixtur
     finally:
         await other_node.close()
         await store.close()
+
+
+# -- webhooks: registrations and the outbox, the same on every store -----------------------
+
+
+def hook(
+    address: str, inbox_created: datetime, events: tuple[str, ...], hook_id: str = "h1"
+) -> Webhook:
+    return Webhook(
+        id=hook_id,
+        address=address,
+        inbox_created=inbox_created,
+        url="https://receiver.test/hook",
+        secret="whsec_c2VjcmV0",
+        events=events,
+        include_body=False,
+        created_at=NOW,
+    )
+
+
+ALL_EVENTS = ("message.received", "message.deleted", "inbox.expired", "inbox.burned")
+
+
+async def test_a_message_stored_and_deleted_is_told_to_its_inboxes_hooks(
+    make_store: StoreFactory, mail: Mail
+) -> None:
+    store = await opened(make_store)
+    await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
+    await store.add_webhook(hook("a@localhost", NOW, ALL_EVENTS))
+    await store.add_webhook(hook(NODE_WIDE, EPOCH, ("message.received",), "node"))
+    sent = mail("a@localhost")
+    await store.add([sent, mail("b@localhost")], b"raw")
+    await store.delete("a@localhost", sent.id)
+    later = NOW + timedelta(days=1)
+    claimed = await store.claim_deliveries(later, later + timedelta(minutes=1), 10)
+    told = sorted((item.webhook_id, item.kind, item.address) for item in claimed)
+    assert told == [
+        ("h1", "message.deleted", "a@localhost"),
+        ("h1", "message.received", "a@localhost"),
+        ("node", "message.received", "a@localhost"),
+        ("node", "message.received", "b@localhost"),
+    ]
+    received = next(
+        item for item in claimed if item.webhook_id == "h1" and item.kind == "message.received"
+    )
+    assert json.loads(received.payload)["subject"] == sent.subject
+    assert received.message_id == sent.id
+    # Claimed ones are held: nobody else gets them during the lease.
+    assert await store.claim_deliveries(later, later + timedelta(minutes=1), 10) == []
+    await store.settle_delivery(received, "200", later, delivered=True, retry_at=None)
+    other = next(item for item in claimed if item.kind == "message.deleted")
+    retry = later + timedelta(minutes=5)
+    await store.settle_delivery(other, "500", later, delivered=False, retry_at=retry)
+    (listed,) = await store.webhooks("a@localhost")
+    assert (listed.last_status, listed.delivered, listed.failed, listed.pending) == ("500", 1, 0, 1)
+    # Due again: the retried one, and the node-wide ones whose lease ran out unsettled.
+    due = await store.claim_deliveries(retry, retry + timedelta(minutes=1), 10)
+    again = next(item for item in due if item.id == other.id)
+    assert again.attempts == 1
+    assert len(due) == 3
+    await store.settle_delivery(again, "timeout", retry, delivered=False, retry_at=None)
+    assert (await store.webhooks("a@localhost"))[0].failed == 1
+
+
+async def test_mail_after_an_inbox_ended_is_never_told_to_its_hooks(
+    make_store: StoreFactory, mail: Mail
+) -> None:
+    store = await opened(make_store)
+    await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
+    await store.add_webhook(hook("a@localhost", NOW, ALL_EVENTS))
+    late = dataclasses.replace(mail("a@localhost"), received_at=NOW + timedelta(hours=2))
+    await store.add([late], b"raw")
+    later = NOW + timedelta(days=1)
+    assert await store.claim_deliveries(later, later, 10) == []
+    assert await store.end_webhooks(NOW + timedelta(hours=2)) == 1  # expired: told, then gone
+    (ended,) = await store.claim_deliveries(later, later, 10)
+    assert (ended.kind, ended.address) == ("inbox.expired", "a@localhost")
+    assert await store.webhooks("a@localhost") == []
+
+
+async def test_a_burned_inbox_tells_its_hooks_and_they_go(make_store: StoreFactory) -> None:
+    store = await opened(make_store)
+    await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
+    await store.add_webhook(hook("a@localhost", NOW, ("inbox.burned",)))
+    await store.add_webhook(hook("a@localhost", NOW, ("message.received",), "quiet"))
+    assert await store.end_webhooks(NOW, "a@localhost") == 2
+    later = NOW + timedelta(days=1)
+    assert [
+        (item.webhook_id, item.kind) for item in await store.claim_deliveries(later, later, 10)
+    ] == [("h1", "inbox.burned")]
+    with pytest.raises(NotFound):
+        await store.delete_webhook("a@localhost", "h1")
+
+
+async def test_the_outbox_is_bounded_and_drops_the_oldest(
+    make_store: StoreFactory, mail: Mail
+) -> None:
+    store = await opened(make_store)
+    await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
+    await store.add_webhook(hook("a@localhost", NOW, ("message.received",)))
+    sent = [mail("a@localhost") for _ in range(5)]
+    for summary in sent:
+        await store.add([summary], b"raw")
+    assert await store.trim_outbox(per_hook=3, total=100) == 2
+    later = NOW + timedelta(days=1)
+    kept = await store.claim_deliveries(later, later, 10)
+    assert [item.message_id for item in kept] == [summary.id for summary in sent[2:]]
+    await store.delete_webhook("a@localhost", "h1")
+    assert await store.claim_deliveries(later + timedelta(days=1), later, 10) == []

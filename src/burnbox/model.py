@@ -88,6 +88,47 @@ class Overview:
 
 
 @dataclass(frozen=True, slots=True)
+class Webhook:
+    """A URL told of an inbox's events (webhooks.py). It belongs to the lifetime of the
+    inbox made at `inbox_created` (NODE_WIDE's to every inbox), and goes with it."""
+
+    id: str
+    address: str
+    inbox_created: datetime
+    url: str
+    secret: str
+    events: tuple[str, ...]
+    include_body: bool
+    created_at: datetime
+    last_status: str = ""
+    last_attempt: datetime | None = None
+    delivered: int = 0
+    failed: int = 0
+    pending: int = 0
+
+
+NODE_WIDE = "*"  # a webhook's address when it is the node's own (BURNBOX_WEBHOOK_URL)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event on its way to one webhook: what the outbox holds. `payload` is the JSON
+    the store wrote with the event (the message's summary fields)."""
+
+    id: int
+    webhook_id: str
+    url: str
+    secret: str
+    include_body: bool
+    kind: str
+    address: str
+    message_id: str
+    payload: str
+    created_at: datetime
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoreStats:
     messages: int
     bytes: int

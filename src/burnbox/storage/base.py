@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from burnbox.model import EPOCH, Inbox, MessageSummary, StoreStats
+from burnbox.model import EPOCH, Delivery, Inbox, MessageSummary, StoreStats, Webhook
 
 # Rows one purge statement deletes (SQL stores): ingest shares the writer or the tables,
 # and never waits long behind a purge.
@@ -139,3 +139,42 @@ class Store(Protocol):
         held (received before its end). The records of inboxes that ended more than
         EXPIRED_INBOX_MEMORY ago go too: their pairs carry message id "".
         """
+
+    # -- webhooks (webhooks.py): registrations, and an outbox written in the same
+    # transaction as the event (a message stored or deleted, an inbox's end) ------------
+
+    async def add_webhook(self, hook: Webhook) -> None:
+        """Register `hook`, or replace the one with its id (the node-wide one, at start)."""
+
+    async def webhooks(self, address: str) -> list[Webhook]:
+        """An address's hooks, oldest first, each with its count of pending deliveries."""
+
+    async def delete_webhook(self, address: str, webhook_id: str) -> None:
+        """Remove a hook and what it has pending. Raises NotFound."""
+
+    async def end_webhooks(self, now: datetime, address: str | None = None) -> int:
+        """The hooks of an inbox that has ended go: `address`'s (burned now), or, with
+        None, every one whose inbox has ended by `now` (expired, or made again). Each
+        subscribed one is told first (inbox.burned, inbox.expired). Returns how many went."""
+
+    async def claim_deliveries(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Delivery]:
+        """Up to `limit` deliveries due by `now`, oldest first, each held until
+        `lease_until`: every other worker and node skips it meanwhile."""
+
+    async def settle_delivery(
+        self,
+        delivery: Delivery,
+        status: str,
+        at: datetime,
+        *,
+        delivered: bool,
+        retry_at: datetime | None,
+    ) -> None:
+        """An attempt's outcome: delivered (it goes), to be retried at `retry_at`, or given
+        up (neither: it goes, counted as failed). The hook records `status` and `at`."""
+
+    async def trim_outbox(self, per_hook: int, total: int) -> int:
+        """Drop the oldest pending deliveries beyond `per_hook` per hook and `total` in
+        all; returns how many went."""

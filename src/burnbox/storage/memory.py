@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import replace
 from datetime import datetime
 
-from burnbox.model import EPOCH, Inbox, MessageSummary, StoreStats
+from burnbox.model import EPOCH, NODE_WIDE, Delivery, Inbox, MessageSummary, StoreStats, Webhook
 from burnbox.storage import packed
 from burnbox.storage.base import (
     EXPIRED_INBOX_MEMORY,
@@ -24,6 +24,7 @@ from burnbox.storage.base import (
     Stored,
     check_fits,
 )
+from burnbox.storage.memory_webhooks import MemoryWebhooks
 
 _Stored = tuple[bytes, bytes]  # (packed summary, raw message)
 
@@ -39,6 +40,7 @@ class MemoryStore:
         self._count = 0
         self._stale = 0  # arrivals entries whose message is already gone
         self._live_inboxes = 0  # as of the last refresh_stats()
+        self._webhooks = MemoryWebhooks()
 
     async def open(self) -> None:
         return None
@@ -95,6 +97,11 @@ class MemoryStore:
             while self._bytes + size > self._max_bytes:
                 evicted.append(self._evict_oldest())
             box[summary.id] = (packed.pack(summary), raw)
+            if self._webhooks.hooks:
+                inbox = self._inboxes.get(address)
+                self._webhooks.message_event(
+                    "message.received", summary, inbox, summary.received_at
+                )
             self._arrivals.append((address, summary.id))
             self._bytes += size
             self._count += 1
@@ -220,7 +227,11 @@ class MemoryStore:
 
     def _forget(self, address: str, message_id: str) -> None:
         box = self._boxes[address]
-        _record, raw = box.pop(message_id)
+        record, raw = box.pop(message_id)
+        if self._webhooks.hooks:
+            summary = packed.unpack(address, message_id, record)
+            inbox = self._inboxes.get(address)
+            self._webhooks.message_event("message.deleted", summary, inbox, summary.received_at)
         if not box:
             del self._boxes[address]
         self._bytes -= len(raw)
@@ -234,3 +245,47 @@ class MemoryStore:
                 entry for entry in self._arrivals if entry[1] in self._boxes.get(entry[0], {})
             )
             self._stale = 0
+
+    # -- webhooks ------------------------------------------------------------
+
+    async def add_webhook(self, hook: Webhook) -> None:
+        self._webhooks.add(hook)
+
+    async def webhooks(self, address: str) -> list[Webhook]:
+        return self._webhooks.of(address)
+
+    async def delete_webhook(self, address: str, webhook_id: str) -> None:
+        self._webhooks.delete(address, webhook_id)
+
+    async def end_webhooks(self, now: datetime, address: str | None = None) -> int:
+        ended: list[tuple[Webhook, str]] = []
+        for hook in list(self._webhooks.hooks.values()):
+            if hook.address == NODE_WIDE:
+                continue
+            if address is not None:
+                if hook.address == address:
+                    ended.append((hook, "inbox.burned"))
+                continue
+            inbox = self._inboxes.get(hook.address)
+            if inbox is None or inbox.created_at != hook.inbox_created or inbox.expires_at <= now:
+                ended.append((hook, "inbox.expired"))
+        return self._webhooks.end(now, ended)
+
+    async def claim_deliveries(
+        self, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Delivery]:
+        return self._webhooks.claim(now, lease_until, limit)
+
+    async def settle_delivery(
+        self,
+        delivery: Delivery,
+        status: str,
+        at: datetime,
+        *,
+        delivered: bool,
+        retry_at: datetime | None,
+    ) -> None:
+        self._webhooks.settle(delivery, status, at, delivered=delivered, retry_at=retry_at)
+
+    async def trim_outbox(self, per_hook: int, total: int) -> int:
+        return self._webhooks.trim(per_hook, total)
