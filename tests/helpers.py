@@ -96,6 +96,9 @@ class Running:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
     def stop(self) -> None:
+        """Stop it (once: a test may stop a node itself before the fixture does)."""
+        if self.loop.is_closed():
+            return
         self.call(self.app.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)

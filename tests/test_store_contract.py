@@ -548,3 +548,16 @@ async def test_the_outbox_is_bounded_and_drops_the_oldest(
     assert [item.message_id for item in kept] == [summary.id for summary in sent[2:]]
     await store.delete_webhook("a@localhost", "h1")
     assert await store.claim_deliveries(later + timedelta(days=1), later, 10) == []
+
+
+async def test_a_released_delivery_is_due_again_untried(
+    make_store: StoreFactory, mail: Mail
+) -> None:
+    store = await opened(make_store)
+    await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
+    await store.add_webhook(hook("a@localhost", NOW, ("message.received",)))
+    await store.add([mail("a@localhost")], b"raw")
+    (claimed,) = await store.claim_deliveries(NOW, NOW + timedelta(minutes=5), 10)
+    await store.release_delivery(claimed, NOW)
+    (again,) = await store.claim_deliveries(NOW, NOW + timedelta(minutes=5), 10)
+    assert (again.id, again.attempts) == (claimed.id, 0)

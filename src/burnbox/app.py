@@ -18,6 +18,8 @@ from burnbox import __version__, selfcheck
 from burnbox.addressing import AddressError, DomainPolicy
 from burnbox.agents.http import McpEndpoint
 from burnbox.delivery import Deliverer
+from burnbox.destinations import parse_allow
+from burnbox.dispatch import Dispatcher
 from burnbox.feeds import Feeds
 from burnbox.hub import Hub
 from burnbox.ids import Clock, IdSource, MessageIds, system_clock
@@ -45,6 +47,8 @@ from burnbox.web.app import create_app
 from burnbox.web.limits import StreamLimits
 from burnbox.web.mailtm.app import create_mailtm_app
 from burnbox.web.services import SinkAccess, WebServices
+from burnbox.webhooks import EVENTS as WEBHOOK_EVENTS
+from burnbox.webhooks import WebhookService
 
 log = logging.getLogger(__name__)
 WS_MAX_MESSAGE = 64 * 1024  # bytes of one WebSocket frame from a client (we expect none)
@@ -160,6 +164,18 @@ class App:
             max_lifetime=settings.inbox_max_lifetime,
             public=settings.access == "public",
         )
+        allow = parse_allow(settings.webhook_allow)
+        self.webhooks = WebhookService(self.store, clock, allow)
+        self.dispatcher = Dispatcher(
+            self.store,
+            clock,
+            self.metrics,
+            self.parse_pool,
+            allow=allow,
+            retry_for=settings.webhook_retry_for,
+            max_pending=settings.webhook_max_pending,
+            max_pending_total=settings.webhook_max_pending_total,
+        )
         ssl_context = (
             tls_context(settings.tls_cert, settings.tls_key) if settings.tls_enabled else None
         )
@@ -212,6 +228,7 @@ class App:
             )
             if settings.sink
             else None,
+            webhooks=self.webhooks,
             account_quota=min(
                 settings.store_max_bytes, settings.inbox_max_messages * settings.max_message_size
             ),
@@ -248,6 +265,9 @@ class App:
             self._mailtm_http = _EmbeddedHttpServer(self._http_config(self.mailtm))
             self.supervisor.start("mailtm", self._mailtm_http.serve(sockets=[sock]))
         self.supervisor.start("reaper", self.reaper.run())
+        hooks = self.settings
+        await self.webhooks.node_wide(hooks.webhook_url, hooks.webhook_secret, WEBHOOK_EVENTS)
+        self.supervisor.start("webhooks", self.dispatcher.run())
         self.parse_pool.on_failure = functools.partial(self.supervisor.fail, "parse pool")
         await self._until_answering()
 

@@ -130,6 +130,13 @@ class Metrics:
             "(a wrong token, or no such inbox).",
             registry=own,
         )
+        self.webhooks = Counter(
+            "burnbox_webhook_deliveries",
+            "Webhook deliveries by outcome: delivered, retried, given_up, and dropped (the "
+            "oldest pending, beyond the outbox's bounds).",
+            ["outcome"],
+            registry=own,
+        )
 
     def _timings(self, own: CollectorRegistry) -> None:
         self.store_seconds = Histogram(

@@ -7,6 +7,7 @@ documentation test fails when a field is missing from docs/configuration.md.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import ipaddress
 import os
@@ -298,6 +299,37 @@ class Settings:
         "container whose ports are published only to the host): an open catch-all on the "
         "internet is a spam sink, so this must be said explicitly.",
     )
+    webhook_url: str = _setting(
+        "",
+        str,
+        "A URL told of every inbox's events (message.received, message.deleted, "
+        "inbox.expired, inbox.burned), signed with BURNBOX_WEBHOOK_SECRET; empty: none. "
+        "See docs/webhooks.md.",
+    )
+    webhook_secret: str = _setting(
+        "", str, "The node-wide webhook's signing secret: `whsec_` and base64 (24+ bytes)."
+    )
+    webhook_allow: tuple[str, ...] = _setting(
+        (),
+        parse_list,
+        "CIDRs (e.g. `10.0.0.0/8,127.0.0.1/32`) webhooks may be sent to although they are not "
+        "public; empty: only public addresses (loopback, private, link-local, metadata "
+        "addresses are refused).",
+    )
+    webhook_retry_for: float = _setting(
+        6 * 3600.0,
+        parse_duration,
+        "How long a webhook event is retried (exponential backoff with jitter) before it is "
+        "given up.",
+    )
+    webhook_max_pending: int = _setting(
+        1000,
+        parse_positive_int,
+        "Events pending for one webhook at most; beyond it the oldest are dropped (counted).",
+    )
+    webhook_max_pending_total: int = _setting(
+        100_000, parse_positive_int, "Webhook events pending in all at most (the oldest go)."
+    )
     access: str = _setting(
         "token",
         parse_choice("token", "public"),
@@ -450,8 +482,29 @@ def _private_host(host: str) -> bool:
     return not address.is_unspecified and (address.is_loopback or address.is_private)
 
 
+def _check_webhooks(settings: Settings) -> None:
+    for cidr in settings.webhook_allow:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise SettingsError(f"BURNBOX_WEBHOOK_ALLOW: {cidr!r} is not a CIDR") from None
+    if not settings.webhook_url:
+        return
+    secret = settings.webhook_secret
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        key = b""
+    if not secret.startswith("whsec_") or len(key) < 24:
+        raise SettingsError(
+            "BURNBOX_WEBHOOK_SECRET: the node-wide webhook needs a secret: `whsec_` and the "
+            "base64 of 24 or more random bytes"
+        )
+
+
 def _check_consistency(settings: Settings) -> None:
     check_sink(settings)
+    _check_webhooks(settings)
     if not settings.domains:
         raise SettingsError("BURNBOX_DOMAINS: at least one domain is needed")
     if bool(settings.tls_cert) != bool(settings.tls_key):

@@ -175,6 +175,9 @@ class Store(Protocol):
         """An attempt's outcome: delivered (it goes), to be retried at `retry_at`, or given
         up (neither: it goes, counted as failed). The hook records `status` and `at`."""
 
+    async def release_delivery(self, delivery: Delivery, at: datetime) -> None:
+        """Give a claimed delivery back, untried: due again at `at` (its host was busy)."""
+
     async def trim_outbox(self, per_hook: int, total: int) -> int:
         """Drop the oldest pending deliveries beyond `per_hook` per hook and `total` in
         all; returns how many went."""

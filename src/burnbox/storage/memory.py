@@ -287,5 +287,8 @@ class MemoryStore:
     ) -> None:
         self._webhooks.settle(delivery, status, at, delivered=delivered, retry_at=retry_at)
 
+    async def release_delivery(self, delivery: Delivery, at: datetime) -> None:
+        self._webhooks.release(delivery, at)
+
     async def trim_outbox(self, per_hook: int, total: int) -> int:
         return self._webhooks.trim(per_hook, total)

@@ -96,8 +96,16 @@ class MemoryWebhooks:
         if delivered or retry_at is None:
             del self._outbox[delivery.id]
         else:
-            pending.delivery = replace(pending.delivery, attempts=pending.delivery.attempts + 1)
+            first = pending.delivery.created_at if pending.delivery.attempts else at
+            pending.delivery = replace(
+                pending.delivery, attempts=pending.delivery.attempts + 1, created_at=first
+            )
             pending.next_at = retry_at
+
+    def release(self, delivery: Delivery, at: datetime) -> None:
+        pending = self._outbox.get(delivery.id)
+        if pending is not None:
+            pending.next_at = at
 
     def trim(self, per_hook: int, total: int) -> int:
         ordered = sorted(self._outbox)

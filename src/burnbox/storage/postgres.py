@@ -552,10 +552,17 @@ class PostgresStore:
                 await connection.execute("DELETE FROM webhook_outbox WHERE id = $1", delivery.id)
             else:
                 await connection.execute(
-                    "UPDATE webhook_outbox SET attempts = attempts + 1, next_at = $1 WHERE id = $2",
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, next_at = $1, created_at = "
+                    "CASE WHEN created_at = 0 THEN $2 ELSE created_at END WHERE id = $3",
                     to_ms(retry_at),
+                    to_ms(at),
                     delivery.id,
                 )
+
+    async def release_delivery(self, delivery: Delivery, at: datetime) -> None:
+        await self._execute(
+            "UPDATE webhook_outbox SET next_at = $1 WHERE id = $2", to_ms(at), delivery.id
+        )
 
     async def trim_outbox(self, per_hook: int, total: int) -> int:
         rows = await self._fetch(

@@ -504,9 +504,16 @@ class SqliteStore:
                 await writer.execute("DELETE FROM webhook_outbox WHERE id = ?", (delivery.id,))
             else:
                 await writer.execute(
-                    "UPDATE webhook_outbox SET attempts = attempts + 1, next_at = ? WHERE id = ?",
-                    (to_ms(retry_at), delivery.id),
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, next_at = ?, created_at = "
+                    "CASE WHEN created_at = 0 THEN ? ELSE created_at END WHERE id = ?",
+                    (to_ms(retry_at), to_ms(at), delivery.id),
                 )
+
+    async def release_delivery(self, delivery: Delivery, at: datetime) -> None:
+        await self._returning(
+            "UPDATE webhook_outbox SET next_at = ? WHERE id = ? RETURNING id",
+            (to_ms(at), delivery.id),
+        )
 
     async def trim_outbox(self, per_hook: int, total: int) -> int:
         rows = await self._returning(

@@ -15,6 +15,7 @@ from burnbox.ratelimit import RateLimiter
 from burnbox.sink import Envelope
 from burnbox.storage.base import Store
 from burnbox.web.limits import StreamLimits
+from burnbox.webhooks import WebhookService
 
 Readiness = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -47,3 +48,4 @@ class WebServices:
     account_requests: RateLimiter = field(default_factory=lambda: RateLimiter(8, 1 / 8))
     account_quota: int = 40_000_000
     sink: SinkAccess | None = None  # sink mode: the MailHog API is served
+    webhooks: WebhookService | None = None

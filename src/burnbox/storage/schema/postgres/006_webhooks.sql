@@ -35,6 +35,8 @@ CREATE TABLE webhook_outbox (
 CREATE INDEX webhook_outbox_due ON webhook_outbox (next_at);
 CREATE INDEX webhook_outbox_by_hook ON webhook_outbox (webhook_id, id);
 
+-- created_at and next_at 0: due at once, and the event's time is its first attempt's, by
+-- the service's clock (the database's may differ from it).
 -- Who is told of a message: the node-wide hook, and the hooks of the inbox that held the
 -- address when it came (never a previous owner's).
 CREATE FUNCTION burnbox_webhook_events() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -52,8 +54,7 @@ BEGIN
                              'expires_at', m.expires_at, 'size', m.size, 'from', m.sender,
                              'to', m.recipients, 'subject', m.subject, 'snippet', m.snippet,
                              'attachments', m.attachments, 'message_id', m.message_id)::text,
-           (extract(epoch FROM clock_timestamp()) * 1000)::bigint,
-           (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+           0, 0
     FROM changed m
     JOIN webhooks w ON w.address IN (m.address, '*') AND event = ANY (w.events)
     LEFT JOIN inboxes i ON i.address = m.address

@@ -34,6 +34,8 @@ CREATE TABLE webhook_outbox (
 CREATE INDEX webhook_outbox_due ON webhook_outbox (next_at);
 CREATE INDEX webhook_outbox_by_hook ON webhook_outbox (webhook_id, id);
 
+-- created_at and next_at 0: due at once, and the event's time is its first attempt's, by
+-- the service's clock.
 CREATE TRIGGER messages_webhooks_received AFTER INSERT ON messages
 WHEN EXISTS (SELECT 1 FROM webhooks)
 BEGIN
@@ -45,8 +47,7 @@ BEGIN
                        'expires_at', NEW.expires_at, 'size', NEW.size, 'from', NEW.sender,
                        'to', NEW.recipients, 'subject', NEW.subject, 'snippet', NEW.snippet,
                        'attachments', NEW.attachments, 'message_id', NEW.message_id),
-           CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER),
-           CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+           0, 0
     FROM webhooks w LEFT JOIN inboxes i ON i.address = NEW.address
     WHERE w.address IN (NEW.address, '*')
       AND (' ' || w.events || ' ') LIKE '% message.received %'
@@ -65,8 +66,7 @@ BEGIN
                        'expires_at', OLD.expires_at, 'size', OLD.size, 'from', OLD.sender,
                        'to', OLD.recipients, 'subject', OLD.subject, 'snippet', OLD.snippet,
                        'attachments', OLD.attachments, 'message_id', OLD.message_id),
-           CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER),
-           CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+           0, 0
     FROM webhooks w LEFT JOIN inboxes i ON i.address = OLD.address
     WHERE w.address IN (OLD.address, '*')
       AND (' ' || w.events || ' ') LIKE '% message.deleted %'
