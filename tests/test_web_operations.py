@@ -15,7 +15,13 @@ def test_healthz_and_readyz(server: Running) -> None:
     assert httpx.get(server.http + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(server.http + "/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"store": True, "smtp": True, "http": True, "reaper": True}
+    assert ready.json()["checks"] == {
+        "store": True,
+        "smtp": True,
+        "http": True,
+        "reaper": True,
+        "webhooks": True,
+    }
 
 
 def test_readyz_reports_listeners_down(server: Running) -> None:

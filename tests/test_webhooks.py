@@ -30,9 +30,12 @@ WAIT = 20.0  # seconds a delivery may take to arrive
 class Receiver:
     """An HTTP receiver on loopback: records each request and answers from a script."""
 
-    def __init__(self, answers: list[int] | None = None, port: int = 0) -> None:
+    def __init__(
+        self, answers: list[int] | None = None, port: int = 0, hold: threading.Event | None = None
+    ) -> None:
         self.requests: list[tuple[dict[str, str], bytes, str]] = []
         self.answers = list(answers or [])
+        self.hold = hold  # set: answer; unset: keep the sender waiting (a slow receiver)
         self._arrived = threading.Condition()
         outer = self
 
@@ -45,6 +48,8 @@ class Receiver:
                     )
                     status = outer.answers.pop(0) if outer.answers else 200
                     outer._arrived.notify_all()
+                if outer.hold is not None:
+                    outer.hold.wait(WAIT)
                 self.send_response(status)
                 if status in (301, 302, 307):
                     self.send_header("location", "http://127.0.0.1:9/elsewhere")
@@ -193,6 +198,30 @@ def test_a_redirect_is_not_followed(start_burnbox: Callable[..., Running]) -> No
         assert hook["pending"] == 1  # to be tried again at the URL registered, not followed
     finally:
         redirecting.close()
+
+
+def test_a_slow_receiver_holds_up_only_itself(
+    start_burnbox: Callable[..., Running], receiver: Receiver
+) -> None:
+    release = threading.Event()
+    slow = Receiver(hold=release)
+    try:
+        server = start_burnbox(webhook_allow=LOOPBACK)
+        stuck, stuck_auth = inbox(server, "stuck")
+        register(server, stuck, stuck_auth, url=slow.url, events=["message.received"])
+        for number in range(4):
+            send(server, stuck, mail(stuck, f"slow {number}"))
+        slow.wait_for(2)  # its two sends at once are taken, and hang
+        quick, quick_auth = inbox(server, "quick")
+        register(server, quick, quick_auth, url=receiver.url, events=["message.received"])
+        send(server, quick, mail(quick, "fast"))
+        (arrived,) = receiver.wait_for(1)  # while the slow one still holds its sends
+        assert json.loads(arrived[1])["data"]["message"]["subject"] == "fast"
+        assert len(slow.requests) == 2
+        assert not release.is_set()
+    finally:
+        release.set()
+        slow.close()
 
 
 def test_burning_an_inbox_tells_its_hooks(

@@ -213,6 +213,8 @@ async def _read_some(response: httpx.Response) -> None:
 
 
 def _host(url: str) -> str:
+    """The destination a send counts against: scheme, host and port."""
     with contextlib.suppress(Exception):
-        return httpx.URL(url).host
+        parsed = httpx.URL(url)
+        return f"{parsed.scheme}://{parsed.host}:{parsed.port}"
     return url

@@ -81,7 +81,7 @@ def _service(services: WebServices) -> WebhookService:
     status_code=201,
     response_model=WebhookCreated,
     summary="Register a URL to be told of this inbox's events (signed; see docs/webhooks.md).",
-    responses=error_responses(404, 409, 413, 422, 429),
+    responses=error_responses(400, 404, 409, 413, 422, 429),
 )
 async def register(inbox: Readable, wanted: NewWebhook, services: Services) -> WebhookCreated:
     try:
