@@ -16,8 +16,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from burnbox.model import Inbox, ms_of
 
 # scrypt at n=2^14, r=8, p=1 (RFC 7914's interactive setting): 16 MiB and about 75 ms of
@@ -103,6 +101,14 @@ def _signing_key(inbox: Inbox) -> bytes:
     ).digest()
 
 
+def _jwt() -> Any:
+    """PyJWT, on first use: with `cryptography` installed (the MCP SDK brings it) it loads
+    that too, about 10 MiB a node that serves no mail.tm account never needs."""
+    import jwt
+
+    return jwt
+
+
 def issue_token(inbox: Inbox, now_s: int) -> str:
     claims = {
         "iat": now_s,
@@ -111,13 +117,15 @@ def issue_token(inbox: Inbox, now_s: int) -> str:
         "id": account_id(inbox),
         "ct": ms_of(inbox.created_at),
     }
-    return jwt.encode(claims, _signing_key(inbox), algorithm=TOKEN_ALGORITHM)
+    token: str = _jwt().encode(claims, _signing_key(inbox), algorithm=TOKEN_ALGORITHM)
+    return token
 
 
 def claims_of(token: str) -> TokenClaims:
     """Who a token says it is, not yet checked: the inbox to check it against."""
     if len(token) > MAX_ACCOUNT_TOKEN or token.count(".") != 2:
         raise BadToken("not a token")
+    jwt = _jwt()
     try:
         header = jwt.get_unverified_header(token)
         claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
@@ -135,6 +143,7 @@ def verify_token(token: str, inbox: Inbox) -> None:
     """Raises BadToken unless `token` was issued for this very inbox."""
     if claims_of(token).created_ms != ms_of(inbox.created_at):
         raise BadToken("another inbox")
+    jwt = _jwt()
     try:
         jwt.decode(token, _signing_key(inbox), algorithms=[TOKEN_ALGORITHM])
     except jwt.PyJWTError:

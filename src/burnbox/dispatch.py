@@ -21,9 +21,8 @@ import random
 import time
 from collections import Counter
 from datetime import timedelta
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from burnbox import webhooks
 from burnbox.destinations import IpNetwork, RefusedDestination, resolve
@@ -32,6 +31,9 @@ from burnbox.metrics import Metrics
 from burnbox.model import Delivery
 from burnbox.parsing import ParsePool
 from burnbox.storage.base import NotFound, Store, StoreError
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 TICK = 0.5  # seconds between looks at the outbox
@@ -81,12 +83,7 @@ class Dispatcher:
         self.attempts = 0  # attempts settled so far (what an operator's test can wait on)
         self._settled = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._http = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,  # no proxy from the environment: the checked address is called
-            timeout=httpx.Timeout(TOTAL_TIMEOUT, connect=CONNECT_TIMEOUT),
-            limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=0),
-        )
+        self._client: httpx.AsyncClient | None = None
 
     async def run(self) -> None:
         try:
@@ -100,7 +97,22 @@ class Dispatcher:
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._http.aclose()
+            if self._client is not None:
+                await self._client.aclose()
+
+    def _http(self) -> httpx.AsyncClient:
+        """The HTTP client, made at the first send: importing httpx loads its command
+        line's `rich` when installed (about 8 MiB a node without webhooks never needs)."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(
+                follow_redirects=False,
+                trust_env=False,  # no proxy from the environment: the checked address is called
+                timeout=httpx.Timeout(TOTAL_TIMEOUT, connect=CONNECT_TIMEOUT),
+                limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=0),
+            )
+        return self._client
 
     async def tick(self) -> None:
         now = self._clock()
@@ -173,12 +185,15 @@ class Dispatcher:
         extensions: dict[str, Any] = (
             {"sni_hostname": destination.host} if destination.scheme == "https" else {}
         )
+        import httpx
+
+        client = self._http()
         try:
             async with asyncio.timeout(TOTAL_TIMEOUT):
-                request = self._http.build_request(
+                request = client.build_request(
                     "POST", url, content=content, headers=headers, extensions=extensions
                 )
-                response = await self._http.send(request, stream=True)
+                response = await client.send(request, stream=True)
                 try:
                     await _read_some(response)
                 finally:
@@ -214,7 +229,7 @@ async def _read_some(response: httpx.Response) -> None:
 
 def _host(url: str) -> str:
     """The destination a send counts against: scheme, host and port."""
-    with contextlib.suppress(Exception):
-        parsed = httpx.URL(url)
-        return f"{parsed.scheme}://{parsed.host}:{parsed.port}"
+    with contextlib.suppress(ValueError):
+        parsed = urlsplit(url)
+        return f"{parsed.scheme}://{parsed.hostname}:{parsed.port}"
     return url

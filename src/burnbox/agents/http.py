@@ -13,7 +13,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 PATH = "/mcp"
@@ -65,7 +64,11 @@ class McpEndpoint:
                 await self._runner
 
     @contextlib.asynccontextmanager
-    async def _connect(self, ctx: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async def _connect(self, ctx: Any) -> AsyncIterator[Any]:
+        # httpx on first use: importing it loads its command line's `rich` (and pygments)
+        # when the MCP SDK has installed them, about 8 MiB.
+        import httpx
+
         request = getattr(getattr(ctx, "request_context", None), "request", None)
         client = getattr(request, "client", None)
         peer = (client.host, client.port) if client is not None else ("127.0.0.1", 0)
