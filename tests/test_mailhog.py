@@ -22,7 +22,7 @@ import pytest
 from burnbox.settings import Endpoint, Settings, SettingsError, check_sink
 from burnbox.sink import SINK_ADDRESS
 from tests.helpers import Running, test_settings
-from tests.tools import require
+from tests.tools import npm_install, require, shared
 
 HARNESS = Path(__file__).resolve().parent / "conformance" / "mailhog"
 SUITE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "mailhog-node"
@@ -80,12 +80,8 @@ def mail(subject: str, to: str = "Dev <dev@anywhere.example>", **extra: str) -> 
 def test_the_mailhog_packages_own_suite_passes_unchanged(
     start_burnbox: Callable[..., Running], tmp_path: Path
 ) -> None:
-    if not (SUITE / "index.test.js").exists():
-        message = f"no mailhog-node suite at {SUITE} (shared/conformance ships beside the repo)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    npm, node = require("npm"), require("node")
+    shared(SUITE / "index.test.js", "mailhog-node suite")
+    node = require("node")
     require("msmtp")  # what carries out the suite's `sendmail -S host:port` (bin/sendmail)
     host = free_loopback_alias()
     start_burnbox(
@@ -94,15 +90,7 @@ def test_the_mailhog_packages_own_suite_passes_unchanged(
         smtp_listen=Endpoint(host, MAILHOG_SMTP),
         http_listen=Endpoint(host, MAILHOG_HTTP),
     )
-    harness = tmp_path / "harness"
-    shutil.copytree(HARNESS, harness)
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=harness,
-        check=True,
-        timeout=300,
-        capture_output=True,
-    )
+    harness = npm_install(HARNESS, tmp_path / "harness")
     # The suite requires the package as `require('.')`: it runs inside a copy of it.
     suite = harness / "suite"
     shutil.copytree(harness / "node_modules" / "mailhog", suite)

@@ -21,7 +21,7 @@ from mailtm.events import EventStream
 
 from burnbox.settings import Endpoint
 from tests.helpers import RealClock, Running, test_settings
-from tests.tools import require
+from tests.tools import npm_install, require, shared
 
 HARNESS = Path(__file__).resolve().parent / "conformance" / "mailjs"
 MAILJS_TESTS = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "mailjs"
@@ -48,21 +48,9 @@ def base_url(running: Running) -> str:
 def mailjs_checkout(target: Path) -> Path:
     """Mailjs's tests.js beside the harness (package.json, lock file, dist/mailjs.mjs) with
     the package installed from the npm registry."""
-    if not (MAILJS_TESTS / "tests.js").exists():
-        message = f"no Mailjs tests at {MAILJS_TESTS} (shared/conformance ships beside the repo)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    npm = require("npm")
-    shutil.copytree(HARNESS, target)
-    shutil.copy(MAILJS_TESTS / "tests.js", target / "tests.js")
-    subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=target,
-        check=True,
-        timeout=300,
-        capture_output=True,
-    )
+    tests = shared(MAILJS_TESTS / "tests.js", "Mailjs test file")
+    npm_install(HARNESS, target)
+    shutil.copy(tests, target / "tests.js")
     return target
 
 

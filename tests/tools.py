@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -15,3 +17,29 @@ def require(tool: str) -> str:
             pytest.fail(f"{tool} is not installed; .ci/run must install it")
         pytest.skip(f"{tool} is not installed (.ci/run installs it)")
     return path
+
+
+def shared(path: Path, what: str) -> Path:
+    """A file that ships beside this repository in ../shared (the conformance suites):
+    missing, the test fails under CI and is skipped elsewhere, saying what it is."""
+    if not path.exists():
+        message = f"no {what} at {path} (shared/ ships beside the repository)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def npm_install(harness: Path, target: Path) -> Path:
+    """A copy of a harness folder (package.json and its lock file) at `target`, with its
+    packages installed from the npm registry as the lock file pins them."""
+    npm = require("npm")
+    shutil.copytree(harness, target)
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=target,
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    return target

@@ -19,9 +19,10 @@ from burnbox.addressing import AddressError, parse_address
 from burnbox.feeds import InboxEnded
 from burnbox.model import Inbox, MessageSummary
 from burnbox.storage.base import AddressTaken, NotFound
+from burnbox.web import downloads
 from burnbox.web.auth import cookie_name, cross_site
 from burnbox.web.deps import Readable, Services, client_ip, rate_limited
-from burnbox.web.downloads import content_disposition
+from burnbox.web.downloads import PRIVATE
 from burnbox.web.errors import NOT_FOUND, ApiError, error_responses
 from burnbox.web.frame import frame_page, frame_policy, message_parts, qr_svg, render_cost
 from burnbox.web.limits import TooManyStreams
@@ -43,18 +44,6 @@ router = APIRouter(prefix="/api", tags=["inboxes"])
 IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]+$")]
 Cursor = Annotated[str | None, Query(max_length=64, pattern=r"^[0-9A-Za-z]+$")]
 Remote = Annotated[str, Query(pattern="^(allow|block)$")]
-SAFE_DOWNLOAD_TYPES = frozenset(
-    {
-        "image/png",
-        "image/jpeg",
-        "image/gif",
-        "image/webp",
-        "application/pdf",
-        "text/plain",
-        "text/calendar",
-    }
-)
-PRIVATE = {"Cache-Control": "private, no-store"}  # mail is never kept by a cache on the way
 
 
 @router.get("/domains", response_model=Domains, summary="Domains new inboxes can use.")
@@ -270,15 +259,7 @@ async def qr_code(
 )
 async def raw_message(inbox: Readable, message_id: IdPath, services: Services) -> Response:
     _, raw = await _load(services, inbox, message_id)
-    return Response(
-        raw,
-        media_type="message/rfc822",
-        headers={
-            "Content-Disposition": content_disposition(f"{message_id}.eml", "message.eml"),
-            "Content-Security-Policy": "sandbox",
-            **PRIVATE,
-        },
-    )
+    return downloads.eml(raw, message_id)
 
 
 @router.get(
@@ -298,19 +279,8 @@ async def attachment(
     if found is None:
         raise NOT_FOUND
     described, content = found
-    kind = (
-        described.content_type
-        if described.content_type in SAFE_DOWNLOAD_TYPES
-        else ("application/octet-stream")
-    )
-    return Response(
-        content,
-        media_type=kind,
-        headers={
-            "Content-Disposition": content_disposition(described.filename, f"part-{index}"),
-            "Content-Security-Policy": "sandbox",
-            **PRIVATE,
-        },
+    return downloads.attachment(
+        content, described.content_type, described.filename, f"part-{index}"
     )
 
 

@@ -20,9 +20,10 @@ from burnbox.addressing import AddressError, parse_address
 from burnbox.model import EPOCH, Inbox, MessageSummary
 from burnbox.sink import SINK_ADDRESS, Envelope
 from burnbox.storage.base import NotFound
+from burnbox.web import downloads
 from burnbox.web.auth import cross_site
 from burnbox.web.deps import Services, client_ip
-from burnbox.web.downloads import content_disposition
+from burnbox.web.downloads import PRIVATE
 from burnbox.web.errors import ApiError, error_responses
 from burnbox.web.limits import TooManyStreams
 from burnbox.web.live import RECONNECT_MS, HeldStream
@@ -38,7 +39,6 @@ IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]
 Start = Annotated[int, Query(ge=0, le=1_000_000)]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 NOT_FOUND = ApiError(404, "not_found", "No such message.")
-PRIVATE = {"Cache-Control": "private, no-store"}
 
 
 def sink_of(services: Services) -> SinkAccess:
@@ -148,15 +148,7 @@ async def delete_one(message_id: IdPath, services: Services) -> Response:
 )
 async def download(message_id: IdPath, services: Services) -> Response:
     _, raw = await _load(services, message_id)
-    return Response(
-        raw,
-        media_type="message/rfc822",
-        headers={
-            "Content-Disposition": content_disposition(f"{message_id}.eml", "message.eml"),
-            "Content-Security-Policy": "sandbox",
-            **PRIVATE,
-        },
-    )
+    return downloads.eml(raw, message_id)
 
 
 @router.get(
@@ -176,14 +168,8 @@ async def part(
         raise NOT_FOUND
     _, data = found
     # Served as bytes to download, never rendered here: the part is the sender's content.
-    return Response(
-        data,
-        media_type="application/octet-stream",
-        headers={
-            "Content-Disposition": content_disposition(f"{message_id}-part-{number}", "part"),
-            "Content-Security-Policy": "sandbox",
-            **PRIVATE,
-        },
+    return downloads.download(
+        data, "application/octet-stream", f"{message_id}-part-{number}", "part"
     )
 
 

@@ -16,9 +16,9 @@ from burnbox.accounts import account_id
 from burnbox.addressing import AddressError
 from burnbox.model import Inbox, MessageSummary
 from burnbox.storage.base import AddressTaken, NotFound
-from burnbox.web.api import PRIVATE, SAFE_DOWNLOAD_TYPES
+from burnbox.web import downloads
 from burnbox.web.deps import Services, client_ip
-from burnbox.web.downloads import content_disposition
+from burnbox.web.downloads import PRIVATE
 from burnbox.web.frame import message_parts, render_cost
 from burnbox.web.mailtm import shapes
 from burnbox.web.mailtm.deps import Account, Plain, too_many, within_budget
@@ -40,8 +40,14 @@ class SeenChange(BaseModel):
     seen: bool = True
 
 
-def document(content: Json | list[Json], plain: bool, status: int = 200) -> JSONResponse:
-    return JSONResponse(content, status_code=status, media_type=PLAIN if plain else LD)
+def document(
+    content: Json | list[Json], plain: bool, status: int = 200, *, mail: bool = False
+) -> JSONResponse:
+    """A JSON-LD or plain JSON answer; one that carries mail is never cached on the way."""
+    headers = PRIVATE if mail else None
+    return JSONResponse(
+        content, status_code=status, media_type=PLAIN if plain else LD, headers=headers
+    )
 
 
 # -- domains ---------------------------------------------------------------------------
@@ -178,7 +184,7 @@ async def messages(
         for summary in found[(page - 1) * shapes.PAGE_SIZE :]
     ]
     body = shapes.collection("Message", "/messages", members, count, page, plain)
-    return JSONResponse(body, media_type=PLAIN if plain else LD, headers=PRIVATE)
+    return document(body, plain, mail=True)
 
 
 @router.get(
@@ -204,7 +210,7 @@ async def message(
         [link.url for link in found.links],
     )
     body = shapes.resource("Message", f"/messages/{summary.id}", fields, plain)
-    return JSONResponse(body, media_type=PLAIN if plain else LD, headers=PRIVATE)
+    return document(body, plain, mail=True)
 
 
 @router.patch(
@@ -253,7 +259,7 @@ async def source(
         "data": raw.decode("utf-8", "replace"),
     }
     body = shapes.resource("Source", f"/sources/{summary.id}", fields, plain)
-    return JSONResponse(body, media_type=PLAIN if plain else LD, headers=PRIVATE)
+    return document(body, plain, mail=True)
 
 
 @router.get(
@@ -264,15 +270,7 @@ async def source(
 )
 async def download(message_id: IdPath, inbox: Account, services: Services) -> Response:
     _, raw = await _load(services, inbox, message_id)
-    return Response(
-        raw,
-        media_type="message/rfc822",
-        headers={
-            "Content-Disposition": content_disposition(f"{message_id}.eml", "message.eml"),
-            "Content-Security-Policy": "sandbox",
-            **PRIVATE,
-        },
-    )
+    return downloads.eml(raw, message_id)
 
 
 @router.get(
@@ -298,15 +296,8 @@ async def attachment(
     if found is None:
         raise NOT_FOUND
     described, content = found
-    kind = described.content_type
-    return Response(
-        content,
-        media_type=kind if kind in SAFE_DOWNLOAD_TYPES else "application/octet-stream",
-        headers={
-            "Content-Disposition": content_disposition(described.filename, f"part-{index}"),
-            "Content-Security-Policy": "sandbox",
-            **PRIVATE,
-        },
+    return downloads.attachment(
+        content, described.content_type, described.filename, f"part-{index}"
     )
 
 
