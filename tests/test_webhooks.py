@@ -5,6 +5,7 @@ loopback (allowed through BURNBOX_WEBHOOK_ALLOW), signatures verified with the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -31,11 +32,16 @@ class Receiver:
     """An HTTP receiver on loopback: records each request and answers from a script."""
 
     def __init__(
-        self, answers: list[int] | None = None, port: int = 0, hold: threading.Event | None = None
+        self,
+        answers: list[int] | None = None,
+        port: int = 0,
+        hold: threading.Event | None = None,
+        body_size: int = 2,
     ) -> None:
         self.requests: list[tuple[dict[str, str], bytes, str]] = []
         self.answers = list(answers or [])
         self.hold = hold  # set: answer; unset: keep the sender waiting (a slow receiver)
+        self.written = 0  # bytes of its answers it got out
         self._arrived = threading.Condition()
         outer = self
 
@@ -53,9 +59,12 @@ class Receiver:
                 self.send_response(status)
                 if status in (301, 302, 307):
                     self.send_header("location", "http://127.0.0.1:9/elsewhere")
-                self.send_header("content-length", "2")
+                self.send_header("content-length", str(body_size))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                with contextlib.suppress(OSError):  # the sender may stop reading, as it should
+                    for start in range(0, body_size, 65536):
+                        self.wfile.write(b"k" * min(65536, body_size - start))
+                        outer.written = start + 65536
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -222,6 +231,22 @@ def test_a_slow_receiver_holds_up_only_itself(
     finally:
         release.set()
         slow.close()
+
+
+def test_a_huge_answer_is_not_read(start_burnbox: Callable[..., Running]) -> None:
+    chatty = Receiver(body_size=50_000_000)
+    try:
+        server = start_burnbox(webhook_allow=LOOPBACK)
+        address, auth = inbox(server, "chatty")
+        register(server, address, auth, url=chatty.url, events=["message.received"])
+        send(server, address, mail(address))
+        chatty.wait_for(1)
+        hook = wait_status(server, address, auth, lambda item: item["delivered"] == 1)
+        assert hook["last_status"] == "200"
+    finally:
+        chatty.close()
+    # The sender hung up after a few KB: only what the socket buffers took got out.
+    assert chatty.written < 50_000_000 // 2
 
 
 def test_burning_an_inbox_tells_its_hooks(
