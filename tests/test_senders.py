@@ -5,9 +5,11 @@ Postfix and Exim, relaying, are in tests/test_mtas.py."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import smtplib
 import ssl
 import subprocess
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,7 +57,15 @@ def by_aiosmtplib(port: int, ca: str | None, recipient: str, _: Path) -> None:
             mail_options=[*options, "BODY=8BITMIME"],
         )
 
-    asyncio.run(send())
+    with warnings.catch_warnings():
+        # Once in CI an "unclosed transport" ResourceWarning from a plain asyncio socket
+        # transport surfaced in the test right after aiosmtplib's STARTTLS run: burnbox
+        # runs on uvloop, so the transport was a client's, most likely the plain transport
+        # aiosmtplib upgraded to TLS, left to the garbage collector when asyncio.run closed
+        # its loop. It is collected here, so a client's leak cannot fail the next test.
+        warnings.simplefilter("ignore", ResourceWarning)
+        asyncio.run(send())
+        gc.collect()
 
 
 def by_swaks(port: int, ca: str | None, recipient: str, folder: Path) -> None:
