@@ -29,7 +29,8 @@ import pytest
 import uvloop
 
 from burnbox.app import App
-from burnbox.settings import Endpoint, Settings
+from burnbox.settings import Settings
+from burnbox.settings_values import Endpoint
 from tests.process import free_port, start_node
 
 T = TypeVar("T")

@@ -19,7 +19,8 @@ import httpx
 import mailhog
 import pytest
 
-from burnbox.settings import Endpoint, Settings, SettingsError, check_sink
+from burnbox.settings import Settings, SettingsError, check_sink
+from burnbox.settings_values import Endpoint
 from burnbox.sink import SINK_ADDRESS
 from tests.helpers import Running, test_settings
 from tests.tools import npm_install, require, shared

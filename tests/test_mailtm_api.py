@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from burnbox.settings import Endpoint
+from burnbox.settings_values import Endpoint
 from tests.helpers import Running, send
 
 LD = {"accept": "application/ld+json"}

@@ -19,7 +19,7 @@ import pytest
 import requests
 from mailtm.events import EventStream
 
-from burnbox.settings import Endpoint
+from burnbox.settings_values import Endpoint
 from tests.helpers import RealClock, Running, test_settings
 from tests.tools import npm_install, require, shared
 

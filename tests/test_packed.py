@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from burnbox import mime
 from burnbox.model import MessageSummary
 from burnbox.storage import packed
-from tests.helpers import corpus_messages
+from tests.helpers import corpus_messages, real_now
 
-RECEIVED = datetime(2026, 11, 21, 10, 0, 0, 123456, tzinfo=UTC)
+RECEIVED = real_now().replace(microsecond=123456)  # microseconds: they must round-trip too
 
 
 def summary(**fields: object) -> MessageSummary:

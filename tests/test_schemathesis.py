@@ -67,7 +67,7 @@ def test_the_api_keeps_to_its_spec(start_burnbox: Callable[..., Running], tmp_pa
 def test_the_mailtm_api_keeps_to_its_spec(
     start_burnbox: Callable[..., Running], tmp_path: Path
 ) -> None:
-    from burnbox.settings import Endpoint
+    from burnbox.settings_values import Endpoint
 
     server = start_burnbox(
         mailtm_listen=Endpoint("127.0.0.1", 0),

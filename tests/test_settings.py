@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from burnbox import settings as settings_module
-from burnbox.settings import Endpoint, Settings, SettingsError, env_key, load
+from burnbox import settings_values
+from burnbox.settings import Settings, SettingsError, env_key, load
+from burnbox.settings_values import Endpoint
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
@@ -61,12 +63,12 @@ def test_flag_errors_name_the_flag() -> None:
 
 @pytest.mark.parametrize(("text", "size"), [("25MiB", 25 * 2**20), ("64k", 64000), ("10", 10)])
 def test_sizes(text: str, size: int) -> None:
-    assert settings_module.parse_size(text) == size
+    assert settings_values.parse_size(text) == size
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("24h", 86400), ("500ms", 0.5), ("90", 90)])
 def test_durations(text: str, seconds: float) -> None:
-    assert settings_module.parse_duration(text) == seconds
+    assert settings_values.parse_duration(text) == seconds
 
 
 def test_every_setting_is_documented() -> None:

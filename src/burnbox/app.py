@@ -29,15 +29,8 @@ from burnbox.parsing import ParsePool
 from burnbox.ratelimit import RateLimiter
 from burnbox.relay import Channel, PostgresChannel, RedisChannel, Relay
 from burnbox.retention import Reaper
-from burnbox.settings import (
-    POSTGRES_SCHEMES,
-    Endpoint,
-    Settings,
-    SettingsError,
-    check_sink,
-    rate_limit,
-    sqlite_path,
-)
+from burnbox.settings import POSTGRES_SCHEMES, Settings, SettingsError, check_sink, sqlite_path
+from burnbox.settings_values import Endpoint, rate_limit
 from burnbox.smtp.context import SmtpConfig, SmtpContext, tls_context
 from burnbox.smtp.server import SmtpServer
 from burnbox.storage.base import Store
