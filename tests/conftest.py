@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,7 +9,7 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from tests.helpers import Conversation, FakeClock, Running, test_settings
-from tests.tools import require
+from tests.tools import require, self_signed
 
 
 @pytest.fixture
@@ -62,31 +61,7 @@ def talk(server: Running, connect: Callable[[Running], Conversation]) -> Callabl
 @pytest.fixture(scope="session")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for mx.test and 127.0.0.1: (certificate file, key file)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            require("openssl"),
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=mx.test",
-            "-addext",
-            "subjectAltName=DNS:mx.test,IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return str(cert), str(key)
+    return self_signed(tmp_path_factory.mktemp("tls"), days=2)
 
 
 @pytest.fixture(scope="module")

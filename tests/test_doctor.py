@@ -11,36 +11,12 @@ import pytest
 
 from tests.helpers import Running
 from tests.process import free_port
-from tests.tools import require
+from tests.tools import self_signed
 
 
 @pytest.fixture(scope="module")
 def lasting_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    folder = tmp_path_factory.mktemp("tls60")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            require("openssl"),
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "60",
-            "-subj",
-            "/CN=mx.test",
-            "-addext",
-            "subjectAltName=DNS:mx.test,IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return str(cert), str(key)
+    return self_signed(tmp_path_factory.mktemp("tls60"), days=60)
 
 
 def doctor(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

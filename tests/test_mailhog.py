@@ -261,6 +261,8 @@ def test_v2_pages_and_search_kinds(sink: Running) -> None:
         found = httpx.get(sink.http + "/api/v2/search", params={"kind": kind, "query": query})
         got = [item["Content"]["Headers"]["Subject"][0] for item in found.json()["items"]]
         assert got == subjects, (kind, query)
+    too_many = httpx.get(sink.http + "/api/v2/messages", params={"limit": 251})
+    assert too_many.status_code == 422  # a page is bounded (250)
     bad = httpx.get(sink.http + "/api/v2/search", params={"kind": "bcc", "query": "x"})
     assert bad.status_code == 422
     assert bad.json()["error"]["code"] == "invalid_request"

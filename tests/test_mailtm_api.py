@@ -149,6 +149,7 @@ def test_an_account_is_made_signed_in_and_read(mailtm: MailTm) -> None:
         ({"address": "not an address", "password": "secret-2"}, "address"),
         ({"address": "bob@elsewhere.example", "password": "secret-2"}, "address"),
         ({"address": "new@localhost", "password": "short"}, "password"),
+        ({"address": "new@localhost", "password": "é" * 600}, "password"),  # 1200 bytes
         ({"address": "new@localhost"}, "password"),
     ],
 )

@@ -113,3 +113,22 @@ def test_several_workers_need_explicit_ports() -> None:
 def test_several_workers_on_postgresql_push_through_it() -> None:
     settings = load(environ={**WORKERS, "BURNBOX_STORE": "postgresql://db/burnbox"}, env_file=None)
     assert settings_module.with_workers_hub(settings).hub == "postgres"
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"BURNBOX_WEBHOOK_URL": "https://hooks.example.org/x"}, "BURNBOX_WEBHOOK_SECRET"),
+        (
+            {
+                "BURNBOX_WEBHOOK_URL": "https://h.example.org/",
+                "BURNBOX_WEBHOOK_SECRET": "whsec_c2hvcnQ=",
+            },
+            "BURNBOX_WEBHOOK_SECRET",
+        ),
+        ({"BURNBOX_WEBHOOK_ALLOW": "10.0.0.0/8,not-a-cidr"}, "BURNBOX_WEBHOOK_ALLOW"),
+    ],
+)
+def test_webhook_settings_are_checked_at_start(environ: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        load(environ=environ, env_file=None)

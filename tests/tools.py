@@ -43,3 +43,32 @@ def npm_install(harness: Path, target: Path) -> Path:
         capture_output=True,
     )
     return target
+
+
+def self_signed(folder: Path, days: int) -> tuple[str, str]:
+    """A self-signed certificate for mx.test and 127.0.0.1, valid `days` days, made with
+    openssl in `folder`: (certificate file, key file)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            require("openssl"),
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            str(days),
+            "-subj",
+            "/CN=mx.test",
+            "-addext",
+            "subjectAltName=DNS:mx.test,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
