@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -10,6 +11,14 @@ from playwright.sync_api import Browser, sync_playwright
 
 from tests.helpers import Conversation, FakeClock, Running, test_settings
 from tests.tools import require, self_signed
+
+
+@pytest.fixture(autouse=True)
+def collect_garbage() -> Iterator[None]:
+    """Collect after every test: an object a test left unclosed (a socket, a transport) is
+    reported against that test, not against whichever test the collector next runs in."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture

@@ -168,6 +168,8 @@ class Relay:
         while True:
             payload = await self._next_packet()
             while True:
+                if self._reconnecting is not None and not self._reconnecting.done():
+                    await asyncio.shield(self._reconnecting)  # not on a channel being replaced
                 try:
                     await self._channel.send(payload)
                     self._metrics.relay_packets.inc()
@@ -239,7 +241,14 @@ class RedisChannel:
         self._reader = asyncio.ensure_future(read())
 
     async def send(self, payload: str) -> None:
-        await self._client.publish(CHANNEL, payload)
+        client = self._client
+        try:
+            await client.publish(CHANNEL, payload)
+        finally:
+            if client is not self._client:
+                # Closed and replaced while this publish was connecting: the connection it
+                # made went back to a pool that was already closed, so close that again.
+                await client.aclose()
 
     async def close(self) -> None:
         if self._reader is not None:
