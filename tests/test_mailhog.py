@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import mailhog
 import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect as ws_connect
 
 from burnbox.settings import Settings, SettingsError, check_sink
 from burnbox.settings_values import Endpoint
@@ -147,6 +149,75 @@ def test_a_python_mailhog_client_runs_its_typical_calls(
     assert client.messages().total == 0
 
 
+AWESOME_CLIENT = """
+const { MailhogClient } = require("mailhog-awesome");
+(async () => {
+  const client = new MailhogClient({ host: process.env.MAILHOG_HOST, port: 8025 });
+  const all = await client.getAllEmails();          // always asks for a limit of 5000
+  const last = await client.getLastEmail({ to: "bob@other.test" });
+  const found = await client.getEmails({ body: "Welcome" });
+  const deleted = await client.deleteEmails({ to: "alice@shop.test" });
+  const left = await client.getAllEmails();
+  console.log(JSON.stringify({ all: all.map((e) => e.subject), last: last.subject,
+    found: found.map((e) => e.to), deleted, left: left.map((e) => e.subject) }));
+})().catch((error) => { console.error(error); process.exit(1); });
+"""
+
+
+def test_the_mailhog_awesome_client_works_with_its_default_limit(
+    start_burnbox: Callable[..., Running], tmp_path: Path
+) -> None:
+    """npm mailhog-awesome 0.1.4, unchanged: every call asks /api/v2 for 5000 messages."""
+    node = require("node")
+    host = free_loopback_alias()
+    running = start_burnbox(
+        sink=True, access="public", http_listen=Endpoint(host, MAILHOG_HTTP)
+    )
+    send(running, "app@qa.example", ["alice@shop.test"], mail("Welcome", to="alice@shop.test"))
+    send(running, "app@qa.example", ["bob@other.test"], mail("Reset", to="bob@other.test"))
+    harness = npm_install(HARNESS, tmp_path / "harness")
+    (harness / "flow.js").write_text(AWESOME_CLIENT)
+    result = subprocess.run(
+        [node, "flow.js"],
+        cwd=harness,
+        env={**os.environ, "MAILHOG_HOST": host},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == {
+        "all": ["Reset", "Welcome"],
+        "last": "Reset",
+        "found": ["alice@shop.test"],
+        "deleted": True,
+        "left": ["Reset"],
+    }
+
+
+def test_the_v2_websocket_pushes_each_new_message(sink: Running) -> None:
+    socket_url = sink.http.replace("http:", "ws:") + "/api/v2/websocket"
+    with ws_connect(socket_url, open_timeout=10) as feed:
+        send(sink, "app@qa.example", ["live@x.test"], mail("Live"))
+        pushed = json.loads(feed.recv(timeout=30))
+    stored = httpx.get(sink.http + f"/api/v1/messages/{pushed['ID']}").json()
+    assert pushed == stored  # MailHog's message object, as the API has it
+    assert pushed["Content"]["Headers"]["Subject"] == ["Live"]
+    with (
+        pytest.raises(InvalidStatus),
+        ws_connect(socket_url, origin="http://evil.example", open_timeout=10),  # type: ignore[arg-type]
+    ):
+        pass
+
+
+def test_the_v2_websocket_is_absent_without_sink_mode(server: Running) -> None:
+    socket_url = server.http.replace("http:", "ws:") + "/api/v2/websocket"
+    with pytest.raises((InvalidStatus, ConnectionClosed)):
+        with ws_connect(socket_url, open_timeout=10) as feed:
+            feed.recv(timeout=10)
+
+
 # -- sink mode -------------------------------------------------------------------------
 
 
@@ -261,11 +332,63 @@ def test_v2_pages_and_search_kinds(sink: Running) -> None:
         found = httpx.get(sink.http + "/api/v2/search", params={"kind": kind, "query": query})
         got = [item["Content"]["Headers"]["Subject"][0] for item in found.json()["items"]]
         assert got == subjects, (kind, query)
-    too_many = httpx.get(sink.http + "/api/v2/messages", params={"limit": 251})
-    assert too_many.status_code == 422  # a page is bounded (250)
-    bad = httpx.get(sink.http + "/api/v2/search", params={"kind": "bcc", "query": "x"})
-    assert bad.status_code == 422
-    assert bad.json()["error"]["code"] == "invalid_request"
+    for params in ({"kind": "bcc", "query": "x"}, {"kind": "from", "query": ""}, {}):
+        bad = httpx.get(sink.http + "/api/v2/search", params=params)
+        assert (bad.status_code, bad.content) == (400, b""), params  # as MailHog answers
+
+
+def send_many(running: Running, count: int) -> None:
+    """`count` messages over one SMTP session, each to its own address, then stored."""
+    with smtplib.SMTP(running.app.smtp_endpoint.host, running.smtp_port, timeout=30) as client:
+        for number in range(count):
+            client.send_message(mail(f"p{number}"), "app@qa.example", [f"p{number}@x.test"])
+    running.wait_for_mail({f"p{count - 1}@x.test": 1})
+    running.wait_for_mail({SINK_ADDRESS: count})
+
+
+@pytest.mark.parametrize("path", ["/api/v2/messages", "/api/v2/search"])
+def test_v2_paging_falls_back_and_clamps_as_mailhog_does(sink: Running, path: str) -> None:
+    """MailHog never refuses a start or limit: over 250 is 250; zero, negative, empty or not
+    a number is start 0 and limit 50 (npm mailhog-awesome always asks for 5000)."""
+    send_many(sink, 260)
+    search = {"kind": "containing", "query": "482913"} if path.endswith("search") else {}
+
+    def page(**params: str) -> dict[str, Any]:
+        answer = httpx.get(sink.http + path, params={**search, **params}, timeout=30)
+        assert answer.status_code == 200, (params, answer.text)
+        return dict(answer.json())
+
+    def subjects(found: dict[str, Any]) -> list[str]:
+        return [item["Content"]["Headers"]["Subject"][0] for item in found["items"]]
+
+    for limit in ("5000", "251", "+300", "9223372036854775807"):
+        found = page(limit=limit)
+        assert (found["total"], found["count"], found["start"]) == (260, 250, 0), limit
+    for limit in ("0", "-3", "", "ten", "1.5", " 7", "99999999999999999999"):
+        found = page(limit=limit)
+        assert (found["count"], found["start"]) == (50, 0), limit
+        assert subjects(found) == [f"p{n}" for n in range(259, 209, -1)]  # newest first
+    for start in ("-1", "", "x", "0"):
+        assert page(start=start, limit="2")["start"] == 0, start
+    found = page(start="258", limit="5")
+    assert (found["start"], found["count"], subjects(found)) == (258, 2, ["p1", "p0"])
+    beyond = page(start="1000", limit="5")
+    assert (beyond["total"], beyond["count"], beyond["start"], beyond["items"]) == (260, 0, 1000, [])
+
+
+def test_raw_helo_is_the_name_the_client_gave(start_burnbox: Callable[..., Running]) -> None:
+    for received_ip in (False, True):
+        running = start_burnbox(sink=True, access="public", received_client_ip=received_ip)
+        with smtplib.SMTP(
+            "127.0.0.1", running.smtp_port, local_hostname="client.example", timeout=10
+        ) as client:
+            client.send_message(mail("helo"), "app@qa.example", ["h@x.test"])
+        with smtplib.SMTP("127.0.0.1", running.smtp_port, timeout=10) as client:
+            client.helo("[127.0.0.1]")
+            client.send_message(mail("helo literal"), "app@qa.example", ["h@x.test"])
+        running.wait_for_mail({"h@x.test": 2})
+        items = httpx.get(running.http + "/api/v2/messages").json()["items"]
+        assert [item["Raw"]["Helo"] for item in items] == ["[127.0.0.1]", "client.example"]
 
 
 def test_jim_is_never_enabled(sink: Running) -> None:

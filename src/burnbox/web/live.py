@@ -6,8 +6,8 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
@@ -19,6 +19,7 @@ from burnbox.web.auth import cross_site, presented_token
 from burnbox.web.deps import Readable, Services, client_ip, open_inbox, services_of
 from burnbox.web.errors import ApiError, error_responses
 from burnbox.web.limits import TooManyStreams
+from burnbox.web.services import WebServices
 from burnbox.web.wire import Summary
 
 router = APIRouter(prefix="/api", tags=["push"])
@@ -126,14 +127,36 @@ async def _serve(socket: WebSocket, feed: Feed, after: str | None) -> None:
         # must reconnect to catch up.
         await socket.close(code=WS_UNREADABLE if feed.inbox_gone else WS_CATCH_UP)
 
-    # An idle feed sends nothing, so only reading tells us the client has left.
-    tasks = {asyncio.ensure_future(pump()), asyncio.ensure_future(_until_closed(socket))}
+    await pump_until_closed(socket, pump())
+
+
+async def pump_until_closed(socket: WebSocket, pump: Coroutine[Any, Any, None]) -> None:
+    """Run `pump` (which sends) until it ends or the client leaves: an idle stream sends
+    nothing, so only reading tells us the client has gone."""
+    tasks = {asyncio.ensure_future(pump), asyncio.ensure_future(_until_closed(socket))}
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def take_socket(socket: WebSocket, services: WebServices) -> Callable[[], None] | None:
+    """A push WebSocket for a view that needs no token (sink mode's): closed at the
+    handshake from another site's page, accepted only to be closed with 4429 past the
+    stream limits (None, in both cases); otherwise accepted, and its place's release."""
+    if cross_site(socket.headers, socket.url.scheme, services.allowed_origins):
+        await socket.close(code=WS_CROSS_SITE)
+        return None
+    try:
+        release = services.streams.take(client_ip(socket))
+    except TooManyStreams:
+        await socket.accept()
+        await socket.close(code=WS_TOO_MANY, reason="too many; try again later")
+        return None
+    await socket.accept()
+    return release
 
 
 async def _until_closed(socket: WebSocket) -> None:

@@ -7,37 +7,43 @@ ride on a visitor's network position)."""
 # real objects.
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, WebSocket
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from burnbox.addressing import AddressError, parse_address
+from burnbox.hub import SubscriberDropped, Subscription
 from burnbox.model import EPOCH, Inbox, MessageSummary
 from burnbox.sink import SINK_ADDRESS, Envelope
 from burnbox.storage.base import NotFound
 from burnbox.web import downloads
 from burnbox.web.auth import cross_site
-from burnbox.web.deps import Services, client_ip
+from burnbox.web.deps import Services, client_ip, services_of
 from burnbox.web.downloads import PRIVATE
 from burnbox.web.errors import ApiError, error_responses
 from burnbox.web.limits import TooManyStreams
-from burnbox.web.live import RECONNECT_MS, HeldStream
+from burnbox.web.live import (
+    RECONNECT_MS,
+    WS_CATCH_UP,
+    WS_UNREADABLE,
+    HeldStream,
+    pump_until_closed,
+    take_socket,
+)
 from burnbox.web.mailhog import shapes
 from burnbox.web.services import SinkAccess, WebServices
 
 router = APIRouter(prefix="/api", tags=["MailHog"])  # included in sink mode only
 SINK = Inbox(SINK_ADDRESS, None, EPOCH, EPOCH + timedelta(days=365_000))
-MAX_PAGE = 250  # messages in one v2 page (MailHog's default is 50)
 V1_LIST = 1000  # messages v1's list returns at most, as MailHog's
 HEARTBEAT = 15.0
 IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]+$")]
-Start = Annotated[int, Query(ge=0, le=1_000_000)]
-Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 NOT_FOUND = ApiError(404, "not_found", "No such message.")
 
 
@@ -47,6 +53,15 @@ def sink_of(services: Services) -> SinkAccess:
     return services.sink
 
 
+def paging_of(
+    start: Annotated[str, Query(max_length=40)] = "",
+    limit: Annotated[str, Query(max_length=40)] = "",
+) -> shapes.Paging:
+    """MailHog's one paging rule for every v2 list (read as text: MailHog never refuses a
+    value, it falls back)."""
+    return shapes.paging(start, limit)
+
+
 def same_site(request: Request, services: Services) -> None:
     if cross_site(request.headers, request.url.scheme, services.allowed_origins):
         raise ApiError(403, "cross_origin", "Not from another site's page.")
@@ -54,6 +69,7 @@ def same_site(request: Request, services: Services) -> None:
 
 Sink = Annotated[SinkAccess, Depends(sink_of)]
 SameSite = Depends(same_site)
+Paging = Annotated[shapes.Paging, Depends(paging_of)]
 
 
 class Release(BaseModel):
@@ -65,27 +81,40 @@ class Release(BaseModel):
 # -- v2 ---------------------------------------------------------------------------------
 
 
-@router.get("/v2/messages", summary="MailHog v2: a page of messages, newest first.")
-async def messages_v2(services: Services, start: Start = 0, limit: Limit = 50) -> JSONResponse:
+@router.get(
+    "/v2/messages",
+    summary="MailHog v2: a page of messages, newest first. As MailHog: a limit over 250 is "
+    "250; a start or limit that is not a positive number is 0 and 50.",
+)
+async def messages_v2(services: Services, paging: Paging) -> JSONResponse:
     total = (await services.inboxes.usage(SINK))[0]
-    found = (await services.inboxes.messages(SINK, limit=start + limit))[start:]
-    return await _page(services, found, total, start)
+    start = min(paging.start, total)
+    found = (await services.inboxes.messages(SINK, limit=start + paging.limit))[start:]
+    return await _page(services, found, total, paging.start)
 
 
-@router.get("/v2/search", summary="MailHog v2: messages from, to or containing a text.")
+@router.get(
+    "/v2/search",
+    summary="MailHog v2: messages from, to or containing a text (paged as /v2/messages); 400 "
+    "for another kind or an empty query, as MailHog.",
+    responses={400: {"description": "No such kind, or no query."}},
+)
 async def search(
     services: Services,
-    kind: Literal["from", "to", "containing"],
-    query: Annotated[str, Query(max_length=1000)],
-    start: Start = 0,
-    limit: Limit = 50,
-) -> JSONResponse:
+    paging: Paging,
+    kind: Annotated[str, Query(max_length=20)] = "",
+    query: Annotated[str, Query(max_length=1000)] = "",
+) -> Response:
+    if kind not in shapes.SEARCH_KINDS or not query:
+        return Response(status_code=400)  # MailHog answers these with an empty 400
     matching: list[MessageSummary] = []
     for summary in await services.inboxes.messages(SINK, limit=V1_LIST * 100):
         _, raw = await _load(services, summary.id)
         if shapes.matches(summary, raw, kind, query):
             matching.append(summary)
-    return await _page(services, matching[start : start + limit], len(matching), start)
+    start = min(paging.start, len(matching))
+    found = matching[start : start + paging.limit]
+    return await _page(services, found, len(matching), paging.start)
 
 
 @router.get("/v2/jim", summary="MailHog's chaos monkey: never enabled here (404, as MailHog).")
@@ -243,6 +272,37 @@ async def events(request: Request, services: Services) -> StreamingResponse:
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
     )
+
+
+@router.websocket("/v2/websocket")
+async def websocket(socket: WebSocket) -> None:
+    """MailHog v2's live feed: each new message as its MailHog object, one text frame each."""
+    services = services_of(socket)
+    if services.sink is None:
+        await socket.close(code=WS_UNREADABLE)
+        return
+    async with services.feeds.arrivals(SINK_ADDRESS) as subscription:
+        release = await take_socket(socket, services)  # subscribed first: nothing is missed
+        if release is None:
+            return
+        try:
+            await pump_until_closed(socket, _push_arrivals(socket, services, subscription))
+        finally:
+            release()
+
+
+async def _push_arrivals(
+    socket: WebSocket, services: WebServices, subscription: Subscription
+) -> None:
+    while True:
+        try:
+            event = await subscription.next()
+        except SubscriberDropped:
+            await socket.close(code=WS_CATCH_UP)  # it fell behind: reconnect and list again
+            return
+        if event.kind == "message" and event.summary is not None:
+            with contextlib.suppress(ApiError):  # deleted or evicted meanwhile
+                await socket.send_text(json.dumps(await _shape(services, event.summary)))
 
 
 # -- helpers ------------------------------------------------------------------------------

@@ -15,14 +15,40 @@ import base64
 import binascii
 import email.message
 import quopri
+import re
+from dataclasses import dataclass
 
 from burnbox.model import MessageSummary
 from burnbox.sink import recipients_of
 
 Json = dict[str, object]
+SEARCH_KINDS = ("from", "to", "containing")
+DEFAULT_LIMIT, MAX_LIMIT = 50, 250  # MailHog's v2 page: the default and the most
+_INT64 = re.compile(r"[+-]?[0-9]{1,19}")
 MAX_DEPTH = 8  # multipart nesting followed; deeper parts are shown unparsed
 MAX_PARTS = 500  # parts listed per multipart body
 CRLF = "\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Paging:
+    start: int
+    limit: int
+
+
+def _positive(text: str) -> int | None:
+    """A query value as Go's strconv.ParseInt reads it, if it is above zero."""
+    if not _INT64.fullmatch(text):
+        return None
+    value = int(text)
+    return value if 0 < value < 2**63 else None
+
+
+def paging(start: str, limit: str) -> Paging:
+    """MailHog's v2 paging: a start that is not a positive number is 0; a limit that is not
+    is 50, and one over 250 is 250. Nothing is refused (its clients ask for 5000)."""
+    wanted = _positive(limit)
+    return Paging(_positive(start) or 0, min(wanted or DEFAULT_LIMIT, MAX_LIMIT))
 
 
 def path(address: str) -> Json:
@@ -83,7 +109,12 @@ def mime_body(headers: dict[str, list[str]], body: str, depth: int) -> Json | No
 def helo_of(headers: dict[str, list[str]]) -> str:
     """The client's EHLO name, from the Received line burnbox put on top."""
     received = header(headers, "received") or ""
-    return received.removeprefix("from ").split(" ", 1)[0].split("\r", 1)[0]
+    if not received.startswith("from "):
+        return ""
+    # "from NAME [([IP])] by HOST ...": folded lines are joined with their tab, so the name
+    # ends at any white space, and a client that gave no usable name left none.
+    name = received[5:].split(None, 1)[0] if received[5:].strip() else ""
+    return "" if name == "by" or name.startswith("(") else name
 
 
 def message(summary: MessageSummary, raw: bytes) -> Json:
