@@ -170,9 +170,7 @@ def test_the_mailhog_awesome_client_works_with_its_default_limit(
     """npm mailhog-awesome 0.1.4, unchanged: every call asks /api/v2 for 5000 messages."""
     node = require("node")
     host = free_loopback_alias()
-    running = start_burnbox(
-        sink=True, access="public", http_listen=Endpoint(host, MAILHOG_HTTP)
-    )
+    running = start_burnbox(sink=True, access="public", http_listen=Endpoint(host, MAILHOG_HTTP))
     send(running, "app@qa.example", ["alice@shop.test"], mail("Welcome", to="alice@shop.test"))
     send(running, "app@qa.example", ["bob@other.test"], mail("Reset", to="bob@other.test"))
     harness = npm_install(HARNESS, tmp_path / "harness")
@@ -373,7 +371,12 @@ def test_v2_paging_falls_back_and_clamps_as_mailhog_does(sink: Running, path: st
     found = page(start="258", limit="5")
     assert (found["start"], found["count"], subjects(found)) == (258, 2, ["p1", "p0"])
     beyond = page(start="1000", limit="5")
-    assert (beyond["total"], beyond["count"], beyond["start"], beyond["items"]) == (260, 0, 1000, [])
+    assert (beyond["total"], beyond["count"], beyond["start"], beyond["items"]) == (
+        260,
+        0,
+        1000,
+        [],
+    )
 
 
 def test_raw_helo_is_the_name_the_client_gave(start_burnbox: Callable[..., Running]) -> None:

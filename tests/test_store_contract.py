@@ -519,18 +519,57 @@ async def test_mail_after_an_inbox_ended_is_never_told_to_its_hooks(
     assert await store.webhooks("a@localhost") == []
 
 
-async def test_a_burned_inbox_tells_its_hooks_and_they_go(make_store: StoreFactory) -> None:
+async def test_a_burned_inbox_tells_its_hooks_and_they_go(
+    make_store: StoreFactory, mail: Mail
+) -> None:
     store = await opened(make_store)
     await store.create_inbox(Inbox("a@localhost", b"h", NOW, NOW + timedelta(hours=1)))
-    await store.add_webhook(hook("a@localhost", NOW, ("inbox.burned",)))
+    await store.add_webhook(hook("a@localhost", NOW, ALL_EVENTS))
     await store.add_webhook(hook("a@localhost", NOW, ("message.received",), "quiet"))
-    assert await store.end_webhooks(NOW, "a@localhost") == 2
+    await store.add([mail("a@localhost")], b"raw")
     later = NOW + timedelta(days=1)
+    await store.claim_deliveries(later, later + timedelta(days=9), 10)  # the arrivals, aside
+    await store.burn_inbox("a@localhost", NOW)
     assert [
         (item.webhook_id, item.kind) for item in await store.claim_deliveries(later, later, 10)
-    ] == [("h1", "inbox.burned")]
+    ] == [("h1", "inbox.burned")]  # the burn, not each message going
     with pytest.raises(NotFound):
         await store.delete_webhook("a@localhost", "h1")
+    assert await store.end_webhooks(NOW + timedelta(hours=2)) == 0  # told once, not expired
+
+
+async def test_the_node_wide_hook_hears_every_inboxs_end_once(
+    make_store: StoreFactory, mail: Mail
+) -> None:
+    """From the same place as an inbox's own hooks: burned and expired inboxes, each once,
+    and not the deletes of their mail after; only ends after the hook was made."""
+    store = await opened(make_store)
+    for name in ("old", "burned", "expires", "lives"):
+        life = timedelta(minutes=1 if name == "old" else 60 if name != "lives" else 600)
+        await store.create_inbox(Inbox(f"{name}@localhost", b"h", NOW, NOW + life))
+    node = dataclasses.replace(
+        hook(NODE_WIDE, EPOCH, ALL_EVENTS, "node"), created_at=NOW + timedelta(minutes=5)
+    )
+    await store.add_webhook(node)
+    held = [mail(f"{name}@localhost", ttl=36_000) for name in ("burned", "expires", "lives")]
+    await store.add(held, b"raw")
+    later = NOW + timedelta(days=1)
+    arrivals = await store.claim_deliveries(later, later + timedelta(days=9), 10)
+    assert sorted(item.address for item in arrivals) == [s.address for s in held]
+    await store.burn_inbox("burned@localhost", NOW + timedelta(minutes=10))
+    assert await store.end_webhooks(NOW + timedelta(minutes=70)) == 2  # "old" and "expires"
+    assert await store.end_webhooks(NOW + timedelta(minutes=70)) == 0  # each end once
+    await store.purge_expired(NOW + timedelta(minutes=70))  # the ended inbox's mail goes
+    await store.delete("lives@localhost", held[2].id)  # a live inbox's delete is told
+    told = await store.claim_deliveries(later, later, 10)
+    assert sorted((item.kind, item.address) for item in told) == [
+        ("inbox.burned", "burned@localhost"),
+        ("inbox.expired", "expires@localhost"),  # "old" ended before the hook was made
+        ("message.deleted", "lives@localhost"),
+    ]
+    ids = [item.event_id for item in arrivals + told]
+    assert all(event_id.startswith("evt_") and len(event_id) == 36 for event_id in ids)
+    assert len(set(ids)) == len(ids)
 
 
 async def test_the_outbox_is_bounded_and_drops_the_oldest(

@@ -200,9 +200,8 @@ class InboxService:
             return await asyncio.to_thread(work, *args)
 
     async def burn(self, inbox: Inbox) -> int:
-        """End the inbox and delete all its mail at once. Its webhooks are told (and go)
-        first, so that they hear the burn, not each message going."""
-        await self._store.end_webhooks(self._clock(), inbox.address)
+        """End the inbox and delete all its mail at once. Its webhooks (and the node-wide
+        one) are told by the store, in the same transaction."""
         gone = await self._store.burn_inbox(inbox.address, self._clock())
         self._hub.publish(Event("expired", inbox.address, ""))
         return len(gone)

@@ -126,6 +126,9 @@ class Delivery:
     payload: str
     created_at: datetime
     attempts: int
+    # The event's id (Standard Webhooks' webhook-id): made when the event was written, the
+    # same on every retry, never the same for two events (across restarts and nodes).
+    event_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
 
 
 def headers(delivery: Delivery, timestamp: int, body: bytes) -> dict[str, str]:
-    event_id = f"evt_{delivery.webhook_id}_{delivery.id}"  # the same on every retry
+    event_id = delivery.event_id  # the same on every retry, unique across restarts and nodes
     return {
         "webhook-id": event_id,
         "webhook-timestamp": str(timestamp),

@@ -130,7 +130,9 @@ class Store(Protocol):
     async def burn_inbox(self, address: str, at: datetime) -> list[str]:
         """End an inbox at `at` and delete all mail held for its address now; returns the
         ids of the messages that went. Its record stays (as expired) for
-        EXPIRED_INBOX_MEMORY, like an expired one's."""
+        EXPIRED_INBOX_MEMORY, like an expired one's. If it was live, its end is told in the
+        same transaction (inbox.burned, to its hooks and the node-wide ones), and its hooks
+        go first: they hear the burn, not each message going."""
 
     async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
         """Remove what is past its time; returns the (address, message id) pairs purged.
@@ -152,10 +154,13 @@ class Store(Protocol):
     async def delete_webhook(self, address: str, webhook_id: str) -> None:
         """Remove a hook and what it has pending. Raises NotFound."""
 
-    async def end_webhooks(self, now: datetime, address: str | None = None) -> int:
-        """The hooks of an inbox that has ended go: `address`'s (burned now), or, with
-        None, every one whose inbox has ended by `now` (expired, or made again). Each
-        subscribed one is told first (inbox.burned, inbox.expired). Returns how many went."""
+    async def end_webhooks(self, now: datetime) -> int:
+        """Tell each inbox end that has come by `now` and was not told yet (inbox.expired),
+        once across every node: to that inbox's hooks and to the node-wide ones made before
+        it ended; the inbox's hooks then go, and so do hooks whose inbox is gone or was made
+        again. The node-wide hook hears what every inbox's own hook would: neither hears the
+        mail of an inbox whose end was told being deleted after it. Returns how many ends
+        were told (and orphaned hooks removed)."""
 
     async def claim_deliveries(
         self, now: datetime, lease_until: datetime, limit: int

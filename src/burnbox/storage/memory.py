@@ -10,12 +10,13 @@ when they reach its head. When a message goes, nothing else refers to it.
 
 from __future__ import annotations
 
+import heapq
 import sys
 from collections import deque
 from dataclasses import replace
 from datetime import datetime
 
-from burnbox.model import EPOCH, NODE_WIDE, Delivery, Inbox, MessageSummary, StoreStats, Webhook
+from burnbox.model import EPOCH, Delivery, Inbox, MessageSummary, StoreStats, Webhook
 from burnbox.storage import packed
 from burnbox.storage.base import (
     EXPIRED_INBOX_MEMORY,
@@ -41,6 +42,10 @@ class MemoryStore:
         self._stale = 0  # arrivals entries whose message is already gone
         self._live_inboxes = 0  # as of the last refresh_stats()
         self._webhooks = MemoryWebhooks()
+        # Inbox ends in time order, for telling each one once (end_webhooks): (end, address),
+        # pushed at every create and extend; an entry whose inbox moved on is skipped.
+        self._ends: list[tuple[datetime, str]] = []
+        self._told: set[str] = set()  # addresses whose current inbox's end was told
 
     async def open(self) -> None:
         return None
@@ -69,6 +74,8 @@ class MemoryStore:
             inbox = replace(inbox, claims_from=current.expires_at)
             self._drop_received_before(inbox.address, current.expires_at)
         self._inboxes[inbox.address] = inbox
+        self._told.discard(inbox.address)
+        heapq.heappush(self._ends, (inbox.expires_at, inbox.address))
         return inbox
 
     async def inbox(self, address: str) -> Inbox:
@@ -81,6 +88,7 @@ class MemoryStore:
         if inbox.address not in self._inboxes:
             raise NotFound(inbox.address)
         self._inboxes[inbox.address] = inbox
+        heapq.heappush(self._ends, (inbox.expires_at, inbox.address))
 
     async def add(self, summaries: list[MessageSummary], raw: bytes) -> Stored:
         size = len(raw)
@@ -99,9 +107,8 @@ class MemoryStore:
             box[summary.id] = (packed.pack(summary), raw)
             if self._webhooks.hooks:
                 inbox = self._inboxes.get(address)
-                self._webhooks.message_event(
-                    "message.received", summary, inbox, summary.received_at
-                )
+                told = address in self._told
+                self._webhooks.message_event("message.received", summary, inbox, told)
             self._arrivals.append((address, summary.id))
             self._bytes += size
             self._count += 1
@@ -159,7 +166,9 @@ class MemoryStore:
     async def burn_inbox(self, address: str, at: datetime) -> list[str]:
         inbox = self._inboxes.get(address)
         if inbox is not None and inbox.expires_at > at:
-            self._inboxes[address] = replace(inbox, expires_at=at)
+            inbox = self._inboxes[address] = replace(inbox, expires_at=at)
+            self._told.add(address)
+            self._webhooks.tell_end(inbox, "inbox.burned", at)
         return [message_id for _, message_id in self._drop_received_before(address, None)]
 
     async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
@@ -179,6 +188,7 @@ class MemoryStore:
                 purged += self._drop_received_before(address, inbox.expires_at)
             if inbox.expires_at <= forgotten:
                 del self._inboxes[address]
+                self._told.discard(address)
                 purged.append((address, ""))
         return purged
 
@@ -231,7 +241,8 @@ class MemoryStore:
         if self._webhooks.hooks:
             summary = packed.unpack(address, message_id, record)
             inbox = self._inboxes.get(address)
-            self._webhooks.message_event("message.deleted", summary, inbox, summary.received_at)
+            told = address in self._told
+            self._webhooks.message_event("message.deleted", summary, inbox, told)
         if not box:
             del self._boxes[address]
         self._bytes -= len(raw)
@@ -257,19 +268,17 @@ class MemoryStore:
     async def delete_webhook(self, address: str, webhook_id: str) -> None:
         self._webhooks.delete(address, webhook_id)
 
-    async def end_webhooks(self, now: datetime, address: str | None = None) -> int:
-        ended: list[tuple[Webhook, str]] = []
-        for hook in list(self._webhooks.hooks.values()):
-            if hook.address == NODE_WIDE:
-                continue
-            if address is not None:
-                if hook.address == address:
-                    ended.append((hook, "inbox.burned"))
-                continue
-            inbox = self._inboxes.get(hook.address)
-            if inbox is None or inbox.created_at != hook.inbox_created or inbox.expires_at <= now:
-                ended.append((hook, "inbox.expired"))
-        return self._webhooks.end(now, ended)
+    async def end_webhooks(self, now: datetime) -> int:
+        told = 0
+        while self._ends and self._ends[0][0] <= now:
+            end, address = heapq.heappop(self._ends)
+            inbox = self._inboxes.get(address)
+            if inbox is None or inbox.expires_at != end or address in self._told:
+                continue  # extended, made again, forgotten, or told already (burned)
+            self._told.add(address)
+            self._webhooks.tell_end(inbox, "inbox.expired", now)
+            told += 1
+        return told + self._webhooks.end_orphans(now, self._inboxes)
 
     async def claim_deliveries(
         self, now: datetime, lease_until: datetime, limit: int

@@ -4,6 +4,7 @@ loses what is pending, as it loses the mail: documented in docs/webhooks.md)."""
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -44,24 +45,49 @@ class MemoryWebhooks:
         self._drop(lambda delivery: delivery.webhook_id == webhook_id)
 
     def message_event(
-        self, kind: str, summary: MessageSummary, inbox: Inbox | None, now: datetime
+        self, kind: str, summary: MessageSummary, inbox: Inbox | None, ended_told: bool
     ) -> None:
-        """What the SQL stores' triggers do: tell the node-wide hook and the hooks of the
-        inbox that held the address when the message came."""
+        """What the SQL stores' triggers do: tell the hooks of the inbox that held the
+        address when the message came, and the node-wide hook, which hears what every
+        inbox's own hook would: not the mail of an inbox whose end it was told going."""
+        now = summary.received_at
         for hook in list(self.hooks.values()):
             if kind not in hook.events or hook.address not in (summary.address, NODE_WIDE):
                 continue
             if hook.address != NODE_WIDE and not _belongs(summary, inbox, hook):
                 continue
+            if hook.address == NODE_WIDE and ended_told and _held_at_end(summary, inbox):
+                continue
             self._enqueue(hook, kind, summary.address, summary.id, _payload(summary), now)
 
-    def end(self, now: datetime, ended: list[tuple[Webhook, str]]) -> int:
-        for hook, kind in ended:
+    def tell_end(self, inbox: Inbox, kind: str, now: datetime) -> None:
+        """An inbox ended (burned or expired): its own hooks and the node-wide ones made
+        before its end are told, then its hooks go."""
+        for hook in list(self.hooks.values()):
+            own = hook.address == inbox.address and hook.inbox_created == inbox.created_at
+            if not own and not (hook.address == NODE_WIDE and hook.created_at <= inbox.expires_at):
+                continue
             if kind in hook.events:
+                payload = json.dumps({"address": inbox.address})
+                self._enqueue(hook, kind, inbox.address, "", payload, now)
+            if own:
+                del self.hooks[hook.id]
+
+    def end_orphans(self, now: datetime, live: dict[str, Inbox]) -> int:
+        """Hooks whose inbox is gone or was made again without its end being told (never in
+        a running node; kept for safety): told inbox.expired, and removed."""
+        orphans = [
+            hook
+            for hook in self.hooks.values()
+            if hook.address != NODE_WIDE
+            and (hook.address not in live or live[hook.address].created_at != hook.inbox_created)
+        ]
+        for hook in orphans:
+            if "inbox.expired" in hook.events:
                 payload = json.dumps({"address": hook.address})
-                self._enqueue(hook, kind, hook.address, "", payload, now)
-            self.hooks.pop(hook.id, None)
-        return len(ended)
+                self._enqueue(hook, "inbox.expired", hook.address, "", payload, now)
+            del self.hooks[hook.id]
+        return len(orphans)
 
     def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[Delivery]:
         due = sorted(
@@ -135,6 +161,7 @@ class MemoryWebhooks:
             payload,
             now,
             0,
+            "evt_" + secrets.token_hex(16),  # as the SQL stores' column default makes them
         )
         self._outbox[delivery.id] = _Pending(delivery, now)
 
@@ -150,6 +177,12 @@ def _belongs(summary: MessageSummary, inbox: Inbox | None, hook: Webhook) -> boo
         and inbox.created_at == hook.inbox_created
         and inbox.claims_from <= summary.received_at < inbox.expires_at
     )
+
+
+def _held_at_end(summary: MessageSummary, inbox: Inbox | None) -> bool:
+    """The message was `inbox`'s when it ended (a burn takes what came in its last
+    millisecond too)."""
+    return inbox is not None and inbox.claims_from <= summary.received_at <= inbox.expires_at
 
 
 def _payload(summary: MessageSummary) -> str:

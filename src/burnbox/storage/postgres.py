@@ -36,7 +36,7 @@ from burnbox.storage.base import (
     check_fits,
 )
 from burnbox.storage.batching import GroupCommitter
-from burnbox.storage.postgres_webhooks import PostgresWebhooks
+from burnbox.storage.postgres_webhooks import PostgresWebhooks, tell_ends
 from burnbox.storage.rows import (
     ID,
     SUMMARY_COLUMNS,
@@ -357,14 +357,18 @@ class PostgresStore(PostgresWebhooks):
 
     async def burn_inbox(self, address: str, at: datetime) -> list[str]:
         async with self._ready().acquire() as connection, connection.transaction():
+            # Ended and told first (the inbox row before the counters, as create_inbox
+            # locks them): its hooks go, and the messages' deletes are told to none.
+            ended = await connection.fetch(
+                "UPDATE inboxes SET expires_at = $2, end_told = true WHERE address = $1 AND "
+                "expires_at > $2 AND NOT end_told RETURNING address, created_at, expires_at",
+                address,
+                to_ms(at),
+            )
+            await tell_ends(connection, ended, "inbox.burned", to_ms(at))
             await _lock_counters(connection, [address])
             rows = await connection.fetch(
                 "DELETE FROM messages WHERE address = $1 RETURNING id", address
-            )
-            await connection.execute(
-                "UPDATE inboxes SET expires_at = $2 WHERE address = $1 AND expires_at > $2",
-                address,
-                to_ms(at),
             )
         return [row[0] for row in rows]
 

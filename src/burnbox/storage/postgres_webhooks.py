@@ -11,16 +11,41 @@ from typing import TYPE_CHECKING, Any
 from burnbox.model import Delivery, Webhook
 from burnbox.storage.base import NotFound
 from burnbox.storage.rows import to_ms
-from burnbox.storage.webhook_rows import (
-    DELIVERY_COLUMNS,
-    HOOK_COLUMNS,
-    delivery_of,
-    ended_payload,
-    hook_of,
-)
+from burnbox.storage.webhook_rows import DELIVERY_COLUMNS, HOOK_COLUMNS, delivery_of, hook_of
 
 if TYPE_CHECKING:
     import asyncpg
+
+
+ENDS_AT_ONCE = 500  # inbox ends told in one transaction
+
+
+async def tell_ends(connection: Any, ended: list[Any], kind: str, now: int) -> None:
+    """Inbox ends, (address, created, ended at) in milliseconds (-1 for one never told), to
+    each inbox's own hooks and the node-wide ones made by then; the inboxes' hooks then go."""
+    if not ended:
+        return
+    addresses, created, ends = ([row[n] for row in ended] for n in range(3))
+    await connection.execute(
+        "INSERT INTO webhook_outbox (webhook_id, url, secret, include_body, kind, address, "
+        "message_id, payload, created_at, next_at) SELECT w.id, w.url, w.secret, "
+        "w.include_body, $1, e.address, '', json_build_object('address', e.address)::text, "
+        "$2, $2 FROM unnest($3::text[], $4::bigint[], $5::bigint[]) AS e(address, created, "
+        "ended) JOIN webhooks w ON (w.address = e.address AND w.inbox_created = e.created) "
+        "OR (w.address = '*' AND w.created_at <= e.ended) WHERE $1 = ANY (w.events) "
+        "ORDER BY e.ended, w.id",
+        kind,
+        now,
+        addresses,
+        created,
+        ends,
+    )
+    await connection.execute(
+        "DELETE FROM webhooks w USING unnest($1::text[], $2::bigint[]) AS e(address, created) "
+        "WHERE w.address = e.address AND w.inbox_created = e.created",
+        addresses,
+        created,
+    )
 
 
 class PostgresWebhooks:
@@ -69,38 +94,27 @@ class PostgresWebhooks:
                 raise NotFound(webhook_id)
             await connection.execute("DELETE FROM webhook_outbox WHERE webhook_id = $1", webhook_id)
 
-    async def end_webhooks(self, now: datetime, address: str | None = None) -> int:
-        if address is not None:
-            where, kind, argument = "w.address = $1", "inbox.burned", address
-        else:
-            where = (
-                "w.address != '*' AND NOT EXISTS (SELECT 1 FROM inboxes i WHERE "
-                "i.address = w.address AND i.created_at = w.inbox_created AND i.expires_at > $1)"
-            )
-            kind, argument = "inbox.expired", to_ms(now)  # type: ignore[assignment]
+    async def end_webhooks(self, now: datetime) -> int:
         async with self._ready().acquire() as connection, connection.transaction():
-            # FOR UPDATE SKIP LOCKED: two nodes' reapers never end (and announce) one hook twice.
+            if not await connection.fetchval("SELECT EXISTS (SELECT 1 FROM webhooks)"):
+                return 0  # nobody to tell: a hook made later hears only ends after it was made
+            # SKIP LOCKED: two nodes' dispatchers never tell one end twice.
             ended = await connection.fetch(
-                f"SELECT {HOOK_COLUMNS} FROM webhooks w WHERE {where} FOR UPDATE SKIP LOCKED",
-                argument,
+                "UPDATE inboxes SET end_told = true WHERE address IN (SELECT address FROM "
+                "inboxes WHERE NOT end_told AND expires_at <= $1 ORDER BY expires_at LIMIT $2 "
+                "FOR UPDATE SKIP LOCKED) RETURNING address, created_at, expires_at",
+                to_ms(now),
+                ENDS_AT_ONCE,
             )
-            for row in ended:
-                if kind in row[5]:
-                    await connection.execute(
-                        "INSERT INTO webhook_outbox (webhook_id, url, secret, include_body, kind, "
-                        "address, message_id, payload, created_at, next_at) "
-                        "VALUES ($1, $2, $3, $4, $5, $6, '', $7, $8, $8)",
-                        row[0],
-                        row[3],
-                        row[4],
-                        row[6],
-                        kind,
-                        row[1],
-                        ended_payload(row[1]),
-                        to_ms(now),
-                    )
-                await connection.execute("DELETE FROM webhooks WHERE id = $1", row[0])
-        return len(ended)
+            await tell_ends(connection, ended, "inbox.expired", to_ms(now))
+            # Hooks whose inbox went untold (never in a live node): told, and removed.
+            orphans = await connection.fetch(
+                "SELECT address, inbox_created, -1 FROM webhooks w WHERE address != '*' AND "
+                "NOT EXISTS (SELECT 1 FROM inboxes i WHERE i.address = w.address AND "
+                "i.created_at = w.inbox_created) FOR UPDATE SKIP LOCKED"
+            )
+            await tell_ends(connection, orphans, "inbox.expired", to_ms(now))
+        return len(ended) + len(orphans)
 
     async def claim_deliveries(
         self, now: datetime, lease_until: datetime, limit: int

@@ -46,7 +46,7 @@ from burnbox.storage.rows import (
     summary_values,
     to_ms,
 )
-from burnbox.storage.sqlite_webhooks import SqliteWebhooks
+from burnbox.storage.sqlite_webhooks import SqliteWebhooks, tell_end
 
 _PLACEHOLDERS = ", ".join("?" * (len(SUMMARY_FIELDS) + 1))  # the summary, then `stored`
 
@@ -337,6 +337,16 @@ class SqliteStore(SqliteWebhooks):
 
     async def burn_inbox(self, address: str, at: datetime) -> list[str]:
         async with self._transaction() as writer:
+            # Ended and told first: its hooks go, and the messages' deletes are told to none.
+            ended = await (
+                await writer.execute(
+                    "UPDATE inboxes SET expires_at = ?, end_told = 1 WHERE address = ? AND "
+                    "expires_at > ? AND end_told = 0 RETURNING created_at",
+                    (to_ms(at), address, to_ms(at)),
+                )
+            ).fetchone()
+            if ended is not None:
+                await tell_end(writer, address, ended[0], to_ms(at), "inbox.burned", to_ms(at))
             rows = list(
                 await (
                     await writer.execute(
@@ -344,10 +354,6 @@ class SqliteStore(SqliteWebhooks):
                         (address,),
                     )
                 ).fetchall()
-            )
-            await writer.execute(
-                "UPDATE inboxes SET expires_at = ? WHERE address = ? AND expires_at > ?",
-                (to_ms(at), address, to_ms(at)),
             )
         self._forget(rows)
         self._counts.pop(address, None)

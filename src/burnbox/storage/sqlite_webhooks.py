@@ -24,6 +24,32 @@ if TYPE_CHECKING:
     import aiosqlite
 
 
+ENDS_AT_ONCE = 500  # inbox ends told in one transaction (the writer is shared with ingest)
+
+
+async def tell_end(
+    writer: aiosqlite.Connection, address: str, created: int, ended: int, kind: str, now: int
+) -> None:
+    """An inbox's end (`ended`, milliseconds; -1 for one that was never told) to its own
+    hooks and the node-wide ones made by then; its hooks then go."""
+    await writer.execute(
+        "INSERT INTO webhook_outbox (webhook_id, url, secret, include_body, kind, address, "
+        "message_id, payload, created_at, next_at) SELECT id, url, secret, include_body, ?, ?, "
+        "'', ?, ?, ? FROM webhooks WHERE ((address = ? AND inbox_created = ?) OR "
+        "(address = '*' AND created_at <= ?)) AND (' ' || events || ' ') LIKE ? ORDER BY id",
+        (kind, address, ended_payload(address), now, now, address, created, ended, f"% {kind} %"),
+    )
+    await writer.execute(
+        "DELETE FROM webhooks WHERE address = ? AND inbox_created = ?", (address, created)
+    )
+
+
+async def _rows(
+    writer: aiosqlite.Connection, sql: str, parameters: tuple[object, ...] = ()
+) -> list[Any]:
+    return list(await (await writer.execute(sql, parameters)).fetchall())
+
+
 class SqliteWebhooks:
     if TYPE_CHECKING:  # what SqliteStore provides
         _writing: asyncio.Lock
@@ -71,46 +97,28 @@ class SqliteWebhooks:
                 raise NotFound(webhook_id)
             await writer.execute("DELETE FROM webhook_outbox WHERE webhook_id = ?", (webhook_id,))
 
-    async def end_webhooks(self, now: datetime, address: str | None = None) -> int:
-        parameters: tuple[object, ...]
-        if address is not None:
-            where, kind, parameters = "w.address = ?", "inbox.burned", (address,)
-        else:
-            where = (
-                "w.address != '*' AND NOT EXISTS (SELECT 1 FROM inboxes i WHERE "
-                "i.address = w.address AND i.created_at = w.inbox_created AND i.expires_at > ?)"
-            )
-            kind, parameters = "inbox.expired", (to_ms(now),)
+    async def end_webhooks(self, now: datetime) -> int:
         if not await self._any("webhooks"):
-            return 0
+            return 0  # nobody to tell: a hook made later hears only ends after it was made
         async with self._transaction() as writer:
-            ended = list(
-                await (
-                    await writer.execute(
-                        f"SELECT {HOOK_COLUMNS} FROM webhooks w WHERE {where}", parameters
-                    )
-                ).fetchall()
+            ended = await _rows(
+                writer,
+                "UPDATE inboxes SET end_told = 1 WHERE address IN (SELECT address FROM inboxes "
+                "WHERE end_told = 0 AND expires_at <= ? ORDER BY expires_at LIMIT ?) "
+                "RETURNING address, created_at, expires_at",
+                (to_ms(now), ENDS_AT_ONCE),
             )
-            for row in ended:
-                if kind in row[5].split():
-                    await writer.execute(
-                        "INSERT INTO webhook_outbox (webhook_id, url, secret, include_body, kind, "
-                        "address, message_id, payload, created_at, next_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?, '', ?, ?, ?)",
-                        (
-                            row[0],
-                            row[3],
-                            row[4],
-                            row[6],
-                            kind,
-                            row[1],
-                            ended_payload(row[1]),
-                            to_ms(now),
-                            to_ms(now),
-                        ),
-                    )
-                await writer.execute("DELETE FROM webhooks WHERE id = ?", (row[0],))
-        return len(ended)
+            for address, created, expires in ended:
+                await tell_end(writer, address, created, expires, "inbox.expired", to_ms(now))
+            orphans = await _rows(
+                writer,
+                "SELECT address, inbox_created FROM webhooks w WHERE address != '*' AND NOT "
+                "EXISTS (SELECT 1 FROM inboxes i WHERE i.address = w.address AND "
+                "i.created_at = w.inbox_created)",
+            )
+            for address, created in orphans:  # their inbox went untold: never in a live node
+                await tell_end(writer, address, created, -1, "inbox.expired", to_ms(now))
+        return len(ended) + len(orphans)
 
     async def claim_deliveries(
         self, now: datetime, lease_until: datetime, limit: int

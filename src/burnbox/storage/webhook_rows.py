@@ -1,4 +1,5 @@
-"""Webhook rows ↔ values, for the SQL stores (their tables: 006_webhooks.sql, 004_webhooks.sql)."""
+"""Webhook rows ↔ values, for the SQL stores (their tables: postgres 006_webhooks.sql and
+007_told_ends.sql, sqlite 004_webhooks.sql and 005_told_ends.sql)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ HOOK_COLUMNS = (
 )
 DELIVERY_COLUMNS = (
     "id, webhook_id, url, secret, include_body, kind, address, message_id, payload, "
-    "created_at, attempts"
+    "created_at, attempts, event_id"
 )
 ENDED_PAYLOAD_KEY = "address"
 
@@ -51,6 +52,7 @@ def delivery_of(row: Sequence[Any]) -> Delivery:
         payload=row[8],
         created_at=at_ms(row[9]),
         attempts=int(row[10]),
+        event_id=row[11],
     )
 
 
