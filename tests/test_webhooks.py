@@ -304,7 +304,8 @@ def test_the_node_wide_webhook_hears_every_inbox(
             ]
         )
     ids = [request[0]["webhook-id"] for request in receiver.requests]
-    assert len(ids) == 15 and len(set(ids)) == 15
+    assert len(ids) == 15
+    assert len(set(ids)) == 15
 
 
 def test_deliveries_survive_a_restart_on_sqlite(
