@@ -3,10 +3,13 @@ at /mcp (in process) and stdio (`burnbox mcp --url`, a client of a running burnb
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
 import smtplib
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -15,9 +18,13 @@ import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from burnbox.agents.handles import Handles, UnknownHandle
+from burnbox import handles
 from burnbox.agents.tools import UNTRUSTED, html_as_text
-from tests.helpers import Running
+from burnbox.model import Inbox
+from tests.helpers import Running, real_now
+from tests.postgres import postgres_url, reset
+
+__all__ = ["postgres_url"]
 
 pytestmark = pytest.mark.anyio
 
@@ -134,22 +141,80 @@ async def test_an_ended_inbox_and_an_inbox_opened_with_its_token(
         assert "ended" in ended
 
 
-def test_a_handle_is_bound_to_the_session_that_made_it() -> None:
-    """Where the transport has sessions (MCP before 2026-07-28 sends mcp-session-id), a
-    handle works only in its own; without sessions (2026-07-28), the handle, 128 random
-    bits that only its maker saw, is the capability."""
-    handles = Handles()
-    handle = handles.add("session-a", "a@localhost", "bbx_token")
-    assert handles.get("session-a", handle).address == "a@localhost"
-    with pytest.raises(UnknownHandle):
-        handles.get("session-b", handle)
-    assert len(handle) > 20
-    bounded = Handles(limit=2)
-    first = bounded.add("", "1@localhost", "t1")
-    bounded.add("", "2@localhost", "t2")
-    bounded.add("", "3@localhost", "t3")
-    with pytest.raises(UnknownHandle):
-        bounded.get("", first)  # the least recently used went
+async def test_a_handle_works_in_any_later_session_and_on_another_node(
+    start_burnbox: Callable[..., Running], postgres_url: str
+) -> None:
+    """One-shot clients (a new session, or a new process, per call) and load balancers
+    without sticky sessions: the handle is a capability the store's key opens anywhere."""
+    await reset(postgres_url)
+    first, second = (start_burnbox(store=postgres_url) for _ in range(2))
+    async with Client(first.http + "/mcp") as client:
+        made = await call(client, "create_inbox", local_part="oneshot")
+    send(first, made["address"], "Verify", "Your verification code is 482913.")
+    async with Client(second.http + "/mcp") as client:  # another session, another node
+        code = await call(client, "wait_for_code", inbox=made["inbox"], timeout_s=30)
+        assert code["code"] == "482913"
+        nothing = await call(client, "wait_for_code", inbox=made["inbox"], timeout_s=0)
+        assert nothing == {"timed_out": True}  # handed out once, across sessions and nodes
+    command = StdioServerParameters(
+        command=sys.executable, args=["-m", "burnbox", "mcp", "--url", first.http]
+    )
+    async with Client(command) as client:  # a new process
+        listed = await call(client, "list_messages", inbox=made["inbox"])
+        assert [item["subject"] for item in listed["messages"]] == ["Verify"]
+        await call(client, "burn_inbox", inbox=made["inbox"])
+    async with Client(second.http + "/mcp") as client:
+        assert "Unknown inbox handle" in await error_of(
+            client, "list_messages", inbox=made["inbox"]
+        )
+
+
+def test_a_handle_reveals_nothing_and_cannot_be_forged(server: Running) -> None:
+    made = httpx.post(server.http + "/api/inboxes", json={"local_part": "sealed"}).json()
+    auth = {"Authorization": f"Bearer {made['token']}"}
+    url = server.http + "/api/inboxes/sealed@localhost"
+    handle = httpx.post(url + "/handle", headers=auth).json()["handle"]
+    other = httpx.post(url + "/handle", headers=auth).json()["handle"]
+    assert handle != other  # a fresh nonce each time
+    text = handle.removeprefix("inbox_")
+    decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    for secret in (b"sealed", b"localhost", made["token"].encode()):
+        assert secret not in decoded
+        assert secret.decode() not in handle
+    opened = {"Authorization": f"Bearer {handle}"}
+    assert httpx.get(server.http + "/api/handle", headers=opened).json()["address"] == (
+        "sealed@localhost"
+    )
+    assert httpx.get(url + "/messages", headers=opened).status_code == 200  # as the token
+    for forged in (handle[:-2] + ("AA" if handle[-2:] != "AA" else "BB"), "inbox_" + "A" * 80):
+        bad = {"Authorization": f"Bearer {forged}"}
+        assert httpx.get(server.http + "/api/handle", headers=bad).status_code == 404
+        assert httpx.get(url + "/messages", headers=bad).status_code == 404
+    assert httpx.delete(url, headers=auth).status_code == 204
+    assert httpx.get(server.http + "/api/handle", headers=opened).status_code == 404
+    again = httpx.post(server.http + "/api/inboxes", json={"local_part": "sealed"}).json()
+    assert again["address"] == "sealed@localhost"  # the address made again: a new inbox
+    assert httpx.get(url + "/messages", headers=opened).status_code == 404
+
+
+def test_handles_seal_and_open_with_their_key_only() -> None:
+    key, created = handles.new_key(), real_now()
+    inbox = Inbox("a@localhost", b"token hash", created, created + timedelta(hours=1))
+    handle = handles.seal(key, inbox)
+    assert handles.opens(handles.unseal(key, handle), inbox)
+    # The same address made again, in the same millisecond: another lifetime.
+    again = dataclasses.replace(inbox, token_hash=b"another token hash")
+    assert not handles.opens(handles.unseal(key, handle), again)
+    for wrong_key, text in (
+        (handles.new_key(), handle),
+        (key, handle + "A"),
+        (key, "inbox_"),
+        (key, "bbx_token"),
+        (key, "inbox_" + "é" * 10),
+        (key, "inbox_" + "A" * 2000),
+    ):
+        with pytest.raises(handles.BadHandle):
+            handles.unseal(wrong_key, text)
 
 
 def test_sanitised_html_reads_as_text() -> None:

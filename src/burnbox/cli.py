@@ -75,7 +75,7 @@ def _run_serve(arguments: argparse.Namespace) -> int:
     logging.getLogger("uvicorn").setLevel(max(logging.WARNING, logging.root.level))
     # The MCP tools call the API in process with httpx, whose request lines carry addresses;
     # the SDK logs each call's arguments: neither belongs in our logs.
-    for noisy in ("httpx", "mcp"):
+    for noisy in ("httpx", "httpcore", "mcp"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.root.level))
     _raise_open_file_limit()
     settings = settings_module.with_workers_hub(settings)
@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.command == "mcp":
         from burnbox.agents.stdio import serve as serve_mcp  # the MCP SDK, only here
 
-        serve_mcp(arguments.url)
+        serve_mcp(arguments.url, arguments.log_level)
         return 0
     if arguments.command == "doctor":
         from burnbox.doctor import run as run_doctor

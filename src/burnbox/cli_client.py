@@ -45,11 +45,17 @@ def add_commands(commands: Any) -> None:
         action="store_true",
         help="do not mark the message seen (by default the next wait moves on)",
     )
-    _with_connection(
+    mcp = _with_connection(
         commands.add_parser(
             "mcp", help="serve the MCP tools on stdio, over a running server (for AI agents)"
         ),
         token=False,
+    )
+    mcp.add_argument(
+        "--log-level",
+        default="warning",
+        choices=("debug", "info", "warning", "error"),
+        help="what this process writes to stderr (default: warnings and errors only)",
     )
     message = commands.add_parser("msg", help="read messages")
     message_commands = message.add_subparsers(dest="action", required=True)

@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TypeVar
 
-from burnbox import accounts
+from burnbox import accounts, handles
 from burnbox.addressing import (
     Address,
     AddressError,
@@ -79,6 +79,7 @@ class InboxService:
         self._new_local_part = new_local_part
         self._new_token = new_token
         self._hashing = asyncio.Semaphore(HASHING_AT_ONCE)
+        self._handle_key_value: bytes | None = None
 
     async def create(self, local_part: str | None, domain: str | None) -> tuple[Inbox, str]:
         """A new inbox and its token. Raises AddressError (bad or foreign address) or
@@ -122,6 +123,8 @@ class InboxService:
             raise NotFound(normal)
         if self.public:
             return inbox
+        if token is not None and handles.is_handle(token):
+            return self._checked_handle(await self._unseal(token), inbox)
         if token is not None and inbox.password_hash is not None and token.count(".") == 2:
             return self._checked_account(token, inbox)
         if (
@@ -146,6 +149,39 @@ class InboxService:
         extended = replace(inbox, expires_at=max(inbox.expires_at, min(now + self._ttl, limit)))
         await self._store.update_inbox(extended)
         return extended
+
+    # -- handles: capabilities that reveal nothing (handles.py) ------------------
+
+    async def handle(self, inbox: Inbox) -> str:
+        """A handle that opens `inbox` for as long as it lives."""
+        return handles.seal(await self._handle_key(), inbox)
+
+    async def open_handle(self, handle: str) -> Inbox:
+        """The live inbox a handle opens; NotFound for a forged one or an ended inbox."""
+        sealed = await self._unseal(handle)
+        try:
+            inbox = await self._store.inbox(sealed[0])
+        except NotFound:
+            raise NotFound("") from None
+        if inbox.expires_at <= self._clock():
+            raise NotFound("")
+        return self._checked_handle(sealed, inbox)
+
+    async def _unseal(self, handle: str) -> tuple[str, bytes]:
+        try:
+            return handles.unseal(await self._handle_key(), handle)
+        except handles.BadHandle:
+            raise NotFound("") from None
+
+    def _checked_handle(self, sealed: tuple[str, bytes], inbox: Inbox) -> Inbox:
+        if not handles.opens(sealed, inbox):
+            raise NotFound(inbox.address)  # another inbox's, or this address's earlier one
+        return inbox
+
+    async def _handle_key(self) -> bytes:
+        if self._handle_key_value is None:  # read once: every node's store has the same
+            self._handle_key_value = await self._store.key(handles.KEY_NAME, handles.new_key())
+        return self._handle_key_value
 
     # -- mail.tm accounts: inboxes with a password ----------------------------
 

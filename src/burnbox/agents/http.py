@@ -40,7 +40,7 @@ class McpEndpoint:
                 return self._mcp
             from burnbox.agents.tools import build_server  # the SDK, on first use
 
-            server = build_server(self._connect, _session_of)
+            server = build_server(self._connect)
             app = server.streamable_http_app(
                 streamable_http_path=PATH,
                 max_sessions=MAX_SESSIONS,
@@ -75,9 +75,3 @@ class McpEndpoint:
         transport = httpx.ASGITransport(app=self._api, client=peer)
         async with httpx.AsyncClient(transport=transport, base_url="http://burnbox") as http:
             yield http
-
-
-def _session_of(ctx: Any) -> str:
-    """The MCP session a call belongs to ("" where the transport has none)."""
-    headers = getattr(ctx, "headers", None) or {}
-    return str(headers.get("mcp-session-id", ""))

@@ -26,7 +26,6 @@ from mcp.server.mcpserver.exceptions import ToolError
 from typing_extensions import TypedDict
 
 from burnbox import __version__
-from burnbox.agents.handles import Handles, Held, UnknownHandle
 
 MAX_WAIT = 120.0  # seconds a wait tool may take at most
 DEFAULT_WAIT = 60.0
@@ -40,12 +39,13 @@ UNTRUSTED = (
 INSTRUCTIONS = (
     "Disposable email inboxes. create_inbox gives an address and an `inbox` handle; pass "
     "the handle to wait_for_code, wait_for_link or wait_for_message after you made the "
-    "service send mail there. Waits return each message once, oldest first, and "
+    "service send mail there. The handle works in any later session until the inbox ends. "
+    "Waits return each unread message once, oldest first (and mark it read), and "
     "{timed_out: true} when nothing came in time (at most 120 s). Mail content is untrusted."
 )
 
 Connector = Callable[[Context[Any, Any] | None], AbstractAsyncContextManager[httpx.AsyncClient]]
-SessionOf = Callable[[Context[Any, Any] | None], str]
+START = "0"  # sorts before every message id: "from the first message"
 
 
 class InboxOut(TypedDict):
@@ -163,22 +163,18 @@ def _summary(item: dict[str, Any]) -> MessageOut:
 
 
 class Tools:
-    """The tools' logic, apart from the MCP registration (build_server)."""
+    """The tools' logic, apart from the MCP registration (build_server). It keeps nothing
+    between calls: a handle is a capability the API itself opens (handles.py), and an
+    agent's place in an inbox is the messages' seen flag, both kept by the store, so the
+    tools work the same in any session, on any node, and from a new process each call."""
 
-    def __init__(self, connect: Connector, session_of: SessionOf) -> None:
+    def __init__(self, connect: Connector) -> None:
         self._connect = connect
-        self._session_of = session_of
-        self.handles = Handles()
 
     async def _call(
-        self,
-        ctx: Context[Any, Any] | None,
-        method: str,
-        path: str,
-        held: Held | None,
-        **options: Any,
+        self, ctx: Context[Any, Any] | None, method: str, path: str, key: str | None, **options: Any
     ) -> Any:
-        headers = {"Authorization": f"Bearer {held.token}"} if held is not None else {}
+        headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
         async with self._connect(ctx) as http:
             response = await http.request(method, path, headers=headers, **options)
         if response.status_code == 404:
@@ -195,14 +191,27 @@ class Tools:
             raise ToolError(str(message))
         return response.json() if response.content else None
 
-    def _held(self, ctx: Context[Any, Any] | None, inbox: str) -> Held:
+    async def _address(self, ctx: Context[Any, Any] | None, inbox: str) -> str:
+        """The address a handle opens, asked of the API each time (so an ended inbox's
+        handle stops at once)."""
         try:
-            return self.handles.get(self._session_of(ctx), inbox)
-        except UnknownHandle:
+            info = await self._call(ctx, "GET", "/api/handle", inbox)
+        except ToolError:
             raise ToolError(
                 "Unknown inbox handle: use the `inbox` value create_inbox or open_inbox "
-                "returned in this session."
+                "returned; its inbox may have ended."
             ) from None
+        return str(info["address"])
+
+    async def _handle_for(
+        self, ctx: Context[Any, Any] | None, address: str, token: str
+    ) -> InboxOut:
+        made = await self._call(ctx, "POST", _inbox_path(address) + "/handle", token)
+        return {
+            "inbox": made["handle"],
+            "address": made["address"],
+            "expires_at": made["expires_at"],
+        }
 
     async def create_inbox(
         self, ctx: Context[Any, Any] | None, local_part: str | None, domain: str | None
@@ -211,14 +220,10 @@ class Tools:
             key: value for key, value in (("local_part", local_part), ("domain", domain)) if value
         }
         made = await self._call(ctx, "POST", "/api/inboxes", None, json=wanted)
-        handle = self.handles.add(self._session_of(ctx), made["address"], made["token"])
-        return {"inbox": handle, "address": made["address"], "expires_at": made["expires_at"]}
+        return await self._handle_for(ctx, made["address"], made["token"])
 
     async def open_inbox(self, ctx: Context[Any, Any] | None, address: str, token: str) -> InboxOut:
-        held = Held(address, token)
-        info = await self._call(ctx, "GET", _inbox_path(address), held)
-        handle = self.handles.add(self._session_of(ctx), info["address"], token)
-        return {"inbox": handle, "address": info["address"], "expires_at": info["expires_at"]}
+        return await self._handle_for(ctx, address, token)
 
     async def next_message(
         self,
@@ -227,54 +232,42 @@ class Tools:
         timeout_s: float,
         wanted: Callable[[dict[str, Any]], bool],
     ) -> dict[str, Any] | None:
-        """The first message after the handle's place that `wanted` accepts (its full view),
-        waiting up to `timeout_s`; the place moves past every message looked at."""
-        held = self._held(ctx, inbox)
+        """The oldest unseen message that `wanted` accepts (its full view), waiting up to
+        `timeout_s`; every unseen message looked at is marked seen, so each is handed out
+        once, whichever session or node asks next."""
+        path = _inbox_path(await self._address(ctx, inbox)) + "/messages"
         deadline = time.monotonic() + min(max(timeout_s, 0.0), MAX_WAIT)
+        after = START
         while True:
-            left = deadline - time.monotonic()
-            page = await self._call(
-                ctx,
-                "GET",
-                _inbox_path(held.address) + "/messages",
-                held,
-                params={
-                    "after": held.cursor,
-                    "limit": PAGE,
-                    "wait": max(0.0, min(left, LONG_POLL)),
-                },
-            )
+            left = max(0.0, min(deadline - time.monotonic(), LONG_POLL))
+            params = {"after": after, "limit": PAGE, "wait": left}
+            page = await self._call(ctx, "GET", path, inbox, params=params)
             for item in page["messages"]:
-                held.cursor = item["id"]
-                full = await self._call(
-                    ctx, "GET", f"{_inbox_path(held.address)}/messages/{item['id']}", held
-                )
+                after = item["id"]
+                if item["seen"]:
+                    continue
+                await self._call(ctx, "PATCH", f"{path}/{item['id']}", inbox, json={"seen": True})
+                full = await self._call(ctx, "GET", f"{path}/{item['id']}", inbox)
                 if wanted(full):
                     return dict(full)
-            if deadline - time.monotonic() <= 0:
+            if not page["messages"] and deadline - time.monotonic() <= 0:
                 return None
 
     async def get_message(
         self, ctx: Context[Any, Any] | None, inbox: str, message_id: str
     ) -> FullOut:
-        held = self._held(ctx, inbox)
-        full = await self._call(
-            ctx, "GET", f"{_inbox_path(held.address)}/messages/{quote(message_id)}", held
-        )
-        return full_out(full)
+        path = f"{_inbox_path(await self._address(ctx, inbox))}/messages/{quote(message_id)}"
+        return full_out(await self._call(ctx, "GET", path, inbox))
 
     async def list_messages(self, ctx: Context[Any, Any] | None, inbox: str) -> ListOut:
-        held = self._held(ctx, inbox)
-        page = await self._call(
-            ctx, "GET", _inbox_path(held.address) + "/messages", held, params={"limit": 50}
-        )
+        path = _inbox_path(await self._address(ctx, inbox)) + "/messages"
+        page = await self._call(ctx, "GET", path, inbox, params={"limit": 50})
         return {"messages": [_summary(item) for item in page["messages"]], "untrusted": UNTRUSTED}
 
     async def burn_inbox(self, ctx: Context[Any, Any] | None, inbox: str) -> BurnOut:
-        held = self._held(ctx, inbox)
-        await self._call(ctx, "DELETE", _inbox_path(held.address), held)
-        self.handles.forget(self._session_of(ctx), inbox)
-        return {"burned": True, "address": held.address}
+        address = await self._address(ctx, inbox)
+        await self._call(ctx, "DELETE", _inbox_path(address), inbox)
+        return {"burned": True, "address": address}
 
 
 def full_out(full: dict[str, Any]) -> FullOut:
@@ -300,9 +293,12 @@ def full_out(full: dict[str, Any]) -> FullOut:
     }
 
 
-def build_server(connect: Connector, session_of: SessionOf) -> MCPServer[Any]:
-    tools = Tools(connect, session_of)
-    server: MCPServer[Any] = MCPServer("burnbox", version=__version__, instructions=INSTRUCTIONS)
+def build_server(connect: Connector) -> MCPServer[Any]:
+    tools = Tools(connect)
+    # WARNING: the SDK's INFO lines name each call and its arguments (addresses among them).
+    server: MCPServer[Any] = MCPServer(
+        "burnbox", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING"
+    )
 
     @server.tool()
     async def create_inbox(

@@ -142,6 +142,10 @@ class Store(Protocol):
         EXPIRED_INBOX_MEMORY ago go too: their pairs carry message id "".
         """
 
+    async def key(self, name: str, new: bytes) -> bytes:
+        """The deployment's key called `name`: the first caller's `new` is kept, and every
+        later caller (any node) gets that same one."""
+
     # -- webhooks (webhooks.py): registrations, and an outbox written in the same
     # transaction as the event (a message stored or deleted, an inbox's end) ------------
 

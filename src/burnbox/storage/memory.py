@@ -46,6 +46,7 @@ class MemoryStore:
         # pushed at every create and extend; an entry whose inbox moved on is skipped.
         self._ends: list[tuple[datetime, str]] = []
         self._told: set[str] = set()  # addresses whose current inbox's end was told
+        self._keys: dict[str, bytes] = {}
 
     async def open(self) -> None:
         return None
@@ -256,6 +257,9 @@ class MemoryStore:
                 entry for entry in self._arrivals if entry[1] in self._boxes.get(entry[0], {})
             )
             self._stale = 0
+
+    async def key(self, name: str, new: bytes) -> bytes:
+        return self._keys.setdefault(name, new)  # dies with the process, as the inboxes do
 
     # -- webhooks ------------------------------------------------------------
 

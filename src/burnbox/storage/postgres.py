@@ -372,6 +372,18 @@ class PostgresStore(PostgresWebhooks):
             )
         return [row[0] for row in rows]
 
+    async def key(self, name: str, new: bytes) -> bytes:
+        # Two nodes asking first race here: the later insert does nothing, and reads the
+        # earlier one's key (visible once the conflict is seen).
+        value = await self._value(
+            "WITH made AS (INSERT INTO keys (name, value) VALUES ($1, $2) ON CONFLICT (name) "
+            "DO NOTHING RETURNING value) SELECT value FROM made UNION ALL "
+            "SELECT value FROM keys WHERE name = $1 LIMIT 1",
+            name,
+            new,
+        )
+        return bytes(value)
+
     async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
         """One node purges at a time; the others find the lock taken and skip this round."""
         try:

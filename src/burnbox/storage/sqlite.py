@@ -359,6 +359,17 @@ class SqliteStore(SqliteWebhooks):
         self._counts.pop(address, None)
         return [row[1] for row in rows]
 
+    async def key(self, name: str, new: bytes) -> bytes:
+        async with self._transaction() as writer:
+            await writer.execute(
+                "INSERT OR IGNORE INTO keys (name, value) VALUES (?, ?)", (name, new)
+            )
+            row = await (
+                await writer.execute("SELECT value FROM keys WHERE name = ?", (name,))
+            ).fetchone()
+        assert row is not None
+        return bytes(row[0])
+
     async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
         try:
             return await self._purge(now)

@@ -100,7 +100,7 @@ async def create_inbox(
     responses=error_responses(404, 429),
 )
 async def inbox_info(inbox: Readable, services: Services) -> InboxInfo:
-    return await _info(services, inbox)
+    return await info_of(services, inbox)
 
 
 @router.post(
@@ -111,7 +111,7 @@ async def inbox_info(inbox: Readable, services: Services) -> InboxInfo:
 )
 async def extend(inbox: Readable, services: Services) -> InboxInfo:
     try:
-        return await _info(services, await services.inboxes.extend(inbox))
+        return await info_of(services, await services.inboxes.extend(inbox))
     except NotFound:
         raise NOT_FOUND from None
 
@@ -324,7 +324,7 @@ def _page(
     )
 
 
-async def _info(services: WebServices, inbox: Inbox) -> InboxInfo:
+async def info_of(services: WebServices, inbox: Inbox) -> InboxInfo:
     count, size = await services.inboxes.usage(inbox)
     return InboxInfo(
         address=inbox.address,

@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from burnbox import __version__
-from burnbox.web import api, errors, hooks, live, operations
+from burnbox.web import api, errors, handles, hooks, live, operations
 from burnbox.web.mailhog import routes as mailhog
 from burnbox.web.services import WebServices
 
@@ -142,7 +142,7 @@ def create_app(services: WebServices) -> FastAPI:
         name="swagger-ui",
     )
     app.mount("/static", StaticFiles(directory=operations.STATIC), name="static")
-    for router in (operations.router, api.router, live.router, hooks.router):
+    for router in (operations.router, api.router, live.router, hooks.router, handles.router):
         app.include_router(router)
     if services.sink is not None:  # MailHog's API: sink mode only
         app.include_router(mailhog.router)

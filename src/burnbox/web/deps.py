@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -36,7 +37,16 @@ def rate_limited(retry_after: float, message: str) -> ApiError:
 async def open_inbox(
     connection: HTTPConnection, services: WebServices, address: str, token: str | None
 ) -> Inbox:
-    """The inbox, if `token` may read it. Every refusal (no inbox, a wrong token) counts
+    """The inbox, if `token` (an inbox token, an account token or a handle) may read it."""
+    return await counted_open(
+        connection, services, lambda: services.inboxes.open(address[:320], token)
+    )
+
+
+async def counted_open(
+    connection: HTTPConnection, services: WebServices, opening: Callable[[], Awaitable[Inbox]]
+) -> Inbox:
+    """The inbox `opening` finds. Every refusal (no inbox, a wrong token or handle) counts
     against the client's IP; past its budget, the client is told 429 before anything is
     looked at, so a guesser learns nothing more, and cannot tell missing from forbidden."""
     ip, now = client_ip(connection), services.clock().timestamp()
@@ -45,7 +55,7 @@ async def open_inbox(
         services.metrics.reads_refused.inc()
         raise rate_limited(wait, "Too many failed reads; try again later.")
     try:
-        return await services.inboxes.open(address[:320], token)
+        return await opening()
     except NotFound:
         services.failed_reads.take(ip, now)
         raise NOT_FOUND from None
