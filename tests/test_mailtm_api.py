@@ -260,11 +260,69 @@ def test_messages_are_listed_30_a_page_newest_first(mailtm: MailTm) -> None:
     assert first["hydra:totalItems"] == 31
     assert len(first["hydra:member"]) == 30
     assert first["hydra:member"][0]["subject"] == "n30"
-    assert first["hydra:view"]["hydra:next"] == "/messages?page=2"
+    view = {"@type": "hydra:PartialCollectionView", "hydra:first": "/messages?page=1"}
+    view["hydra:last"] = "/messages?page=2"
+    assert first["hydra:view"] == {
+        **view,
+        "@id": "/messages?page=1",
+        "hydra:next": "/messages?page=2",
+    }  # API Platform's view, as mail.tm sends it
     assert all(fields(item) == ITEM_FIELDS for item in first["hydra:member"])
-    second = mailtm.http.get("/messages?page=2", headers=bearer(token, **PLAIN)).json()
-    assert [item["subject"] for item in second] == ["n0"]
+    second = mailtm.http.get("/messages?page=2", headers=bearer(token)).json()
+    assert [item["subject"] for item in second["hydra:member"]] == ["n0"]
+    assert second["hydra:view"] == {
+        **view,
+        "@id": "/messages?page=2",
+        "hydra:previous": "/messages?page=1",
+    }
+    beyond = mailtm.http.get("/messages?page=5", headers=bearer(token)).json()
+    assert beyond["hydra:member"] == []
+    assert beyond["hydra:view"] == {
+        **view,
+        "@id": "/messages?page=5",
+        "hydra:previous": "/messages?page=4",
+    }
+    plain = mailtm.http.get("/messages?page=2", headers=bearer(token, **PLAIN)).json()
+    assert [item["subject"] for item in plain] == ["n0"]
     assert mailtm.http.get("/messages?page=0", headers=bearer(token)).status_code == 422
+
+
+def test_a_collection_of_one_page_has_no_view(mailtm: MailTm) -> None:
+    """mail.tm (API Platform) leaves hydra:view out when everything fits one page."""
+    _, token = mailtm.account("bob@localhost")
+    mailtm.mail("bob@localhost")
+    for path in ("/messages", "/messages?page=1", "/domains"):
+        collection = mailtm.http.get(path, headers=bearer(token)).json()
+        assert set(collection) == {
+            "@context",
+            "@id",
+            "@type",
+            "hydra:member",
+            "hydra:totalItems",
+        }, path
+
+
+def test_patch_with_no_body_marks_a_message_seen(mailtm: MailTm) -> None:
+    """What mail.tm clients send (pymailtm, mailtm wrappers): a bare PATCH."""
+    _, token = mailtm.account("bob@localhost")
+    mailtm.mail("bob@localhost")
+    (item,) = mailtm.http.get("/messages", headers=bearer(token, **PLAIN)).json()
+    assert item["seen"] is False
+    path = f"/messages/{item['id']}"
+    for headers in ({}, {"content-type": "application/merge-patch+json"}):
+        answer = mailtm.http.patch(path, headers=bearer(token, **headers))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["seen"] is True
+    unseen = mailtm.http.patch(
+        path,
+        content=b'{"seen": false}',
+        headers=bearer(token, **{"content-type": "application/merge-patch+json"}),
+    )
+    assert unseen.json()["seen"] is False
+    again = mailtm.http.patch(
+        path, content=b"{}", headers=bearer(token, **{"content-type": "application/json"})
+    )
+    assert again.json()["seen"] is True
 
 
 def test_one_message_in_full_then_seen_then_deleted(mailtm: MailTm) -> None:

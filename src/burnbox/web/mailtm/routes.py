@@ -7,7 +7,7 @@ change goes through the InboxService, as burnbox's own API's do."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -215,14 +215,20 @@ async def message(
 
 @router.patch(
     "/messages/{message_id}",
-    summary="Mark a message seen (merge-patch JSON).",
+    summary="Mark a message seen, as mail.tm does: with no body (what its clients send) or "
+    "`{}`, it is marked seen; merge-patch JSON `{\"seen\": false}` marks it unseen.",
     responses=documented(400, 401, 404, 413, 422),
 )
 async def mark_seen(
-    message_id: IdPath, change: SeenChange, inbox: Account, services: Services, plain: Plain
+    message_id: IdPath,
+    inbox: Account,
+    services: Services,
+    plain: Plain,
+    change: Annotated[SeenChange | None, Body()] = None,
 ) -> JSONResponse:
+    seen = change.seen if change is not None else True
     try:
-        summary = await services.inboxes.mark_seen(inbox, message_id, change.seen)
+        summary = await services.inboxes.mark_seen(inbox, message_id, seen)
     except NotFound:
         raise NOT_FOUND from None
     fields = shapes.message_item(summary, account_id(inbox))

@@ -158,20 +158,30 @@ def collection(
     """A page of (iri, fields) members: a plain list, or a hydra:Collection with its view."""
     if plain:
         return [fields for _, fields in members]
-    last = max(1, math.ceil(total / PAGE_SIZE))
-    view: Json = {"@id": f"{path}?page={page}", "@type": "hydra:PartialCollectionView"}
-    if total > PAGE_SIZE:
-        view["hydra:first"] = f"{path}?page=1"
-        view["hydra:last"] = f"{path}?page={last}"
-        if page > 1:
-            view["hydra:previous"] = f"{path}?page={page - 1}"
-        if page < last:
-            view["hydra:next"] = f"{path}?page={page + 1}"
-    return {
+    body: Json = {
         "@context": f"/contexts/{kind}",
         "@id": path,
         "@type": "hydra:Collection",
         "hydra:member": [member(kind, iri, fields) for iri, fields in members],
         "hydra:totalItems": total,
-        "hydra:view": view,
     }
+    last = max(1, math.ceil(total / PAGE_SIZE))
+    if last > 1:  # as mail.tm (API Platform): a collection of one page has no view at all
+        body["hydra:view"] = view(path, page, last)
+    return body
+
+
+def view(path: str, page: int, last: int) -> Json:
+    """API Platform's PartialCollectionView: this page, the first and last, and the pages
+    before and after it where there are such (none after a page past the last)."""
+    found: Json = {
+        "@id": f"{path}?page={page}",
+        "@type": "hydra:PartialCollectionView",
+        "hydra:first": f"{path}?page=1",
+        "hydra:last": f"{path}?page={last}",
+    }
+    if page > 1:
+        found["hydra:previous"] = f"{path}?page={page - 1}"
+    if page < last:
+        found["hydra:next"] = f"{path}?page={page + 1}"
+    return found
