@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from tests.helpers import Conversation, FakeClock, Running, test_settings
+from tests.pages import Visit
 from tests.tools import require, self_signed
 
 
@@ -84,3 +85,12 @@ def browser() -> Iterator[Browser]:
         )
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def visit(browser: Browser, server: Running) -> Iterator[Visit]:
+    """The page at 1280 px, allowed the clipboard."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.http)
+    yield Visit(context, server)
+    context.close()

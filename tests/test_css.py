@@ -66,25 +66,36 @@ def test_ordinary_css_is_kept(kept: str) -> None:
         "p{cursor:url(https://evil.test/c.cur),auto}",
         "p{border-image:url(https://evil.test/b.png) 30}",
         "p{mask:url(https://evil.test/m.svg)}",
-        "p{background:url(relative.png)}",
         "p{background:url(data:image/svg+xml,<svg onload=alert(1)>)}",
         "[title^=a]{background:url(https://evil.test/leak?a)}",
         "p{--x:url(https://evil.test/var.png);background:var(--x)}",
     ],
 )
 def test_anything_that_loads_or_runs_is_removed_and_counted(attack: str) -> None:
+    """Removed and counted, or (a remote image) blocked: `none` in its place, and listed."""
     result = clean(attack)
-    assert result.removed >= 1, result
+    assert result.removed >= 1 or result.blocked, result
     assert "evil" not in result.css
     assert "expression" not in result.css
     assert "javascript" not in result.css
     assert "url(" not in result.css.replace('url("data:image/png', "")
 
 
+def test_a_relative_url_loads_nothing_and_the_rest_stays() -> None:
+    """A mail has no base URL: where it was written, it loaded nothing."""
+    result = clean("p{background:#222 url('images/bg.jpg') no-repeat center/cover}")
+    assert result.css == "p{background:#222 none no-repeat center/cover}"
+    assert (result.removed, result.blocked) == (0, [])
+
+
 def test_remote_urls_are_listed_and_kept_only_when_asked() -> None:
-    sheet = "p{background:url(https://cdn.test/bg.png)}"
+    sheet = "p{background:#abc url(https://cdn.test/bg.png) no-repeat}"
     blocked = clean(sheet)
     assert blocked.blocked == ["https://cdn.test/bg.png"]
+    # As a browser whose load failed shows it: no image, the rest of the declaration kept.
+    assert blocked.css == "p{background:#abc none no-repeat}"
+    assert blocked.removed == 0
+    sheet = "p{background:url(https://cdn.test/bg.png)}"
     allowed = clean(sheet, remote=True)
     assert allowed.css == 'p{background:url("https://cdn.test/bg.png")}'
     assert allowed.kept_remote == ["https://cdn.test/bg.png"]
@@ -121,9 +132,16 @@ def test_the_work_is_bounded() -> None:
 def test_style_attributes_are_cleaned_and_bounded_in_all() -> None:
     attribute = 'style="color:red;background:url(https://evil.test/x.png)"'
     rendered = render.sanitise(f"<p {attribute}>x</p>", remote_allowed=False, cid_url=CID.get)
-    assert rendered.html == '<p style="color:red">x</p>'
-    assert rendered.styles_removed == 1
+    assert rendered.html == '<p style="color:red;background:none">x</p>'
+    assert rendered.styles_removed == 0
     assert rendered.blocked == ["https://evil.test/x.png"]
+    scripted = render.sanitise(
+        '<p style="color:red;width:expression(alert(1))">x</p>',
+        remote_allowed=False,
+        cid_url=CID.get,
+    )
+    assert scripted.html == '<p style="color:red">x</p>'
+    assert scripted.styles_removed == 1
     value = "color:red;" * 1000
     many = "".join(f'<p style="{value}">x</p>' for _ in range(css.STYLE_BUDGET // len(value) + 5))
     bounded = render.sanitise(many, remote_allowed=False, cid_url=CID.get)
@@ -146,8 +164,9 @@ def test_a_newsletter_keeps_its_style_block_classes_and_doctype() -> None:
     assert "Not shown" not in rendered.html
     assert rendered.styles_removed == 1
     assert rendered.doctype.startswith("<!DOCTYPE html PUBLIC")
-    # A blocked remote image keeps its box: a transparent placeholder, listed as blocked.
-    assert f'src="{render.BLOCKED_IMAGE}"' in rendered.html
+    # A blocked remote image is broken as a refused load is (its declared box, its alt
+    # text), with nothing remote left in it; listed as blocked.
+    assert '<img src="data:," width="120">' in rendered.html
     assert set(rendered.blocked) == {"https://evil.test/x.css", "https://cdn.test/logo.png"}
 
 

@@ -7,98 +7,21 @@ from __future__ import annotations
 
 import re
 import signal
-import smtplib
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import (
-    Browser,
-    BrowserContext,
-    Page,
-    Response,
-    expect,
-)
+from playwright.sync_api import Browser, Page, Response, expect
 
 from tests.helpers import FakeClock, Running
+from tests.pages import Visit, send, verification_mail
 from tests.process import Node, free_port, start_node
 
-ARTIFACTS = Path(__file__).parent / "artifacts"
 FIRST_LOAD_BUDGET = 60 * 1024
 MARKER = "/__pwned__"
-
-
-class Visit:
-    """A page on the server, with every request it and its frames make recorded."""
-
-    def __init__(self, context: BrowserContext, server: Running) -> None:
-        self.server = server
-        self.context = context
-        self.page: Page = context.new_page()
-        self.requests: list[str] = []
-        self.errors: list[str] = []
-        self.page.on("request", lambda request: self.requests.append(request.url))
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        # Nothing may leave the machine; anything aimed elsewhere is recorded, then refused.
-        self.page.route(
-            "**/*",
-            lambda route: route.continue_() if self.local(route.request.url) else route.abort(),
-        )
-
-    def local(self, url: str) -> bool:
-        parts = urlsplit(url)
-        return parts.scheme in {"data", "about", "blob"} or parts.netloc == (
-            f"127.0.0.1:{self.server.http_port}"
-        )
-
-    def open(self) -> str:
-        self.page.goto(self.server.http + "/")
-        self.page.locator("#address", has_text="@").wait_for()
-        return self.page.text_content("#address") or ""
-
-    def remote_requests(self) -> list[str]:
-        return [url for url in self.requests if not self.local(url)]
-
-    def shot(self, name: str) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-@pytest.fixture
-def visit(browser: Browser, server: Running) -> Iterator[Visit]:
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.http)
-    yield Visit(context, server)
-    context.close()
-
-
-def send(server: Running, message: EmailMessage) -> float:
-    """Send over SMTP; returns the time the 250 came back."""
-    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as client:
-        client.send_message(message)
-        return time.perf_counter()
-
-
-def verification_mail(to: str, subject: str = "Confirm your Acme account") -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = "Acme <no-reply@acme.test>"
-    message["To"] = to
-    message["Subject"] = subject
-    message.set_content("Your verification code is 482913.\n")
-    message.add_alternative(
-        "<h2>Welcome</h2><p>Your verification code is <b>482913</b>.</p>"
-        "<p><a href='https://acme.test/confirm?k=1'>Confirm my account</a></p>"
-        "<img src='https://track.test/pixel.gif' alt='tracker'>",
-        subtype="html",
-    )
-    message.add_attachment(
-        b"attached notes\n", maintype="text", subtype="plain", filename="notes.txt"
-    )
-    return message
 
 
 def test_the_whole_journey(visit: Visit) -> None:
@@ -385,23 +308,6 @@ def test_screenshots(
         context.close()
 
 
-def test_keyboard_alone(visit: Visit) -> None:
-    page, server = visit.page, visit.server
-    address = visit.open()
-    send(server, verification_mail(address, "Keyboard mail"))
-    page.locator("#messages button", has_text="Keyboard mail").wait_for()
-    for _ in range(30):  # Tab through the page until the message is focused
-        page.keyboard.press("Tab")
-        if "Keyboard mail" in (page.evaluate("document.activeElement.textContent") or ""):
-            break
-    else:
-        pytest.fail("the message list cannot be reached with Tab")
-    page.keyboard.press("Enter")
-    page.locator("#v-extract .code").wait_for()
-    page.keyboard.press("Escape")
-    page.locator("#view").wait_for(state="hidden")
-
-
 def test_nothing_shifts_when_mail_arrives(visit: Visit) -> None:
     page, server = visit.page, visit.server
     address = visit.open()
@@ -415,3 +321,96 @@ def test_nothing_shifts_when_mail_arrives(visit: Visit) -> None:
         page.locator("#messages button", has_text=f"Arrived meanwhile {number}").wait_for()
     after = [page.locator(selector).bounding_box() for selector in watched]
     assert after == before
+
+
+def html_mail(to: str, subject: str, html: str, text: str = "text part") -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "News <news@example.org>"
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message
+
+
+def frame_sizes(page: Page) -> dict[str, float]:
+    page.wait_for_function("() => document.getElementById('v-html').dataset.fitted === 'true'")
+    sizes: dict[str, float] = page.evaluate(
+        "() => { const f = document.getElementById('v-html'); const d = f.contentDocument;"
+        " return {frame: f.clientHeight, mail: d.documentElement.scrollHeight,"
+        " width: f.clientWidth, page: document.documentElement.scrollHeight}; }"
+    )
+    return sizes
+
+
+TALL = (
+    "<table width='100%'><tr><td style='height:2600px;background:#eef'>"
+    "<img src='https://cdn.test/hero.png' width='600' height='300' style='width:100%;"
+    "height:auto' alt='Hero'></td></tr></table><p>the end</p>"
+)
+
+
+def test_the_frame_is_as_tall_as_the_mail_and_the_page_scrolls_once(visit: Visit) -> None:
+    page, server = visit.page, visit.server
+    address = visit.open()
+    send(server, html_mail(address, "A tall newsletter", TALL))
+    page.locator("#messages button", has_text="A tall newsletter").click()
+    desktop = frame_sizes(page)
+    assert desktop["frame"] == desktop["mail"] > 2600  # no scroll inside the frame
+    assert desktop["page"] > desktop["frame"]  # the page scrolls, once
+    assert 600 <= desktop["width"] <= 800  # a desktop's reading width
+    page.locator("#remote-toggle").check()  # reloaded with remote content: measured again
+    again = frame_sizes(page)
+    assert again["frame"] == again["mail"]
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.wait_for_function(
+        "() => { const f = document.getElementById('v-html');"
+        " return f.clientWidth === 375 &&"
+        " f.clientHeight === f.contentDocument.documentElement.scrollHeight; }"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") == 375  # nothing sideways
+    assert visit.remote_requests() == ["https://cdn.test/hero.png"]  # only once asked
+
+
+def test_a_hostile_mail_cannot_grow_the_page_without_bound(visit: Visit) -> None:
+    page, server = visit.page, visit.server
+    address = visit.open()
+    endless = "<div style='height:10000000px'>down</div><p>still here</p>"
+    send(server, html_mail(address, "Endless", endless))
+    page.locator("#messages button", has_text="Endless").click()
+    sizes = frame_sizes(page)
+    assert sizes["frame"] == 30000  # the cap (message.js MAX_FRAME): beyond it, it scrolls
+    assert sizes["mail"] > 10_000_000
+    assert sizes["page"] < 32000
+
+
+def test_plain_text_reads_on_a_phone(browser: Browser, server: Running) -> None:
+    context = browser.new_context(viewport={"width": 360, "height": 740})
+    try:
+        visit = Visit(context, server)
+        address = visit.open()
+        url = "https://acme.test/verify?token=" + "k" * 300
+        code = "Z" * 90
+        message = EmailMessage()
+        message["From"] = "Acme <no-reply@acme.test>"
+        message["To"] = address
+        message["Subject"] = "Plain text"
+        message.set_content(f"Confirm: {url}.\nYour reference: {code}\n")
+        send(server, message)
+        visit.page.locator("#messages button", has_text="Plain text").click()
+        link = visit.page.locator("#v-text a")
+        link.wait_for()
+        assert link.get_attribute("href") == url  # the sentence's full stop is not in it
+        assert link.get_attribute("target") == "_blank"
+        assert visit.page.evaluate("document.documentElement.scrollWidth") == 360
+        box = visit.page.locator("#v-text").bounding_box()
+        assert box is not None
+        assert box["width"] <= 360
+        frame = visit.page.request.get(
+            f"{server.http}/api/inboxes/{address}/messages/"
+            + str(visit.page.locator("#messages button").first.get_attribute("data-id"))
+            + "/html"
+        )
+        assert f'<a href="{url}"' in frame.text()  # the frame's text page links it too
+    finally:
+        context.close()

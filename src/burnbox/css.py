@@ -46,6 +46,7 @@ IMAGE_TYPES = ("data:image/png", "data:image/jpeg", "data:image/jpg", "data:imag
 FONT_TYPES = ("data:font/", "data:application/font", "data:application/x-font",
               "data:application/vnd.ms-fontobject")  # fmt: skip
 SCRIPT_SCHEMES = ("javascript:", "vbscript:")
+BLOCKED = "none"  # what a blocked remote image in CSS becomes
 BRACKETS = {
     ast.SquareBracketsBlock: ("[", "]"),
     ast.ParenthesesBlock: ("(", ")"),
@@ -212,7 +213,15 @@ def _url(raw: str, context: _Context, in_font_face: bool) -> str:
             return _css_url(url)
         if url not in context.result.blocked:
             context.result.blocked.append(url)
-    raise _Unsafe("url")
+        # The image as a blocked load leaves it: none. The rest of the declaration stays (a
+        # background's colour, a list's style), as it does in a browser whose load failed.
+        return BLOCKED
+    if in_font_face or lowered.startswith(("data:", *SCRIPT_SCHEMES)) or _scripted(lowered):
+        raise _Unsafe("url")  # a font from elsewhere, an SVG or other active data:, a script
+    # A relative (or other) URL: a mail has no base, so it loads nothing where it was
+    # written (and here it could only reach us): none, the rest stays. Neither unsafe nor
+    # remote, so neither counted nor listed.
+    return BLOCKED
 
 
 def _scripted(text: str) -> bool:

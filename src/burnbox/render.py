@@ -13,6 +13,7 @@ remote images only come back.
 from __future__ import annotations
 
 import copy
+import html as html_lib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,13 +24,30 @@ import nh3
 from burnbox import css
 
 MAX_BLOCKED_LISTED = 100
-# What a blocked remote image shows: a transparent 16x16 GIF (the size of a browser's
-# broken-image box), so the image keeps the place its sender gave it and the layout does
-# not move; the reader sees the "remote items blocked" line and can load them.
-BLOCKED_IMAGE = (
-    "data:image/gif;base64,R0lGODlhEAAQAIEAAP///wAAAAAAAAAAACH5BAEAAAAALAAAAAAQABAAQAgdAAEIHEiwo"
-    "MGDCBMqXMiwocOHECNKnEixosWBAQEAOw=="
+MAX_ROOT_ATTRIBUTES = 50  # attributes of <html> and <body> looked at
+# What the mail's <html> and <body> keep: their look (the legacy colour attributes too),
+# what its CSS selects by, and its language and direction. `background` is a URL, checked
+# as an image's.
+_ROOT_ATTRIBUTES = frozenset(
+    {
+        "style",
+        "class",
+        "id",
+        "dir",
+        "lang",
+        "bgcolor",
+        "text",
+        "link",
+        "vlink",
+        "alink",
+        "background",
+    }
 )
+# What a blocked remote image points at instead: an empty `data:` URL, which no browser can
+# decode, so the image is broken exactly as one whose load was refused: it keeps the size
+# its mail declares (and no more), shows its alt text as a mail client does, and nothing
+# leaves for the remote host. The reader's "show remote content" puts the URL back.
+BLOCKED_IMAGE = "data:,"
 
 _TAGS = set(nh3.ALLOWED_TAGS) | {"font", "center"}
 _ATTRIBUTES = copy.deepcopy(nh3.ALLOWED_ATTRIBUTES)
@@ -97,16 +115,23 @@ class Rendered:
     # the page out in the mode it names (standards, almost-standards for XHTML
     # Transitional, quirks without one), and so does the frame.
     doctype: str = ""
+    # The mail's own <html> and <body> attributes, cleaned, as ` name="value"` text: its
+    # body's background is the whole page's in a browser (it spreads to the canvas), and
+    # its classes are what its CSS selects. Sanitising a fragment would lose both.
+    html_attributes: str = ""
+    body_attributes: str = ""
 
 
-class _StyleBlocks(HTMLParser):
-    """The text of every <style> element, as an HTML parser reads it (raw text up to the
-    first `</style`), within the style budget; and the document type declaration."""
+class _Outline(HTMLParser):
+    """What lies outside the body's content: the text of every <style> element, as an HTML
+    parser reads it (raw text up to the first `</style`), within the style budget; the
+    document type declaration; and the first <html> and <body> tags' attributes."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=False)
         self.blocks: list[str] = []
         self.doctype = ""
+        self.roots: dict[str, list[tuple[str, str | None]]] = {}
         self._inside = False
         self._size = 0
 
@@ -118,6 +143,8 @@ class _StyleBlocks(HTMLParser):
         self._inside = tag == "style"
         if self._inside:
             self.blocks.append("")
+        elif tag in ("html", "body"):
+            self.roots.setdefault(tag, attrs)
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "style":
@@ -129,72 +156,111 @@ class _StyleBlocks(HTMLParser):
             self._size += len(data)
 
 
-def style_blocks(html: str) -> tuple[list[str], str]:
-    """The style blocks' text, and the document type declaration ("" if none or odd)."""
-    parser = _StyleBlocks()
+def outline(html: str) -> _Outline:
+    parser = _Outline()
     parser.feed(html)
     parser.close()
-    return parser.blocks, parser.doctype
+    return parser
 
 
-def sanitise(html: str, *, remote_allowed: bool, cid_url: Callable[[str], str | None]) -> Rendered:
-    """Safe HTML for a sandboxed frame, and the remote URLs that were not kept."""
-    kept_remote: set[str] = set()
-    styles = css.Cleaned()
-    budget = [css.STYLE_BUDGET]  # characters of style attributes read, in all
+def style_blocks(html: str) -> tuple[list[str], str]:
+    """The style blocks' text, and the document type declaration ("" if none or odd)."""
+    found = outline(html)
+    return found.blocks, found.doctype
 
-    def clean_css(cleaned: css.Cleaned) -> str:
-        styles.removed += cleaned.removed
-        styles.blocked.extend(url for url in cleaned.blocked if url not in styles.blocked)
-        kept_remote.update(cleaned.kept_remote)
+
+class _Cleaner:
+    """One message's cleaning: the CSS of its sheet and of every style attribute (what was
+    kept, removed and blocked, within one budget), and each attribute's URL."""
+
+    def __init__(self, remote_allowed: bool, cid_url: Callable[[str], str | None]) -> None:
+        self.remote_allowed = remote_allowed
+        self.cid_url = cid_url
+        self.kept_remote: set[str] = set()
+        self.styles = css.Cleaned()
+        self._budget = css.STYLE_BUDGET  # characters of style attributes read, in all
+
+    def _kept(self, cleaned: css.Cleaned) -> str:
+        self.styles.removed += cleaned.removed
+        self.styles.blocked.extend(url for url in cleaned.blocked if url not in self.styles.blocked)
+        self.kept_remote.update(cleaned.kept_remote)
         return cleaned.css
 
-    def filter_attribute(tag: str, attribute: str, value: str) -> str | None:
+    def sheet(self, blocks: list[str]) -> str:
+        return "\n".join(
+            self._kept(
+                css.stylesheet(block, remote_allowed=self.remote_allowed, cid_url=self.cid_url)
+            )
+            for block in blocks
+        ).strip()
+
+    def attribute(self, tag: str, attribute: str, value: str) -> str | None:
         if attribute == "style":
-            budget[0] -= len(value)
-            if budget[0] < 0:  # past the budget: later style attributes go, counted
-                styles.removed += 1
+            self._budget -= len(value)
+            if self._budget < 0:  # past the budget: later style attributes go, counted
+                self.styles.removed += 1
                 return None
-            cleaned = css.declarations(value, remote_allowed=remote_allowed, cid_url=cid_url)
-            return clean_css(cleaned) or None
+            cleaned = css.declarations(
+                value, remote_allowed=self.remote_allowed, cid_url=self.cid_url
+            )
+            return self._kept(cleaned) or None
         if attribute not in _URL_ATTRIBUTES:
             return value
         url = browser_url(value)
         if attribute in {"src", "background"}:
-            return _source(tag, url, remote_allowed, cid_url, kept_remote)
+            return _source(tag, url, self.remote_allowed, self.cid_url, self.kept_remote)
         if attribute == "href" and tag == "a":
-            return (
-                url
-                if url.lower().startswith(_LINK_SCHEMES) or ":" not in url.split("/", 1)[0]
-                else None
-            )
+            link = url.lower().startswith(_LINK_SCHEMES) or ":" not in url.split("/", 1)[0]
+            return url if link else None
         return None  # cite, poster, ...: a URL nothing here needs to follow
 
-    blocks, doctype = style_blocks(html)
-    sheet = "\n".join(
-        clean_css(css.stylesheet(block, remote_allowed=remote_allowed, cid_url=cid_url))
-        for block in blocks
-    ).strip()
+    def root(self, tag: str, attrs: list[tuple[str, str | None]]) -> str:
+        """A root element's attributes, as safe ` name="value"` text."""
+        kept = []
+        for name, value in attrs[:MAX_ROOT_ATTRIBUTES]:
+            if name in _ROOT_ATTRIBUTES and value is not None:
+                clean = self.attribute(tag, name, value)
+                if clean is not None:
+                    kept.append(f' {name}="{html_lib.escape(clean, quote=True)}"')
+        return "".join(kept)
+
+    def blocked(self, html: str) -> list[str]:
+        """Every remote URL the mail would load that was not kept (links excepted)."""
+        found: list[str] = list(self.styles.blocked)
+        for match in _REMOTE.finditer(html):
+            url = match.group(1)
+            if url not in self.kept_remote and url not in found and not _is_link(html, match):
+                found.append(url)
+                if len(found) >= MAX_BLOCKED_LISTED:
+                    break
+        return found[:MAX_BLOCKED_LISTED]
+
+
+def sanitise(html: str, *, remote_allowed: bool, cid_url: Callable[[str], str | None]) -> Rendered:
+    """Safe HTML for a sandboxed frame, and the remote URLs that were not kept."""
+    found = outline(html)
+    cleaner = _Cleaner(remote_allowed, cid_url)
+    sheet = cleaner.sheet(found.blocks)
     safe = nh3.clean(
         html,
         tags=_TAGS,
         clean_content_tags={"script", "style", "title"},
         attributes=_ATTRIBUTES,
-        attribute_filter=filter_attribute,
+        attribute_filter=cleaner.attribute,
         url_schemes=_SCHEMES,
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
     )
     if sheet:
         safe = f"<style>{sheet}</style>{safe}"
-    blocked: list[str] = list(styles.blocked)
-    for match in _REMOTE.finditer(html):
-        url = match.group(1)
-        if url not in kept_remote and url not in blocked and not _is_link(html, match):
-            blocked.append(url)
-            if len(blocked) >= MAX_BLOCKED_LISTED:
-                break
-    return Rendered(safe, blocked[:MAX_BLOCKED_LISTED], styles.removed, doctype)
+    return Rendered(
+        safe,
+        cleaner.blocked(html),
+        cleaner.styles.removed,
+        found.doctype,
+        html_attributes=cleaner.root("html", found.roots.get("html", [])),
+        body_attributes=cleaner.root("body", found.roots.get("body", [])),
+    )
 
 
 def browser_url(value: str) -> str:

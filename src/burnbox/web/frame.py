@@ -5,8 +5,13 @@ The page carries its own policy: no script of any kind, styles only from the pag
 (`cid:` parts inlined as data: URIs, since a sandboxed frame's own requests carry no
 SameSite=Strict cookie) or, when the reader asked, images from the network. Links open
 in a new tab, outside the sandbox. An HTML mail gets no styles of ours: it is laid out
-as its sender meant, in a frame of fixed size that confines it; a text-only mail gets a
-readable default.
+as its sender meant; a text-only mail gets a readable default that wraps on a phone, with
+its links made links.
+
+The sandbox keeps the frame's origin (`allow-same-origin`, never `allow-scripts`): the
+page that holds it reads the mail's height and makes the frame that tall, so the page
+scrolls once, while the mail still runs nothing (no script runs without allow-scripts,
+and the policy allows none either).
 """
 
 from __future__ import annotations
@@ -29,10 +34,16 @@ _STYLE = re.compile(rb"(?i)style")
 _INLINE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><base target="_blank">
 <meta name="referrer" content="no-referrer"><style>body{{margin:12px;font:15px/1.45 system-ui,
-sans-serif;color:#111;background:#fff;overflow-wrap:anywhere}}img{{max-width:100%;height:auto}}
-pre{{white-space:pre-wrap}}</style></head><body>{body}</body></html>"""
-_HTML_PAGE = """{doctype}<html><head><meta charset="utf-8"><base target="_blank">
-<meta name="referrer" content="no-referrer"></head><body>{body}</body></html>"""
+sans-serif;color:#111;background:#fff}}pre{{white-space:pre-wrap;overflow-wrap:anywhere;
+word-break:break-word;font:14px/1.5 ui-monospace,SFMono-Regular,Menlo,monospace;margin:0}}
+a{{color:#1d4ed8}}</style></head><body><pre>{body}</pre></body></html>"""
+# A link in plain text: http(s) up to white space or markup's brackets and quotes; the
+# punctuation that ends a sentence is not part of it.
+_TEXT_LINK = re.compile(r"""https?://[^\s<>"']+""", re.IGNORECASE)
+_TRAILING = ".,;:!?)]}'\""
+MAX_TEXT_LINKS = 1000
+_HTML_PAGE = """{doctype}<html{html_attributes}><head><meta charset="utf-8"><base target="_blank">
+<meta name="referrer" content="no-referrer"></head><body{body_attributes}>{body}</body></html>"""
 
 
 def render_cost(raw: bytes) -> int:
@@ -45,17 +56,38 @@ def frame_policy(remote_allowed: bool) -> str:
     return (
         f"default-src 'none'; img-src {images}; style-src 'unsafe-inline'; font-src data:; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; "
-        "sandbox allow-popups allow-popups-to-escape-sandbox"
+        "sandbox allow-same-origin allow-popups allow-popups-to-escape-sandbox"
     )
+
+
+def linked_text(text: str) -> str:
+    """Plain text as HTML: escaped, with its http(s) URLs made links a finger can tap."""
+    parts: list[str] = []
+    last = 0
+    for count, match in enumerate(_TEXT_LINK.finditer(text)):
+        url = match.group(0).rstrip(_TRAILING)
+        if count >= MAX_TEXT_LINKS or len(url) < len("http://x"):
+            break
+        parts.append(html_lib.escape(text[last : match.start()]))
+        shown = html_lib.escape(url)
+        parts.append(f'<a href="{shown}" rel="noopener noreferrer nofollow">{shown}</a>')
+        last = match.start() + len(url)
+    parts.append(html_lib.escape(text[last:]))
+    return "".join(parts)
 
 
 def frame_page(raw: bytes, remote_allowed: bool) -> str:
     view = mime.full_view(raw)
     if not view.html:
-        return _PAGE.format(body=f"<pre>{html_lib.escape(view.text)}</pre>")
+        return _PAGE.format(body=linked_text(view.text))
     inline = _inline_images(raw, view)
     rendered = render.sanitise(view.html, remote_allowed=remote_allowed, cid_url=inline.get)
-    return _HTML_PAGE.format(doctype=rendered.doctype, body=rendered.html)
+    return _HTML_PAGE.format(
+        doctype=rendered.doctype,
+        html_attributes=rendered.html_attributes,
+        body_attributes=rendered.body_attributes,
+        body=rendered.html,
+    )
 
 
 def message_parts(

@@ -216,7 +216,7 @@ async def message(
 @router.patch(
     "/messages/{message_id}",
     summary="Mark a message seen, as mail.tm does: with no body (what its clients send) or "
-    "`{}`, it is marked seen; merge-patch JSON `{\"seen\": false}` marks it unseen.",
+    '`{}`, it is marked seen; merge-patch JSON `{"seen": false}` marks it unseen.',
     responses=documented(400, 401, 404, 413, 422),
 )
 async def mark_seen(

@@ -148,9 +148,10 @@ function listItem(summary) {
     textContent: summary.subject || "(no subject)" });
   const snippet = Object.assign(document.createElement("span"), {
     className: "snippet", textContent: summary.snippet });
-  button.append(from, when, subject, snippet);
-  button.setAttribute("aria-label",
-    `${summary.seen ? "" : "Unread. "}From ${summary.from}. ${summary.subject}`);
+  // Its name is what it shows (WCAG 2.5.3), with "Unread" said, not only coloured.
+  const unread = Object.assign(document.createElement("span"), {
+    className: "visually-hidden", textContent: summary.seen ? "" : "Unread: " });
+  button.append(unread, from, when, subject, snippet);
   button.addEventListener("click", () => openMessage(summary.id));
   item.append(button);
   return item;
@@ -213,7 +214,11 @@ function openStream() {
     state.retry = 1000;
     loadMessages().catch(failed); // catch up, then live
   });
-  source.addEventListener("message", (event) => upsert(JSON.parse(event.data)));
+  source.addEventListener("message", (event) => {
+    const summary = JSON.parse(event.data);
+    if (!state.messages.has(summary.id)) announce(summary);
+    upsert(summary);
+  });
   source.addEventListener("seen", (event) => upsert(JSON.parse(event.data)));
   source.addEventListener("deleted", (event) => forget(JSON.parse(event.data).id));
   source.addEventListener("expired", (event) => {
@@ -226,6 +231,12 @@ function openStream() {
     if (source.readyState === EventSource.CLOSED) scheduleReconnect();
     else notify("Connection lost. Reconnecting…", true); // EventSource retries by itself
   });
+}
+
+// New mail, said once to screen readers (a polite live region, apart from the toasts).
+function announce(summary) {
+  $("announcer").textContent =
+    `New message from ${summary.from || "an unknown sender"}: ${summary.subject || "(no subject)"}`;
 }
 
 function failed(error) {

@@ -2,6 +2,11 @@
 import { api, inboxPath } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
+// The tallest the frame grows: a mail taller than this (a hostile one could be endless)
+// scrolls inside it instead of growing the page without bound.
+const MAX_FRAME = 30000;
+const LINK = /https?:\/\/[^\s<>"']+/gi;
+const TRAILING = /[.,;:!?)\]}'"]+$/;
 const el = (tag, props = {}, ...children) => {
   const node = Object.assign(document.createElement(tag), props);
   node.append(...children);
@@ -28,6 +33,31 @@ export class MessageView {
     $("remote-toggle").addEventListener("change", () => this.loadFrame());
     $("v-delete").addEventListener("click", () => this.remove());
     $("back").addEventListener("click", () => this.close());
+    // Loaded (its images too, after "show remote content"): as tall as the mail. Again
+    // when the window's width changes the mail's layout.
+    $("v-html").addEventListener("load", () => this.fit());
+    let pending = 0;
+    window.addEventListener("resize", () => {
+      cancelAnimationFrame(pending);
+      pending = requestAnimationFrame(() => this.fit());
+    });
+  }
+
+  // The frame as tall as the mail in it, so the page scrolls once. Its document keeps our
+  // origin (sandbox allow-same-origin, never allow-scripts), so it can be measured here.
+  // Measured at height 0 so the mail's own height is read, not the frame's (a mail sized
+  // in percent of its window would otherwise only ever grow); within one task, so nothing
+  // is painted in between.
+  fit() {
+    const frame = $("v-html");
+    const doc = frame.contentDocument;
+    if (!doc || !doc.documentElement || frame.hidden) return;
+    frame.style.height = "0px";
+    const borders = frame.offsetHeight; // all that is left of a box-sized frame at height 0
+    const root = doc.scrollingElement || doc.documentElement;
+    const mail = Math.max(root.scrollHeight, doc.documentElement.scrollHeight);
+    frame.style.height = `${Math.min(Math.max(mail, 120), MAX_FRAME) + borders}px`;
+    frame.dataset.fitted = String(frame.src.includes("/html"));
   }
 
   async open(address, id) {
@@ -39,7 +69,7 @@ export class MessageView {
     $("v-date").textContent = new Date(summary.received_at).toLocaleString();
     $("v-date").dateTime = summary.received_at;
     this.renderExtract(view);
-    $("v-text").textContent = view.text || "(no text part)";
+    $("v-text").replaceChildren(...linked(view.text || "(no text part)"));
     $("v-headers").replaceChildren(...view.headers.map(([name, value]) =>
       el("tr", {}, el("th", { scope: "row", textContent: name }), el("td", { textContent: value }))));
     $("v-attachments").replaceChildren(...view.attachments.filter((a) => !a.inline).map((a) =>
@@ -53,6 +83,7 @@ export class MessageView {
     $("view").hidden = false;
     document.body.classList.add("reading");
     this.show(view.html ? "html" : "text");
+    $("v-subject").focus({ preventScroll: true }); // keyboard and screen readers land here
     if (!summary.seen) {
       api("PATCH", `${inboxPath(address)}/messages/${id}`, { seen: true }).catch(() => {});
     }
@@ -96,7 +127,9 @@ export class MessageView {
     if (!this.current) return;
     const remote = $("remote-toggle").checked ? "allow" : "block";
     const { address, id } = this.current;
-    $("v-html").src = `${inboxPath(address)}/messages/${id}/html?remote=${remote}`;
+    const frame = $("v-html");
+    frame.dataset.fitted = "false";
+    frame.src = `${inboxPath(address)}/messages/${id}/html?remote=${remote}`;
   }
 
   async remove() {
@@ -109,9 +142,27 @@ export class MessageView {
   }
 
   close() {
+    const opened = this.current && this.current.id;
     this.current = null;
     $("view").hidden = true;
     $("v-html").src = "about:blank";
     document.body.classList.remove("reading");
+    const item = opened && document.querySelector(`#messages button[data-id="${opened}"]`);
+    if (item) item.focus({ preventScroll: true }); // back where the reader came from
   }
+}
+
+// Plain text as nodes, its http(s) URLs as links (opened in a new tab, no referrer).
+function linked(text) {
+  const nodes = [];
+  let last = 0;
+  for (const match of text.matchAll(LINK)) {
+    const url = match[0].replace(TRAILING, "");
+    nodes.push(document.createTextNode(text.slice(last, match.index)));
+    nodes.push(el("a", { href: url, target: "_blank", rel: "noopener noreferrer nofollow",
+      textContent: url }));
+    last = match.index + url.length;
+  }
+  nodes.push(document.createTextNode(text.slice(last)));
+  return nodes;
 }
