@@ -71,7 +71,12 @@ def start_node(
         env=env,
     )
     assert process.stdout is not None
-    banner = "".join(process.stdout.readline() for _ in range(banner_lines))
+    try:
+        banner = "".join(process.stdout.readline() for _ in range(banner_lines))
+    except BaseException:  # the test's time ran out first: leave nothing running or open
+        process.kill()
+        process.communicate(timeout=30)
+        raise
     if not banner.startswith("burnbox "):
         process.kill()
         _, stderr = process.communicate(timeout=30)

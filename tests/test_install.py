@@ -43,6 +43,9 @@ BASE_PYTHON = getattr(sys, "_base_executable", sys.executable)
 LOADED_BY_NAME = {"websockets": "uvicorn ws='websockets-sansio'", "httptools": "uvicorn http"}
 FAKED_CLOCK = ("LD_PRELOAD", "CLOCKSHIFT_SECONDS")  # .ci/run's clock-shifted run
 INSTALL_TIMEOUT = 600
+# A test here makes virtual environments and installs into them (pip, twice for some): on
+# a busy machine that takes minutes, not the suite's usual bound.
+pytestmark = pytest.mark.timeout(2 * INSTALL_TIMEOUT + 120)
 
 
 def real_clock(env: dict[str, str]) -> dict[str, str]:

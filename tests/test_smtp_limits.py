@@ -262,4 +262,7 @@ def test_heavy_message_does_not_stall_other_sessions(
     assert reply.startswith(b"250")
     assert parse_time > 0.3, "the message was not heavy enough to show anything"
     assert rounds > 5
-    assert slowest < 0.1, f"a NOOP waited {slowest:.3f}s while a message was parsed"
+    # Parsed in the worker process, the loop answers all along; parsed on it, one NOOP would
+    # wait for most of the parse. A share of the parse time, not a fixed 100 ms: on a busy
+    # machine (both cores taken by other work) the scheduler alone delays a NOOP that long.
+    assert slowest < parse_time / 4, f"a NOOP waited {slowest:.3f}s of a {parse_time:.2f}s parse"
