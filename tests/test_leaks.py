@@ -417,6 +417,19 @@ def test_the_websocket_origin_check_compares_the_scheme(server: Running) -> None
         pass  # the same origin, scheme and all, is let in
 
 
+@pytest.mark.parametrize("userinfo", ["evil.example@", "user:pass@", "@"])
+def test_an_origin_with_user_information_is_foreign(server: Running, userinfo: str) -> None:
+    """`http://evil.example@host:port` read as a URL has our host: it is still refused."""
+    inbox = create(server)
+    socket_url = url(server, inbox["address"], "/ws").replace("http", "ws", 1)
+    origin = server.http.replace("http://", f"http://{userinfo}")
+    with pytest.raises(InvalidStatus) as refused:
+        ws_connect(socket_url, additional_headers={**auth(inbox), "Origin": origin})
+    assert refused.value.response.status_code == 403
+    form = httpx.post(server.http + "/api/inboxes", json={}, headers={"Origin": origin})
+    assert form.status_code == 403
+
+
 # 8. Smaller ones.
 
 

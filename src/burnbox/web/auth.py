@@ -30,11 +30,15 @@ def presented_token(
 
 
 def origin_of(url: str) -> str | None:
-    """`scheme://host[:port]` of a URL, lower-case, the scheme's default port left out."""
+    """`scheme://host[:port]` of a URL, lower-case, the scheme's default port left out.
+    None for one with user information (`http://evil.example@host`): no browser sends an
+    origin with it, and read as a URL its host is the part after the `@`."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError:
+        return None
+    if "@" in parts.netloc:
         return None
     scheme = _WS_SCHEMES.get(parts.scheme.lower(), parts.scheme.lower())
     if not scheme or not parts.hostname:
