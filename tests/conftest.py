@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from playwright.sync_api import Browser, sync_playwright
 
 from tests.helpers import Conversation, FakeClock, Running, test_settings
 from tests.pages import Visit
-from tests.tools import require, self_signed
+from tests.tools import npm_install, require, self_signed
 
 
 @pytest.fixture(autouse=True)
@@ -94,3 +95,11 @@ def visit(browser: Browser, server: Running) -> Iterator[Visit]:
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.http)
     yield Visit(context, server)
     context.close()
+
+
+@pytest.fixture(scope="session")
+def axe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """axe-core's script, from the npm registry as tests/conformance/axe's lock file pins it."""
+    harness = Path(__file__).resolve().parent / "conformance" / "axe"
+    installed = npm_install(harness, tmp_path_factory.mktemp("axe") / "harness")
+    return installed / "node_modules" / "axe-core" / "axe.min.js"

@@ -8,23 +8,14 @@ import json
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.helpers import Running
-from tests.pages import Visit, send, verification_mail
-from tests.tools import npm_install
+from tests.pages import Visit, send, verification_mail, violations
 
-HARNESS = Path(__file__).resolve().parent / "conformance" / "axe"
 VIEWS = [(1280, 860, "light"), (1280, 860, "dark"), (375, 740, "light"), (375, 740, "dark")]
-
-
-@pytest.fixture(scope="module")
-def axe(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    harness = npm_install(HARNESS, tmp_path_factory.mktemp("axe") / "harness")
-    return harness / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def text_mail(to: str) -> EmailMessage:
@@ -34,17 +25,6 @@ def text_mail(to: str) -> EmailMessage:
     message["Subject"] = "Your order, in plain text"
     message.set_content("Order 1234 is on its way: https://shop.test/track?o=1234\n")
     return message
-
-
-def violations(page: Page, axe: Path) -> list[dict[str, Any]]:
-    """axe-core's violations on the page as it stands (the mail inside the frame is its
-    sender's, and runs no script: the frame element itself is checked, not its content)."""
-    page.add_script_tag(path=str(axe))
-    found: list[dict[str, Any]] = page.evaluate(
-        "async () => (await axe.run(document, {iframes: false})).violations"
-        ".map(v => ({id: v.id, impact: v.impact, nodes: v.nodes.map(n => n.target)}))"
-    )
-    return found
 
 
 @pytest.fixture(params=VIEWS, ids=lambda view: f"{view[0]}px-{view[2]}")

@@ -36,6 +36,9 @@ from burnbox.smtp.server import SmtpServer
 from burnbox.storage.base import Store
 from burnbox.storage.memory import MemoryStore
 from burnbox.supervisor import Supervisor
+from burnbox.trust.abuse import Abuse
+from burnbox.trust.checker import Checker
+from burnbox.trust.resolver import Resolver
 from burnbox.web.app import create_app
 from burnbox.web.limits import StreamLimits
 from burnbox.web.mailtm.app import create_mailtm_app
@@ -96,6 +99,16 @@ def smtp_config(settings: Settings) -> SmtpConfig:
     return dataclasses.replace(config, hostname=settings.hostname or socket.getfqdn())
 
 
+def build_abuse(settings: Settings, resolver: Resolver) -> Abuse | None:
+    """The SMTP side's abuse controls, or None when none is configured."""
+    if not (settings.smtp_rate_per_ip or settings.dnsbl or settings.block_senders):
+        return None
+    rate = rate_limit(settings.smtp_rate_per_ip) if settings.smtp_rate_per_ip else None
+    return Abuse(
+        resolver, rate=rate, blocklists=settings.dnsbl, blocked_senders=settings.block_senders
+    )
+
+
 def build_domains(settings: Settings) -> DomainPolicy:
     try:
         return DomainPolicy(settings.domains, catch_all=settings.sink)
@@ -135,6 +148,7 @@ class App:
         self.hub.on_count = self.metrics.push_subscribers.set
         self.domains = build_domains(settings)
         self.parse_pool = ParsePool(settings.ingest_parse_inline_max)
+        self.resolver = Resolver(settings.dns_server or None)
         self.deliverer = Deliverer(
             self.store,
             self.hub,
@@ -144,6 +158,8 @@ class App:
             message_ttl=settings.message_ttl,
             parse_pool=self.parse_pool,
             sink=settings.sink,
+            hostname=smtp_config(settings).hostname,
+            checker=Checker(self.resolver) if settings.auth_checks else None,
         )
         self.reaper = Reaper(
             self.store, self.hub, self.metrics, clock=clock, interval=settings.reap_interval
@@ -156,6 +172,7 @@ class App:
             ttl=settings.inbox_ttl,
             max_lifetime=settings.inbox_max_lifetime,
             public=settings.access == "public",
+            hostname=smtp_config(settings).hostname,
         )
         allow = parse_allow(settings.webhook_allow)
         self.webhooks = WebhookService(self.store, clock, allow)
@@ -181,6 +198,8 @@ class App:
                 clock,
                 ssl_context,
                 recipient_check=self.inboxes.exists if settings.unclaimed == "reject" else None,
+                abuse=build_abuse(settings, self.resolver),
+                checks=settings.auth_checks,
             )
         )
         services = self._web_services()
@@ -319,6 +338,8 @@ class App:
         await self.supervisor.stop_all(finishing=("http", "mailtm"))  # uvicorn ends by itself
         if self.relay is not None:
             await self.relay.stop()
+        await self.deliverer.stop()
+        await self.resolver.close()
         self.parse_pool.close()
         await self.store.close()
 

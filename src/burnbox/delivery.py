@@ -1,7 +1,12 @@
-"""The only write path for mail: summarise, store, then publish."""
+"""The only write path for mail: summarise, store, then publish; and, with the sender
+checks on, record who really sent it (trust/): with the message when the resolver's kept
+answers are all the checks need, else in the background after the 250, then pushed as an
+"updated" event like any other change."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -13,7 +18,12 @@ from burnbox.metrics import Metrics
 from burnbox.model import MessageSummary
 from burnbox.parsing import ParsePool
 from burnbox.sink import RECIPIENT_SEPARATOR, SINK_ADDRESS, Envelope
-from burnbox.storage.base import Store
+from burnbox.storage.base import Store, StoreError
+from burnbox.trust.checker import Arrival, Checker, timed_out
+from burnbox.trust.results import authentication, untrust
+
+log = logging.getLogger(__name__)
+MAX_CHECKING = 5000  # background checks at once; more are recorded as temperror at once
 
 
 class Deliverer:
@@ -28,6 +38,8 @@ class Deliverer:
         message_ttl: float,
         parse_pool: ParsePool,
         sink: bool = False,
+        hostname: str = "",
+        checker: Checker | None = None,
     ) -> None:
         self._store = store
         self._hub = hub
@@ -37,17 +49,48 @@ class Deliverer:
         self._ttl = timedelta(seconds=message_ttl)
         self._parse_pool = parse_pool
         self.sink = sink
+        self._hostname = hostname
+        self._checker = checker
+        self._checking: set[asyncio.Task[None]] = set()
 
     async def deliver(
-        self, addresses: list[str], raw: bytes, envelope: Envelope | None = None
+        self,
+        addresses: list[str],
+        raw: bytes,
+        envelope: Envelope | None = None,
+        arrival: Arrival | None = None,
     ) -> list[str]:
         """Store one copy of `raw` per distinct inbox address (and in sink mode one more,
-        with its envelope, in the shared view: sink.py); returns the message ids.
+        with its envelope, in the shared view: sink.py); returns the message ids. With the
+        checks on and an `arrival` to check, who sent it is recorded too.
 
         Raises the store's errors (StoreFull, StoreError, ...) unchanged: the
         caller decides what the sender is told. Nothing is published unless
         everything was stored.
         """
+        raw = untrust(raw, self._hostname)
+        auth = ""
+        if self._checker is not None and arrival is not None:
+            auth = self._checker.now(arrival, raw) or ""
+        summaries = await self._summaries(addresses, raw, envelope, auth)
+        started = time.perf_counter()
+        stored = await self._store.add(summaries, raw)
+        self._metrics.store_seconds.observe(time.perf_counter() - started)
+        self._metrics.count_received(len(summaries))
+        for summary, stored_id in zip(summaries, stored.ids, strict=True):
+            if stored_id != summary.id:  # a shared store moved it after another node's commit
+                summary = replace(summary, id=stored_id)
+            self._hub.publish(Event("message", summary.address, summary.id, summary))
+        for address, message_id in stored.evicted:
+            self._hub.publish(Event("deleted", address, message_id))
+        if self._checker is not None and arrival is not None:
+            copies = [(s.address, i) for s, i in zip(summaries, stored.ids, strict=True)]
+            self._record_checks(arrival, raw, copies, auth)
+        return stored.ids
+
+    async def _summaries(
+        self, addresses: list[str], raw: bytes, envelope: Envelope | None, auth: str
+    ) -> list[MessageSummary]:
         # The fast path's cost is bounded by the header block; the full parse is not.
         parsed = overview.quick(raw)
         if parsed is None:
@@ -68,6 +111,7 @@ class Deliverer:
                 date=parsed.date,
                 message_id=parsed.message_id,
                 to=parsed.to,
+                auth=auth,
             )
             for address in dict.fromkeys(addresses)
         ]
@@ -81,14 +125,48 @@ class Deliverer:
                     to=RECIPIENT_SEPARATOR.join(envelope.recipients),
                 )
             )
-        started = time.perf_counter()
-        stored = await self._store.add(summaries, raw)
-        self._metrics.store_seconds.observe(time.perf_counter() - started)
-        self._metrics.count_received(len(summaries))
-        for summary, stored_id in zip(summaries, stored.ids, strict=True):
-            if stored_id != summary.id:  # a shared store moved it after another node's commit
-                summary = replace(summary, id=stored_id)
-            self._hub.publish(Event("message", summary.address, summary.id, summary))
-        for address, message_id in stored.evicted:
-            self._hub.publish(Event("deleted", address, message_id))
-        return stored.ids
+        return summaries
+
+    # -- who sent it ----------------------------------------------------------
+
+    def _record_checks(
+        self, arrival: Arrival, raw: bytes, copies: list[tuple[str, str]], auth: str
+    ) -> None:
+        """Count results stored with the message, or check it in the background."""
+        if auth:
+            self._count(auth, "cached")
+            return
+        if len(self._checking) >= MAX_CHECKING:
+            checking = self._settle(copies, timed_out(arrival), "skipped")
+        else:
+            checking = self._check(arrival, raw, copies)
+        task = asyncio.ensure_future(checking)
+        self._checking.add(task)
+        task.add_done_callback(self._checking.discard)
+
+    async def _check(self, arrival: Arrival, raw: bytes, copies: list[tuple[str, str]]) -> None:
+        assert self._checker is not None
+        await self._settle(copies, await self._checker.check(arrival, raw), "background")
+
+    async def _settle(self, copies: list[tuple[str, str]], auth: str, way: str) -> None:
+        """Record the results on every copy still held, and tell their watchers."""
+        self._count(auth, way)
+        try:
+            updated = await self._store.set_auth(copies, auth)
+        except (StoreError, OSError) as error:  # the results are lost; the mail is not
+            log.warning("could not record a message's sender checks (%s)", type(error).__name__)
+            return
+        for summary in updated:
+            self._hub.publish(Event("updated", summary.address, summary.id, summary))
+
+    def _count(self, auth: str, way: str) -> None:
+        self._metrics.auth_checks.labels(way).inc()
+        for method, result in (authentication(auth) or {}).items():
+            if method in ("spf", "dkim", "dmarc", "arc"):
+                self._metrics.auth_results.labels(method, result).inc()
+
+    async def stop(self) -> None:
+        """Background checks end with the node (their mail is stored; its results are not)."""
+        for task in list(self._checking):
+            task.cancel()
+        await asyncio.gather(*self._checking, return_exceptions=True)

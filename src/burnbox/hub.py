@@ -16,7 +16,9 @@ from typing import Literal
 
 from burnbox.model import MessageSummary
 
-EventKind = Literal["message", "deleted", "expired", "seen"]
+# "seen" and "updated" carry a message's summary again: its seen flag, or its sender checks'
+# results (recorded after it was stored).
+EventKind = Literal["message", "deleted", "expired", "seen", "updated"]
 SUBSCRIBER_QUEUE = 256  # events a subscriber may fall behind before it is dropped
 
 

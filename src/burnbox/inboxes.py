@@ -36,6 +36,7 @@ from burnbox.hub import Event, Hub
 from burnbox.ids import Clock
 from burnbox.model import Inbox, MessageSummary
 from burnbox.storage.base import AddressTaken, NotFound, Store
+from burnbox.trust import results
 
 T = TypeVar("T")
 
@@ -66,6 +67,7 @@ class InboxService:
         ttl: float,
         max_lifetime: float,
         public: bool,
+        hostname: str = "",
         new_local_part: Callable[[], str] = random_local_part,
         new_token: Callable[[], str] = lambda: TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES),
     ) -> None:
@@ -76,6 +78,7 @@ class InboxService:
         self._ttl = timedelta(seconds=ttl)
         self._max_lifetime = timedelta(seconds=max_lifetime)
         self.public = public
+        self._hostname = hostname  # whose Authentication-Results a served message carries
         self._new_local_part = new_local_part
         self._new_token = new_token
         self._hashing = asyncio.Semaphore(HASHING_AT_ONCE)
@@ -296,11 +299,13 @@ class InboxService:
         return await self._store.usage(inbox.address, since=inbox.claims_from)
 
     async def message(self, inbox: Inbox, message_id: str) -> tuple[MessageSummary, bytes]:
-        """A message's summary and raw bytes. Raises NotFound."""
-        return (
-            await self._store.summary(inbox.address, message_id, since=inbox.claims_from),
-            await self._store.raw(inbox.address, message_id, since=inbox.claims_from),
-        )
+        """A message's summary and raw bytes, beginning with our Authentication-Results
+        field once its sender checks are recorded (trust/). Raises NotFound."""
+        summary = await self._store.summary(inbox.address, message_id, since=inbox.claims_from)
+        raw = await self._store.raw(inbox.address, message_id, since=inbox.claims_from)
+        if summary.auth:
+            raw = results.header(self._hostname, summary.auth) + raw
+        return summary, raw
 
     async def delete_message(self, inbox: Inbox, message_id: str) -> None:
         await self._store.delete(inbox.address, message_id, since=inbox.claims_from)

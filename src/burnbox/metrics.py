@@ -33,6 +33,9 @@ RefusalReason = Literal[
     "store_error",
     "unclaimed",
     "shutdown",
+    "rate_limited",
+    "blocked_sender",
+    "dnsbl",
 ]
 
 
@@ -73,6 +76,7 @@ class Metrics:
         self._mail_and_sessions(own)
         self._relay(own)
         self._push(own)
+        self._trust(own)
         self._timings(own)
 
     def _mail_and_sessions(self, own: CollectorRegistry) -> None:
@@ -134,6 +138,28 @@ class Metrics:
             "burnbox_webhook_deliveries",
             "Webhook deliveries by outcome: delivered, retried, given_up, and dropped (the "
             "oldest pending, beyond the outbox's bounds).",
+            ["outcome"],
+            registry=own,
+        )
+
+    def _trust(self, own: CollectorRegistry) -> None:
+        self.auth_results = Counter(
+            "burnbox_auth_results",
+            "Sender checks' results (RFC 8601 words), by method: spf, dkim, dmarc, arc.",
+            ["method", "result"],
+            registry=own,
+        )
+        self.auth_checks = Counter(
+            "burnbox_auth_checks",
+            "Messages checked: with the answers kept (stored with the message), in the "
+            "background (stored after it), or skipped (too many checks at once: temperror).",
+            ["way"],
+            registry=own,
+        )
+        self.dnsbl = Counter(
+            "burnbox_dnsbl_lookups",
+            "Client IPs looked up in the DNS blocklists: listed, clear, or failed_open (the "
+            "list did not answer in time; the client was let through).",
             ["outcome"],
             registry=own,
         )

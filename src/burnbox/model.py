@@ -50,6 +50,10 @@ class MessageSummary:
     message_id: str = ""
     to: str = ""
     seen: bool = False
+    # Who really sent it, as the sender checks found (trust/): RFC 8601 result words and
+    # properties, "spf=pass smtp.mailfrom=...; dkim=...; dmarc=...; arc=..."; "" while not
+    # checked (checks off, or still running).
+    auth: str = ""
 
 
 @dataclass(frozen=True, slots=True)

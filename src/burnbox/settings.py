@@ -22,10 +22,12 @@ from burnbox.settings_values import (
     Endpoint,
     parse_bool,
     parse_choice,
+    parse_dns_server,
     parse_duration,
     parse_endpoint,
     parse_list,
     parse_optional_endpoint,
+    parse_optional_rate,
     parse_positive_int,
     parse_rate,
     parse_size,
@@ -66,6 +68,12 @@ class Settings:
         parse_rate,
         "Requests one client IP may make to the mail.tm API: `N/s`, `N/m` or `N/h` (more are "
         "answered 429, as mail.tm does).",
+    )
+    mailtm_account_rate: str = _setting(
+        "8/s",
+        parse_rate,
+        "Requests one mail.tm account may make, from however many client IPs: `N/s`, `N/m` "
+        "or `N/h` (more are answered 429).",
     )
     mcp: bool = _setting(
         True,
@@ -170,6 +178,39 @@ class Settings:
         False,
         parse_bool,
         "Whether the Received: header names the client's IP address (off: privacy).",
+    )
+    auth_checks: bool = _setting(
+        True,
+        parse_bool,
+        "Check who really sent each message (SPF, DKIM, DMARC, ARC) against DNS and record it "
+        "on the message (`Authentication-Results:`, the API's `authentication`, the page's "
+        "mark): `on` or `off`. See docs/public.md.",
+    )
+    dns_server: str = _setting(
+        "",
+        parse_dns_server,
+        "The DNS server the sender checks and the blocklists ask: `host`, `host:port` or "
+        "`[v6]:port`; empty: the system's resolvers.",
+    )
+    smtp_rate_per_ip: str = _setting(
+        "",
+        parse_optional_rate,
+        "Messages one client may send: `N/s`, `N/m` or `N/h` (an IPv6 client counted by its "
+        "/64); past it MAIL is answered 450 4.7.1 and other clients are unaffected; empty: "
+        "no limit.",
+    )
+    dnsbl: tuple[str, ...] = _setting(
+        (),
+        parse_list,
+        "DNS blocklist zones (e.g. `zen.spamhaus.org`) the client's IP is looked up in, "
+        "through BURNBOX_DNS_SERVER: a listed client is refused 554 5.7.1 at RCPT, before "
+        "anything is stored; a list that does not answer in 2 s lets it through (counted).",
+    )
+    block_senders: tuple[str, ...] = _setting(
+        (),
+        parse_list,
+        "Sender domains (`example.org`; `*.example.org` with its subdomains) and addresses "
+        "refused at MAIL with 550 5.7.1.",
     )
     inbox_max_messages: int = _setting(
         1000, parse_positive_int, "Most messages one inbox keeps; the oldest is evicted first."

@@ -106,3 +106,27 @@ def rate_limit(text: str) -> tuple[int, float]:
     if not slash or not count.strip().isdigit() or int(count) < 1 or unit.strip() not in periods:
         raise ValueError("expected N/s, N/m or N/h with N at least 1")
     return int(count), periods[unit.strip()] / int(count)
+
+
+def parse_optional_rate(text: str) -> str:
+    """A rate (`N/s`, `N/m`, `N/h`), or empty for no limit."""
+    return parse_rate(text) if text.strip() else ""
+
+
+def parse_dns_server(text: str) -> str:
+    """`host`, `host:port`, `[v6]:port` or a bare IPv6 address, as `host:port` (`[v6]:port`);
+    empty for the system's resolvers."""
+    text = text.strip()
+    if not text:
+        return ""
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]")
+        port = port.removeprefix(":")
+    elif text.count(":") > 1:  # a bare IPv6 address
+        host, port = text, ""
+    else:
+        host, _, port = text.partition(":")
+    port = port or "53"
+    if not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValueError("expected host, host:port or [v6]:port")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

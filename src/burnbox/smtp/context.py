@@ -16,6 +16,7 @@ from burnbox.delivery import Deliverer
 from burnbox.ids import Clock
 from burnbox.metrics import Metrics
 from burnbox.smtp import replies
+from burnbox.trust.abuse import Abuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,8 @@ class SmtpContext:
         ssl_context: ssl.SSLContext | None,
         *,
         recipient_check: Callable[[str], Awaitable[bool]] | None = None,
+        abuse: Abuse | None = None,
+        checks: bool = False,
     ) -> None:
         self.config = config
         self.deliverer = deliverer
@@ -115,6 +118,8 @@ class SmtpContext:
         self.ssl_context = ssl_context
         # With unclaimed=reject: is there a live inbox for this address? (None: accept all)
         self.recipient_check = recipient_check
+        self.abuse = abuse  # rate, blocklists and refused senders (None: none of them)
+        self.checks = checks  # the deliverer checks who sent each message: tell it
         self.registry = SessionRegistry(config.max_connections, config.max_connections_per_ip)
         self.primary_domain = domains.creatable[0]
         self.greeting = replies.reply(f"220 {config.hostname} ESMTP burnbox")

@@ -50,6 +50,9 @@ TOO_BIG_FOR_STORE = reply(
 )
 RELAY_DENIED = reply("550 5.7.1 Relaying denied: this server accepts mail only for its own domains")
 NO_SUCH_MAILBOX = reply("550 5.1.1 No such mailbox: create the inbox first")
+SENDER_REFUSED = reply("550 5.7.1 Mail from this sender is refused here")
+LISTED_CLIENT = reply("554 5.7.1 Your address is on a blocklist this server uses")
+RATE_LIMITED = reply("450 4.7.1 Too many messages from your address; try again later")
 UTF8_REQUIRED = reply("553 5.6.7 Non-ASCII address needs the SMTPUTF8 parameter")
 TOO_MANY_RECIPIENTS = reply("452 4.5.3 Too many recipients")
 TOO_MANY_FOR_SIZE = reply(

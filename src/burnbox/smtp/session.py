@@ -17,6 +17,8 @@ from burnbox.smtp.context import SmtpContext
 from burnbox.smtp.reader import ChunkReader, DotReader, Fault
 from burnbox.smtp.transaction import BODY_TYPES, Phase
 from burnbox.storage.base import StoreFull, TooLargeForStore
+from burnbox.trust.abuse import Refusal
+from burnbox.trust.checker import Arrival
 
 log = logging.getLogger(__name__)
 MAX_SIZE_DIGITS = 18  # a SIZE value longer than this is malformed, not merely large
@@ -35,6 +37,26 @@ class SmtpSession(SmtpConnection):
         super().__init__(context)
         self._helo = ""  # the client's name, for the Received: line
         self._esmtp = False
+        # The client's blocklist lookups, from the moment it connects (None: no lists).
+        self._listing: asyncio.Task[bool | None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        abuse = self._ctx.abuse
+        if abuse is not None and abuse.blocklists and not self._closed:
+            self._listing = asyncio.ensure_future(abuse.listed(self.client_ip))
+            self._listing.add_done_callback(self._count_listing)
+
+    def _count_listing(self, listing: asyncio.Task[bool | None]) -> None:
+        if not listing.cancelled():
+            found = listing.result()
+            outcome = "failed_open" if found is None else "listed" if found else "clear"
+            self._ctx.metrics.dnsbl.labels(outcome).inc()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._listing is not None:
+            self._listing.cancel()
+        super().connection_lost(exc)
 
     # -- greeting and state ------------------------------------------------
 
@@ -90,6 +112,8 @@ class SmtpSession(SmtpConnection):
                 parse_path(command.path, utf8_allowed=self.transaction.utf8)
             except AddressError as error:
                 problem = replies.bad_address(error.reason, sender=True)
+        if problem is None and self._ctx.abuse is not None:
+            problem = self._abuse_at_mail(_bare(command.path))
         if problem is not None:
             self._new_transaction(Phase.READY)
             self._error(problem)
@@ -98,6 +122,14 @@ class SmtpSession(SmtpConnection):
         self.transaction.sender = command.path
         self.phase = Phase.MAIL
         self._reply(replies.SENDER_OK)
+
+    def _abuse_at_mail(self, sender: str) -> bytes | None:
+        assert self._ctx.abuse is not None
+        refusal = self._ctx.abuse.at_mail(self.client_ip, sender, self._ctx.clock().timestamp())
+        if refusal is None:
+            return None
+        self._ctx.metrics.refuse(refusal.value)
+        return replies.RATE_LIMITED if refusal is Refusal.RATE else replies.SENDER_REFUSED
 
     def _take_mail_params(self, params: dict[str, str | None]) -> bytes | None:
         """MAIL FROM's parameters: 555 for one we do not know (or any without EHLO), 501
@@ -145,7 +177,7 @@ class SmtpSession(SmtpConnection):
                 self._reply(refused)
                 return
         self._made_progress()
-        if self._ctx.recipient_check is not None:
+        if self._ctx.recipient_check is not None or self._listing is not None:
             self._run_step(self._check_recipient(key))
             return
         self.transaction.recipients[key] = None
@@ -193,8 +225,13 @@ class SmtpSession(SmtpConnection):
         return None
 
     async def _check_recipient(self, key: str) -> bytes:
+        if self._listing is not None and await self._listing:
+            self._ctx.metrics.refuse("dnsbl")
+            self._errors += 1
+            return replies.LISTED_CLIENT
         try:
-            exists = await self._ctx.recipient_check(key)  # type: ignore[misc]
+            check = self._ctx.recipient_check
+            exists = True if check is None else await check(key)
         except Exception as error:
             log.error("recipient check failed (%s); answered 451", type(error).__name__)
             return replies.LOCAL_ERROR
@@ -278,20 +315,28 @@ class SmtpSession(SmtpConnection):
     def _deliver(self, message: bytes) -> None:
         raw = self._received_header() + header_section.normalise(message)
         recipients = list(self.transaction.recipients)
+        sender = _bare(self.transaction.sender or "")
         envelope = (
-            Envelope(_bare(self.transaction.sender or ""), tuple(recipients))
+            Envelope(sender, tuple(recipients))
             if self._ctx.deliverer.sink  # only sink mode keeps it
             else None
         )
+        arrival = Arrival(self.client_ip, self._helo, sender) if self._ctx.checks else None
         self._new_transaction(Phase.READY)
-        self._run_step(self._store(recipients, raw, envelope))
+        self._run_step(self._store(recipients, raw, envelope, arrival))
 
-    async def _store(self, recipients: list[str], raw: bytes, envelope: Envelope | None) -> bytes:
+    async def _store(
+        self,
+        recipients: list[str],
+        raw: bytes,
+        envelope: Envelope | None,
+        arrival: Arrival | None,
+    ) -> bytes:
         """Deliver; the reply that says truly what became of the message."""
         try:
             # No asyncio.timeout here (a timer per message cost 7% of ingest): the watchdog
             # cancels a step that outlives the delivery timeout.
-            ids = await self._ctx.deliverer.deliver(recipients, raw, envelope)
+            ids = await self._ctx.deliverer.deliver(recipients, raw, envelope, arrival)
         except asyncio.CancelledError:
             if not self._watchdog.step_overdue:
                 raise

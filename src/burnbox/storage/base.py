@@ -127,6 +127,10 @@ class Store(Protocol):
     async def delete(self, address: str, message_id: str, *, since: datetime = EPOCH) -> None:
         """Raises NotFound."""
 
+    async def set_auth(self, messages: list[tuple[str, str]], auth: str) -> list[MessageSummary]:
+        """The sender checks' results for these (address, message id) copies of one message;
+        the summaries updated (those still held)."""
+
     async def burn_inbox(self, address: str, at: datetime) -> list[str]:
         """End an inbox at `at` and delete all mail held for its address now; returns the
         ids of the messages that went. Its record stays (as expired) for

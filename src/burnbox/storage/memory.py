@@ -160,6 +160,16 @@ class MemoryStore:
         self._boxes[address][message_id] = (packed.pack(updated), raw)
         return updated
 
+    async def set_auth(self, messages: list[tuple[str, str]], auth: str) -> list[MessageSummary]:
+        updated = []
+        for address, message_id in messages:
+            stored = self._boxes.get(address, {}).get(message_id)
+            if stored is not None:
+                summary = replace(packed.unpack(address, message_id, stored[0]), auth=auth)
+                self._boxes[address][message_id] = (packed.pack(summary), stored[1])
+                updated.append(summary)
+        return updated
+
     async def delete(self, address: str, message_id: str, *, since: datetime = EPOCH) -> None:
         self._stored(address, message_id, since)
         self._remove(address, message_id)

@@ -343,6 +343,16 @@ class PostgresStore(PostgresWebhooks):
             raise NotFound(message_id)
         return summary_of(row)
 
+    async def set_auth(self, messages: list[tuple[str, str]], auth: str) -> list[MessageSummary]:
+        rows = await self._fetch(
+            f"UPDATE messages m SET auth = $3 FROM unnest($1::text[], $2::text[]) AS t(a, i) "
+            f"WHERE m.address = t.a AND m.id = t.i RETURNING {_qualified('m')}",
+            [address for address, _ in messages],
+            [message_id for _, message_id in messages],
+            auth,
+        )
+        return [summary_of(row) for row in rows]
+
     async def delete(self, address: str, message_id: str, *, since: datetime = EPOCH) -> None:
         async with self._ready().acquire() as connection, connection.transaction():
             await _lock_counters(connection, [address])
@@ -469,6 +479,11 @@ class PostgresStore(PostgresWebhooks):
 
     async def _execute(self, sql: str, *arguments: object) -> str:
         return str(await self._ready().execute(sql, *arguments))
+
+
+def _qualified(table: str) -> str:
+    """The summary columns with a table's name before each (where a join names others)."""
+    return ", ".join(f"{table}.{column.strip()}" for column in SUMMARY_COLUMNS.split(","))
 
 
 async def _lock_counters(connection: Any, addresses: list[str]) -> None:

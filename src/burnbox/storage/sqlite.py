@@ -325,6 +325,18 @@ class SqliteStore(SqliteWebhooks):
             raise NotFound(message_id)
         return await self.summary(address, message_id)
 
+    async def set_auth(self, messages: list[tuple[str, str]], auth: str) -> list[MessageSummary]:
+        updated = []
+        async with self._transaction() as writer:
+            for address, message_id in messages:
+                cursor = await writer.execute(
+                    f"UPDATE messages SET auth = ? WHERE address = ? AND id = ? "
+                    f"RETURNING {SUMMARY_COLUMNS}",
+                    (auth, address, message_id),
+                )
+                updated += [summary_of(row) for row in await cursor.fetchall()]
+        return updated
+
     async def delete(self, address: str, message_id: str, *, since: datetime = EPOCH) -> None:
         rows = await self._returning(
             "DELETE FROM messages WHERE address = ? AND id = ? AND received_at >= ? "

@@ -9,6 +9,7 @@ that does not answer within its time is a `DnsFailure` (temperror), never a stal
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING
@@ -32,18 +33,20 @@ class CacheMiss(Exception):
     """A cache-only lookup found nothing kept: the check must go to the network."""
 
 
-class TooManyLookups(Exception):
-    """This message's checks have asked more than MAX_LOOKUPS queries."""
+class TooManyLookups(DnsFailure):
+    """This message's checks have asked more than MAX_LOOKUPS queries: what is left of
+    them ends as if DNS had failed (temperror)."""
 
 
 class Resolver:
-    """Cached queries. `server` is "host:port" (or "host"), or None for the system's."""
+    """Cached queries. `server` is "host:port" or "[v6]:port", or None for the system's."""
 
     def __init__(self, server: str | None, *, timeout: float = QUERY_TIMEOUT) -> None:
         self._server = server
         self._timeout = timeout
         self._resolver: dns.asyncresolver.Resolver | None = None
         self._cache: OrderedDict[tuple[str, str], tuple[float, Records]] = OrderedDict()
+        self._asking: dict[tuple[str, str], asyncio.Task[tuple[Records, float]]] = {}
         self.queries = 0  # sent to the network (what a test or a metric can watch)
 
     def cached(self, name: str, kind: str) -> Records | None:
@@ -60,13 +63,31 @@ class Resolver:
     async def query(self, name: str, kind: str) -> Records:
         """The records of `kind` at `name` (TXT strings joined, addresses, MX as
         "preference exchange", PTR names); () for no such name or record. Raises
-        DnsFailure."""
+        DnsFailure.
+
+        One query at a time per name and type (the others wait for it), each shielded:
+        a caller that gives up (its budget ran out) leaves the query to end by its own
+        timeout, which closes its socket; cancelled mid-flight, dnspython could leave one
+        open (a leaked descriptor, and an event loop that cannot close)."""
         found = self.cached(name, kind)
         if found is not None:
             return found
-        records, ttl = await self._ask(name, kind)
-        self._keep((name.lower().rstrip("."), kind), records, ttl)
-        return records
+        key = (name.lower().rstrip("."), kind)
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = self._asking[key] = asyncio.ensure_future(self._ask(name, kind))
+            asking.add_done_callback(lambda done: self._answered(key, done))
+        return (await asyncio.shield(asking))[0]
+
+    def _answered(self, key: tuple[str, str], asked: asyncio.Task[tuple[Records, float]]) -> None:
+        self._asking.pop(key, None)
+        if not asked.cancelled() and asked.exception() is None:  # an error is only told
+            records, ttl = asked.result()
+            self._keep(key, records, ttl)
+
+    async def close(self) -> None:
+        """Let the queries in flight end (each within its own timeout)."""
+        await asyncio.gather(*self._asking.values(), return_exceptions=True)
 
     async def _ask(self, name: str, kind: str) -> tuple[Records, float]:
         import dns.exception
@@ -102,12 +123,8 @@ class Resolver:
 
             if self._server is None:
                 self._resolver = dns.asyncresolver.Resolver()
-            else:
-                host, _, port = (
-                    self._server.rpartition(":")
-                    if ":" in self._server
-                    else (self._server, "", "53")
-                )
+            else:  # "host:port" or "[v6]:port" (settings_values.parse_dns_server)
+                host, _, port = self._server.rpartition(":")
                 self._resolver = dns.asyncresolver.Resolver(configure=False)
                 self._resolver.nameservers = [
                     dns.nameserver.Do53Nameserver(host.strip("[]"), int(port))

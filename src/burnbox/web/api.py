@@ -183,8 +183,10 @@ async def message(
         render_cost(raw), message_parts, raw, summary.subject, remote == "allow", base
     )
     response.headers.update(PRIVATE)
+    shown = Summary.of(summary)
     return MessageOut(
-        summary=Summary.of(summary),
+        summary=shown,
+        authentication=shown.authentication,
         headers=view.headers,
         text=view.text,
         html=rendered.html,

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from burnbox.model import SUMMARY_FIELDS, MessageSummary
+from burnbox.trust.results import authentication
 
 
 class Strict(BaseModel):
@@ -53,6 +54,26 @@ class Domains(BaseModel):
     domains: list[str]
 
 
+class Authentication(BaseModel):
+    """Who really sent it, as burnbox's sender checks found: RFC 8601 words (pass, fail,
+    softfail, neutral, none, temperror, permerror)."""
+
+    spf: str = Field(description="SPF for the MAIL FROM identity (the HELO one for a bounce).")
+    dkim: str = Field(description="pass if a signature passed, else fail if one failed...")
+    dmarc: str
+    arc: str
+    from_domain: str = Field(description='The From domain DMARC judged ("" for none).')
+    verdict: str = Field(
+        description="What the page shows: verified (the From domain sent it), unverified "
+        "(could not be told), failed (possibly forged)."
+    )
+
+    @classmethod
+    def of(cls, auth: str) -> Authentication | None:
+        found = authentication(auth)
+        return None if found is None else cls(**found)
+
+
 class Summary(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
@@ -68,13 +89,19 @@ class Summary(BaseModel):
     size: int
     attachments: int
     seen: bool
+    authentication: Authentication | None = Field(
+        None,
+        description="The sender checks' results; null while not checked (checks off, or "
+        "still running: an `updated` event follows).",
+    )
 
     @classmethod
     def of(cls, summary: MessageSummary) -> Summary:
         """Every field of the summary this shape has (all but the address), by name."""
-        return cls(
-            **{name: getattr(summary, name) for name in SUMMARY_FIELDS if name in cls.model_fields}
-        )
+        fields = {
+            name: getattr(summary, name) for name in SUMMARY_FIELDS if name in cls.model_fields
+        }
+        return cls(**fields, authentication=Authentication.of(summary.auth))
 
 
 class SummaryPage(BaseModel):
@@ -106,6 +133,9 @@ class LinkOut(BaseModel):
 
 class MessageOut(BaseModel):
     summary: Summary
+    authentication: Authentication | None = Field(
+        None, description="Who really sent it (as in `summary`); null while not checked."
+    )
     headers: list[tuple[str, str]]
     text: str
     html: str = Field(description="Sanitised HTML; show it in a sandboxed frame.")

@@ -220,6 +220,11 @@ function openStream() {
     upsert(summary);
   });
   source.addEventListener("seen", (event) => upsert(JSON.parse(event.data)));
+  source.addEventListener("updated", (event) => {
+    const summary = JSON.parse(event.data);
+    upsert(summary);
+    messageView.updated(summary);
+  });
   source.addEventListener("deleted", (event) => forget(JSON.parse(event.data).id));
   source.addEventListener("expired", (event) => {
     const { id } = JSON.parse(event.data);

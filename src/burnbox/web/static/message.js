@@ -68,6 +68,7 @@ export class MessageView {
     $("v-from").textContent = summary.from || "(no sender)";
     $("v-date").textContent = new Date(summary.received_at).toLocaleString();
     $("v-date").dateTime = summary.received_at;
+    this.showSender(summary);
     this.renderExtract(view);
     $("v-text").replaceChildren(...linked(view.text || "(no text part)"));
     $("v-headers").replaceChildren(...view.headers.map(([name, value]) =>
@@ -87,6 +88,25 @@ export class MessageView {
     if (!summary.seen) {
       api("PATCH", `${inboxPath(address)}/messages/${id}`, { seen: true }).catch(() => {});
     }
+  }
+
+  // Who really sent it, in words (and colour): burnbox's SPF, DKIM and DMARC checks.
+  showSender(summary) {
+    const mark = $("v-auth");
+    const auth = summary.authentication; // null: not checked (yet: an update follows)
+    mark.hidden = !auth;
+    if (!auth) return;
+    mark.className = `auth ${auth.verdict}`;
+    const domain = auth.from_domain;
+    mark.textContent = auth.verdict === "verified" ? `✓ Verified: sent by ${domain}`
+      : auth.verdict === "failed" ? `✗ Failed: possibly forged${domain ? ` (not sent by ${domain})` : ""}`
+      : "? Sender could not be verified";
+    mark.title = `SPF ${auth.spf}, DKIM ${auth.dkim}, DMARC ${auth.dmarc}, ARC ${auth.arc}`;
+  }
+
+  // A pushed change to a message: if it is the open one, show its checks' results.
+  updated(summary) {
+    if (this.current && this.current.id === summary.id) this.showSender(summary);
   }
 
   renderExtract(view) {

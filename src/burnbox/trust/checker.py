@@ -1,0 +1,146 @@
+"""The sender checks of one message, together: SPF for the MAIL FROM (or, for a bounce, the
+HELO) identity and for the HELO name, every DKIM signature, DMARC for the From domain,
+and ARC when the mail carries a chain; the RFC 8601 text that records them.
+
+Two ways in. `now` tries them with only the answers the resolver keeps, and either
+finishes at once (no DNS needed: the sender was seen lately) or says it cannot; it never
+waits, so the deliverer can store the results with the message. `check` asks DNS, within
+the time budget: a resolver that does not answer in time leaves `temperror`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from burnbox.trust import arc, dkim, dmarc, spf
+from burnbox.trust.resolver import CacheMiss, Lookups, Resolver
+from burnbox.trust.results import Results
+
+BUDGET = 5.0  # seconds all of one message's checks may take
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What the SMTP session knew of a message's sender."""
+
+    client_ip: str
+    helo: str
+    mail_from: str  # the reverse path without its brackets; "" for a bounce
+
+
+class Checker:
+    def __init__(self, resolver: Resolver, *, budget: float = BUDGET) -> None:
+        self.resolver = resolver
+        self._budget = budget
+        self._verifier = dkim.Verifier()
+
+    def now(self, arrival: Arrival, raw: bytes) -> str | None:
+        """The results, if the answers the resolver keeps are all they need; else None."""
+        return run_now(self._check(arrival, raw, Lookups(self.resolver, cache_only=True)))
+
+    async def check(self, arrival: Arrival, raw: bytes) -> str:
+        """The results, asking DNS; what has not finished within the budget is temperror."""
+        try:
+            async with asyncio.timeout(self._budget):
+                return await self._check(arrival, raw, Lookups(self.resolver, cache_only=False))
+        except TimeoutError:
+            return timed_out(arrival)
+
+    async def _check(self, arrival: Arrival, raw: bytes, dns: Lookups) -> str:
+        section, _, body = raw.partition(b"\r\n\r\n")
+        fields = dkim.header_fields(section)
+        ip = _address(arrival.client_ip)
+        spf_result, spf_domain, spf_text, helo_text = await _spf(arrival, ip, dns)
+        verdicts = await self._verifier.verify_fields(fields, body, dns)
+        author = dmarc.from_domain(_first(fields, b"from"))
+        outcome = await dmarc.evaluate(
+            author, (spf_result, spf_domain), [(v.result, v.domain) for v in verdicts], dns
+        )
+        return Results(
+            spf=spf_text,
+            helo=helo_text,
+            dkim=tuple(_dkim_text(verdict) for verdict in verdicts),
+            dmarc=_dmarc_text(outcome),
+            arc=f"arc={await arc.verify(raw, section, dns)}",
+        ).resinfo()
+
+
+def run_now(checks: Coroutine[Any, Any, str]) -> str | None:
+    """Run a check that, cache-only, never waits: done at once, or None at the first
+    answer it would have to ask for."""
+    try:
+        checks.send(None)
+    except StopIteration as done:
+        return str(done.value)
+    except CacheMiss:
+        return None
+    checks.close()  # it waited on something after all: the full check will do it
+    return None
+
+
+async def _spf(arrival: Arrival, ip: spf.IP | None, dns: Lookups) -> tuple[str, str, str, str]:
+    """(result, the domain judged, its resinfo, the HELO check's resinfo or "")."""
+    helo = arrival.helo.strip("[]") if arrival.helo else ""
+    domain = arrival.mail_from.rpartition("@")[2] if arrival.mail_from else helo
+    identity = "smtp.mailfrom" if arrival.mail_from else "smtp.helo"
+    if ip is None:
+        return "none", domain, f"spf=none {identity}={_safe(domain)}", ""
+    sender = arrival.mail_from or f"postmaster@{helo}"
+    result = await spf.Evaluation(dns, ip, sender, helo).check_host(domain)
+    text = f"spf={result} {identity}={_safe(domain)}"
+    helo_text = ""
+    if arrival.mail_from and spf.valid_domain(helo):
+        checked = await spf.Evaluation(dns, ip, f"postmaster@{helo}", helo).check_host(helo)
+        helo_text = f"spf={checked} smtp.helo={_safe(helo)}"
+    return result, domain, text, helo_text
+
+
+def _dkim_text(verdict: dkim.Verdict) -> str:
+    reason = f" ({verdict.reason})" if verdict.reason else ""
+    return (
+        f"dkim={verdict.result}{reason} header.d={_safe(verdict.domain)} "
+        f"header.s={_safe(verdict.selector)} header.b={_safe(verdict.b)}"
+    )
+
+
+def _dmarc_text(outcome: dmarc.Outcome) -> str:
+    notes = [f"p={outcome.policy}"] if outcome.policy else []
+    if outcome.aligned:
+        notes.append("aligned")
+    comment = f" ({', '.join(notes)})" if notes else ""
+    author = f" header.from={_safe(outcome.from_domain)}" if outcome.from_domain else ""
+    return f"dmarc={outcome.result}{comment}{author}"
+
+
+def timed_out(arrival: Arrival) -> str:
+    identity = "smtp.mailfrom" if arrival.mail_from else "smtp.helo"
+    domain = arrival.mail_from.rpartition("@")[2] if arrival.mail_from else arrival.helo
+    return Results(
+        spf=f"spf=temperror {identity}={_safe(domain)}",
+        dkim=("dkim=temperror",),
+        dmarc="dmarc=temperror",
+        arc="arc=temperror",
+    ).resinfo()
+
+
+def _first(fields: list[tuple[bytes, bytes]], name: bytes) -> str:
+    for found, field in fields:
+        if found == name:
+            return field.partition(b":")[2].decode("utf-8", "replace")
+    return ""
+
+
+def _address(text: str) -> spf.IP | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _safe(text: str) -> str:
+    """A property value as RFC 8601 may carry it: no spaces, semicolons or controls."""
+    return "".join(char for char in text if 32 < ord(char) < 127 and char not in ';()"\\')[:255]

@@ -1,0 +1,291 @@
+"""Who really sent a message, end to end: mail over SMTP to a running burnbox whose sender
+checks ask a real DNS server on loopback (SPF, DKIM keys made at run time and signed with
+dkimpy, DMARC); the results in the stored message, the API and its push; and the abuse
+controls (a per-client rate with a second client on 127.0.0.2, a blocklist, refused
+senders)."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from collections.abc import Callable, Iterator
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+import dkim
+import httpx
+import pytest
+from playwright.sync_api import Browser, expect
+
+from burnbox.trust.abuse import client_key
+from burnbox.trust.results import untrust
+from tests.dns import DnsServer, Zone
+from tests.helpers import Running, create, url
+from tests.pages import Visit, violations
+from tests.test_dkim import RSA_KEY
+
+SECOND = "127.0.0.2"  # a second client on this machine
+
+
+@pytest.fixture(scope="module")
+def dns() -> Iterator[DnsServer]:
+    zone = Zone(ttl=60)
+    zone.add("acme.test", "TXT", "v=spf1 ip4:127.0.0.1 -all")
+    zone.add("mx.acme.test", "TXT", "v=spf1 ip4:127.0.0.1 -all")
+    zone.add("_dmarc.acme.test", "TXT", "v=DMARC1; p=reject; rua=mailto:d@acme.test")
+    zone.add("rsa._domainkey.acme.test", "TXT", RSA_KEY[1])
+    zone.add("bank.test", "TXT", "v=spf1 ip4:192.0.2.10 -all")
+    zone.add("_dmarc.bank.test", "TXT", "v=DMARC1; p=reject")
+    zone.add("nodns.test", "A", "192.0.2.99")  # a domain with no SPF, DKIM or DMARC
+    zone.add("2.0.0.127.bl.test", "A", "127.0.0.2")  # 127.0.0.2 is listed
+    zone.timeouts.update({"slow.test", "_dmarc.slow.test", "2.0.0.127.slowbl.test"})
+    server = DnsServer(zone)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def checking(start_burnbox: Callable[..., Running], dns: DnsServer) -> Running:
+    return start_burnbox(auth_checks=True, dns_server=dns.address, access="public")
+
+
+def mail(sender: str, subject: str, body: str = "Your code is 482913.\n") -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = "someone@localhost"
+    message["Subject"] = subject
+    message["Message-ID"] = make_msgid(domain="acme.test")
+    message.set_content(body)
+    return message.as_bytes().replace(b"\n", b"\r\n")
+
+
+def signed(message: bytes) -> bytes:
+    signature = dkim.sign(
+        message, b"rsa", b"acme.test", RSA_KEY[0], include_headers=[b"from", b"subject", b"to"]
+    )
+    return bytes(signature) + message
+
+
+def send(
+    server: Running, raw: bytes, mail_from: str, *, to: str = "someone@localhost", source: str = ""
+) -> tuple[int, bytes]:
+    with smtplib.SMTP(
+        "127.0.0.1", server.smtp_port, timeout=10, source_address=(source, 0) if source else None
+    ) as client:
+        client.ehlo("mx.acme.test")
+        code, answer = client.mail(mail_from)
+        if code != 250:
+            return code, answer
+        code, answer = client.rcpt(to)
+        if code != 250:
+            return code, answer
+        return client.data(raw)
+
+
+def checked(server: Running, address: str, subject: str, timeout: float = 20) -> dict[str, Any]:
+    """The message's full view once its checks are recorded (woken by its push events)."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client() as http:
+        while time.monotonic() < deadline:
+            page = http.get(url(server, address, "/messages")).json()["messages"]
+            found = [item for item in page if item["subject"] == subject]
+            if found and found[0]["authentication"] is not None:
+                return dict(http.get(url(server, address, f"/messages/{found[0]['id']}")).json())
+            after = page[0]["id"] if page else None
+            http.get(url(server, address, "/messages"), params={"wait": 2, "after": after or "0"})
+    raise AssertionError(f"no results for {subject!r}")
+
+
+def test_a_signed_message_from_its_domain_is_verified(checking: Running) -> None:
+    code, _ = send(checking, signed(mail("Acme <billing@acme.test>", "All pass")), "b@acme.test")
+    assert code == 250
+    view = checked(checking, "someone@localhost", "All pass")
+    assert view["authentication"] == {
+        "spf": "pass", "dkim": "pass", "dmarc": "pass", "arc": "none",
+        "from_domain": "acme.test", "verdict": "verified",
+    }  # fmt: skip
+    assert view["summary"]["authentication"] == view["authentication"]
+    raw = httpx.get(url(checking, "someone@localhost", f"/messages/{view['summary']['id']}/raw"))
+    first = raw.content.split(b"\r\n")[0:3]
+    assert first[0] == b"Authentication-Results: mx.test;"
+    assert b"spf=pass smtp.mailfrom=acme.test" in raw.content.split(b"\r\n\r\n")[0]
+    assert b"dkim=pass header.d=acme.test header.s=rsa" in raw.content
+
+
+def test_a_body_changed_after_signing_fails_dkim(checking: Running) -> None:
+    tampered = signed(mail("Acme <billing@acme.test>", "Tampered")).replace(b"482913", b"999999")
+    send(checking, tampered, "b@acme.test")
+    results = checked(checking, "someone@localhost", "Tampered")["authentication"]
+    assert (results["dkim"], results["spf"], results["dmarc"]) == ("fail", "pass", "pass")
+
+
+def test_a_spoofed_sender_is_marked_possibly_forged(checking: Running) -> None:
+    send(checking, mail("Your Bank <security@bank.test>", "Spoofed"), "security@bank.test")
+    results = checked(checking, "someone@localhost", "Spoofed")["authentication"]
+    assert (results["spf"], results["dkim"], results["dmarc"]) == ("fail", "none", "fail")
+    assert results["verdict"] == "failed"
+
+
+def test_a_sender_with_no_records_cannot_be_verified(checking: Running) -> None:
+    send(checking, mail("News <news@nodns.test>", "No records"), "news@nodns.test")
+    results = checked(checking, "someone@localhost", "No records")["authentication"]
+    assert (results["spf"], results["dkim"], results["dmarc"]) == ("none", "none", "none")
+    assert results["verdict"] == "unverified"
+
+
+def test_a_resolver_that_never_answers_stalls_nothing(checking: Running) -> None:
+    started = time.monotonic()
+    code, _ = send(checking, mail("Slow <a@slow.test>", "Slow DNS"), "a@slow.test")
+    assert code == 250
+    assert time.monotonic() - started < 1.5  # the 250 waited for no DNS
+    listed = httpx.get(url(checking, "someone@localhost", "/messages")).json()["messages"]
+    assert [item["authentication"] for item in listed if item["subject"] == "Slow DNS"] == [None]
+    results = checked(checking, "someone@localhost", "Slow DNS", timeout=30)["authentication"]
+    assert results["spf"] == "temperror"
+    assert results["dmarc"] == "temperror"
+
+
+def test_results_recorded_later_are_pushed_as_an_update(checking: Running) -> None:
+    inbox = create(checking, local_part="pushed")
+    with httpx.stream("GET", url(checking, inbox["address"], "/events"), timeout=30) as events:
+        lines = events.iter_lines()
+        next(lines)  # the stream is open: subscribed
+        send(checking, mail("Slow <a@slow.test>", "Push me"), "a@slow.test", to=inbox["address"])
+        kinds = []
+        for line in lines:
+            if line.startswith("event: "):
+                kinds.append(line.removeprefix("event: "))
+            if line.startswith("data: ") and kinds[-1] == "updated":
+                assert '"spf":"temperror"' in line.replace(" ", "")
+                break
+    assert kinds == ["message", "updated"]
+
+
+def test_a_forged_authentication_results_on_arrival_is_never_trusted(checking: Running) -> None:
+    forged = (
+        b"Authentication-Results: mx.test; spf=pass smtp.mailfrom=bank.test;\r\n"
+        b"\tdkim=pass header.d=bank.test; dmarc=pass header.from=bank.test\r\n"
+        b"Authentication-Results: other.example; spf=none\r\n"
+    ) + mail("Your Bank <security@bank.test>", "Forged results")
+    send(checking, forged, "security@bank.test")
+    view = checked(checking, "someone@localhost", "Forged results")
+    assert view["authentication"]["verdict"] == "failed"
+    raw = httpx.get(url(checking, "someone@localhost", f"/messages/{view['summary']['id']}/raw"))
+    section = raw.content.split(b"\r\n\r\n")[0]
+    ours = [line for line in section.split(b"\r\n") if line.startswith(b"Authentication-R")]
+    assert ours[0] == b"Authentication-Results: mx.test;"  # ours, first
+    assert b"Authentication-Results: mx.test;" not in ours[1:]
+    assert section.startswith(b"Authentication-Results: mx.test;\r\n\tspf=fail")
+    assert b"X-Untrusted-Authentication-Results: mx.test; spf=pass" in section
+    assert b"Authentication-Results: other.example; spf=none" in section  # not ours: as sent
+
+
+def test_untrust_renames_only_our_own_and_folded_ones() -> None:
+    raw = (
+        b"Received: x\r\nAuthentication-Results:\r\n MX.Test; dkim=pass\r\n"
+        b"authentication-results: mx.test.; spf=pass\r\nAuthentication-Results: mx.test2; x\r\n"
+        b"\r\nAuthentication-Results: mx.test; in the body\r\n"
+    )
+    renamed = untrust(raw, "mx.test")
+    assert renamed.count(b"X-Untrusted-Authentication-Results") == 2
+    assert b"Authentication-Results: mx.test2; x" in renamed
+    assert renamed.endswith(b"\r\n\r\nAuthentication-Results: mx.test; in the body\r\n")
+
+
+# -- abuse ---------------------------------------------------------------------------------
+
+
+def test_the_rate_per_client_holds_one_client_and_not_another(
+    start_burnbox: Callable[..., Running],
+) -> None:
+    server = start_burnbox(smtp_rate_per_ip="2/m")
+    raw = mail("a@example.org", "rate")
+    answers = [send(server, raw, "a@example.org")[0] for _ in range(3)]
+    assert answers == [250, 250, 450]
+    code, answer = send(server, raw, "a@example.org")
+    assert (code, answer[:5]) == (450, b"4.7.1")
+    assert send(server, raw, "a@example.org", source=SECOND)[0] == 250  # unaffected
+    server.clock.advance(seconds=30)  # a token back
+    assert send(server, raw, "a@example.org")[0] == 250
+    metrics = httpx.get(server.http + "/metrics").text
+    assert 'burnbox_messages_refused_total{reason="rate_limited"} 2.0' in metrics
+
+
+def test_ipv6_clients_are_counted_by_their_64() -> None:
+    assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff::9")
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:192.0.2.1") == "192.0.2.1"
+
+
+def test_a_listed_client_is_refused_before_anything_is_stored(
+    start_burnbox: Callable[..., Running], dns: DnsServer
+) -> None:
+    server = start_burnbox(dnsbl=("bl.test",), dns_server=dns.address)
+    raw = mail("a@example.org", "listed")
+    code, answer = send(server, raw, "a@example.org", source=SECOND)
+    assert (code, answer[:5]) == (554, b"5.7.1")
+    assert send(server, raw, "a@example.org")[0] == 250  # 127.0.0.1 is not listed
+    assert server.count() == 1
+    metrics = httpx.get(server.http + "/metrics").text
+    assert 'burnbox_messages_refused_total{reason="dnsbl"} 1.0' in metrics
+
+
+def test_a_blocklist_that_does_not_answer_lets_mail_through(
+    start_burnbox: Callable[..., Running], dns: DnsServer
+) -> None:
+    server = start_burnbox(dnsbl=("slowbl.test",), dns_server=dns.address)
+    code, _ = send(server, mail("a@example.org", "open"), "a@example.org", source=SECOND)
+    assert code == 250
+    metrics = httpx.get(server.http + "/metrics").text
+    assert 'burnbox_dnsbl_lookups_total{outcome="failed_open"} 1.0' in metrics
+
+
+@pytest.mark.parametrize(
+    ("sender", "code"),
+    [("x@spam.test", 550), ("x@news.spam.test", 550), ("boss@corp.test", 550),
+     ("other@corp.test", 250), ("x@notspam.test", 250)],
+)  # fmt: skip
+def test_refused_senders(start_burnbox: Callable[..., Running], sender: str, code: int) -> None:
+    server = start_burnbox(block_senders=("*.spam.test", "spam.test", "boss@corp.test"))
+    assert send(server, mail(sender, "blocked?"), sender)[0] == code
+
+
+# -- what a reader sees ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("width", "scheme"), [(1280, "light"), (375, "dark")], ids=["desktop", "phone-dark"]
+)
+def test_the_page_marks_the_sender_in_words(
+    browser: Browser, checking: Running, axe: Path, width: int, scheme: str
+) -> None:
+    context = browser.new_context(
+        viewport={"width": width, "height": 800}, color_scheme=scheme, bypass_csp=True
+    )
+    try:
+        visit = Visit(context, checking)
+        address = visit.open()
+        send(
+            checking, signed(mail("Acme <billing@acme.test>", "Genuine")), "b@acme.test", to=address
+        )
+        send(
+            checking, mail("Bank <security@bank.test>", "Forged"), "security@bank.test", to=address
+        )
+        checked(checking, address, "Forged")
+        page = visit.page
+        for subject, words, kind in (
+            ("Genuine", "✓ Verified: sent by acme.test", "verified"),
+            ("Forged", "✗ Failed: possibly forged (not sent by bank.test)", "failed"),
+        ):
+            if page.locator("#back").is_visible():
+                page.locator("#back").click()
+            page.locator("#messages button", has_text=subject).click()
+            mark = page.locator("#v-auth")
+            expect(mark).to_have_text(words)
+            assert kind in (mark.get_attribute("class") or "")
+            assert violations(page, axe) == []
+        visit.shot(f"sender-mark-{width}-{scheme}")
+    finally:
+        context.close()
