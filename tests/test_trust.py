@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dkim
 import httpx
@@ -259,7 +259,7 @@ def test_refused_senders(start_burnbox: Callable[..., Running], sender: str, cod
     ("width", "scheme"), [(1280, "light"), (375, "dark")], ids=["desktop", "phone-dark"]
 )
 def test_the_page_marks_the_sender_in_words(
-    browser: Browser, checking: Running, axe: Path, width: int, scheme: str
+    browser: Browser, checking: Running, axe: Path, width: int, scheme: Literal["light", "dark"]
 ) -> None:
     context = browser.new_context(
         viewport={"width": width, "height": 800}, color_scheme=scheme, bypass_csp=True
