@@ -19,7 +19,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from burnbox import handles
-from burnbox.agents.tools import UNTRUSTED, html_as_text
+from burnbox.agents.shapes import UNTRUSTED, html_as_text
 from burnbox.model import Inbox
 from tests.helpers import Running, real_now
 from tests.postgres import postgres_url, reset

@@ -5,17 +5,15 @@ verifier exactly when they verify with dkimpy's, and fail in the same cases."""
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Iterator
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from burnbox.trust import dkim as ours
 from burnbox.trust.resolver import Lookups, Resolver
 from tests.dns import DnsServer, Zone
+from tests.keys import ED_KEY, RSA_KEY
 
 MESSAGE = (
     b"From: Acme Billing <billing@acme.test>\r\n"
@@ -26,38 +24,6 @@ MESSAGE = (
     b"\r\n"
     b"Hello,  \r\n\r\nyour invoice\t\tis attached.   \r\nBye\r\n\r\n\r\n"
 )
-
-
-def rsa_key(bits: int = 2048) -> tuple[bytes, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
-
-
-def ed_key() -> tuple[bytes, str]:
-    key = ed25519.Ed25519PrivateKey.generate()
-    private = base64.b64encode(
-        key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
-    return private, "v=DKIM1; k=ed25519; p=" + base64.b64encode(public).decode()
-
-
-RSA_KEY = rsa_key()
-ED_KEY = ed_key()
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,9 @@ senders)."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import json
 import smtplib
 import time
 from collections.abc import Callable, Iterator
@@ -23,8 +26,9 @@ from burnbox.trust.abuse import client_key
 from burnbox.trust.results import untrust
 from tests.dns import DnsServer, Zone
 from tests.helpers import Running, create, url
+from tests.keys import RSA_KEY
 from tests.pages import Visit, violations
-from tests.test_dkim import RSA_KEY
+from tests.receiver import Receiver
 
 SECOND = "127.0.0.2"  # a second client on this machine
 
@@ -289,3 +293,57 @@ def test_the_page_marks_the_sender_in_words(
         visit.shot(f"sender-mark-{width}-{scheme}")
     finally:
         context.close()
+
+
+# -- the other API surfaces ------------------------------------------------------------------
+
+
+def test_a_webhook_carries_the_results_once_the_checks_have_run(
+    start_burnbox: Callable[..., Running], dns: DnsServer
+) -> None:
+    receiver = Receiver()
+    try:
+        secret = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"
+        server = start_burnbox(
+            auth_checks=True,
+            dns_server=dns.address,
+            access="public",
+            webhook_allow=("127.0.0.0/8",),
+            webhook_url=receiver.url,
+            webhook_secret=secret,
+        )
+        send(server, mail("Slow <a@slow.test>", "Hooked"), "a@slow.test")  # checks take 2 s+
+        send(server, signed(mail("Acme <billing@acme.test>", "Hooked 2")), "b@acme.test")
+        assert [json.loads(body)["data"]["message"]["subject"] for _, body, _ in
+                receiver.wait_for(1)] == ["Hooked 2"]  # fmt: skip
+        checked(server, "someone@localhost", "Hooked")  # its checks have ended meanwhile
+        server.clock.advance(seconds=2)  # and the dispatcher looks at held events again
+        received = [json.loads(body) for _, body, _ in receiver.wait_for(2)]
+        told = {item["data"]["message"]["subject"]: item["data"] for item in received}
+        assert told["Hooked"]["authentication"]["spf"] == "temperror"  # waited for its checks
+        assert told["Hooked 2"]["authentication"]["verdict"] == "verified"
+    finally:
+        receiver.close()
+
+
+def test_the_mcp_tools_say_who_sent_the_code(checking: Running) -> None:
+    from mcp import Client
+
+    async def flow() -> dict[str, Any]:
+        async with Client(checking.http + "/mcp") as client:
+            made = (await client.call_tool("create_inbox", {})).structured_content
+            assert made is not None
+            genuine = signed(mail("Acme <billing@acme.test>", "MCP code"))
+            send(checking, genuine, "b@acme.test", to=made["address"])
+            checked(checking, made["address"], "MCP code")
+            waited = await client.call_tool("wait_for_code", {"inbox": made["inbox"]})
+            assert waited.structured_content is not None
+            return dict(waited.structured_content)
+
+    # In a thread of its own: the page tests' browser (Playwright's sync API) holds this
+    # module's main thread as a running event loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        code = pool.submit(asyncio.run, flow()).result(60)
+    assert code["code"] == "482913"
+    assert code["sender_check"]["verdict"] == "verified"
+    assert code["sender_check"]["from_domain"] == "acme.test"

@@ -185,6 +185,7 @@ class App:
             retry_for=settings.webhook_retry_for,
             max_pending=settings.webhook_max_pending,
             max_pending_total=settings.webhook_max_pending_total,
+            checks=settings.auth_checks,
         )
         ssl_context = (
             tls_context(settings.tls_cert, settings.tls_key) if settings.tls_enabled else None

@@ -31,6 +31,8 @@ from burnbox.metrics import Metrics
 from burnbox.model import Delivery
 from burnbox.parsing import ParsePool
 from burnbox.storage.base import NotFound, Store, StoreError
+from burnbox.trust.checker import BUDGET
+from burnbox.trust.results import authentication
 
 if TYPE_CHECKING:
     import httpx
@@ -48,6 +50,11 @@ TOTAL_TIMEOUT = 10.0
 RESPONSE_READ = 4096  # bytes of an answer read at most
 FIRST_RETRY = 5.0  # seconds; doubles per attempt, with jitter
 LAST_RETRY = 3600.0
+CHECKS_PENDING = timedelta(seconds=1)  # how long a delivery waiting for sender checks waits
+
+
+class NotYet(Exception):
+    """A received message whose sender checks have not finished: its event waits."""
 
 
 def backoff(attempts: int, rng: random.Random) -> float:
@@ -68,6 +75,7 @@ class Dispatcher:
         retry_for: float,
         max_pending: int,
         max_pending_total: int,
+        checks: bool = False,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -77,6 +85,7 @@ class Dispatcher:
         self._retry_for = timedelta(seconds=retry_for)
         self._max_pending = max_pending
         self._max_pending_total = max_pending_total
+        self._checks = checks  # the sender checks run: a received message waits for them
         self._rng = random.Random()
         self._queued: Counter[str] = Counter()
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -138,6 +147,12 @@ class Dispatcher:
         try:
             async with turn:
                 status = await self._send(delivery)
+        except NotYet:  # its sender checks are still running: given back, untried
+            self._queued[host] -= 1
+            if not self._queued[host]:
+                del self._queued[host]
+            await self._store.release_delivery(delivery, self._clock() + CHECKS_PENDING)
+            return
         except Exception as error:  # the type only: a message may carry the URL
             status = f"error ({type(error).__name__})"
         finally:
@@ -205,17 +220,24 @@ class Dispatcher:
         return str(response.status_code)
 
     async def _extra(self, delivery: Delivery) -> dict[str, Any]:
-        """Codes, links (and text, if asked) of a received message still held."""
+        """Codes, links (and text, if asked) of a received message still held, and who
+        sent it: a message whose sender checks still run is not sent yet (NotYet), for a
+        while (the checks' budget and a second)."""
         if delivery.kind != "message.received":
             return {}
         subject = str(json.loads(delivery.payload).get("subject", ""))
         try:
+            summary = await self._store.summary(delivery.address, delivery.message_id)
             raw = await self._store.raw(delivery.address, delivery.message_id)
         except NotFound:
             return {}
+        waited = (self._clock() - summary.received_at).total_seconds()
+        if self._checks and not summary.auth and waited < BUDGET + CHECKS_PENDING.seconds:
+            raise NotYet(delivery.message_id)
         found: dict[str, Any] = await self._parse_pool.run(
             len(raw), webhooks.found_in, raw, subject, delivery.include_body
         )
+        found["authentication"] = authentication(summary.auth)
         return found
 
 
