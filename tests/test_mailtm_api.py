@@ -68,7 +68,13 @@ class MailTm:
 
 @pytest.fixture
 def mailtm(start_burnbox: Callable[..., Running]) -> Iterator[MailTm]:
-    client = MailTm(start_burnbox(mailtm_listen=Endpoint("127.0.0.1", 0), mailtm_rate="1000/s"))
+    client = MailTm(
+        start_burnbox(
+            mailtm_listen=Endpoint("127.0.0.1", 0),
+            mailtm_rate="1000/s",
+            mailtm_account_rate="1000/s",
+        )
+    )
     yield client
     client.http.close()
 
@@ -247,6 +253,33 @@ def test_requests_beyond_the_rate_are_429(start_burnbox: Callable[..., Running])
         after_a_second = client.http.get("/domains").status_code
     assert answers == [200] * 8 + [429]
     assert after_a_second == 200
+
+
+def test_an_account_has_its_own_rate_whatever_its_addresses(
+    start_burnbox: Callable[..., Running],
+) -> None:
+    """One account used from many client addresses is still held to its own rate."""
+    running = start_burnbox(
+        mailtm_listen=Endpoint("127.0.0.1", 0), mailtm_rate="1000/s", mailtm_account_rate="5/s"
+    )
+    first = MailTm(running)
+    _, token = first.account("bob@localhost")
+    other = httpx.Client(
+        base_url=str(first.http.base_url),
+        transport=httpx.HTTPTransport(local_address="127.0.0.2"),
+    )
+    try:
+        answers = [
+            client.get("/me", headers=bearer(token)).status_code
+            for client in (first.http, other) * 3
+        ]
+        assert answers == [200] * 5 + [429]
+        assert other.get("/domains").status_code == 200  # the address itself is not limited
+        running.clock.advance(seconds=1)
+        assert other.get("/me", headers=bearer(token)).status_code == 200
+    finally:
+        first.http.close()
+        other.close()
 
 
 # -- messages ---------------------------------------------------------------------------

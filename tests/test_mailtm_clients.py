@@ -40,7 +40,9 @@ def real_time_burnbox(request: pytest.FixtureRequest) -> Iterator[Running]:
     time (Mailjs sleeps a second after a 429, and expects the budget to have refilled).
     Parametrised indirectly with the request rate, mail.tm's 8/s by default."""
     rate = getattr(request, "param", "8/s")
-    settings = test_settings(mailtm_listen=Endpoint("127.0.0.1", 0), mailtm_rate=rate)
+    settings = test_settings(
+        mailtm_listen=Endpoint("127.0.0.1", 0), mailtm_rate=rate, mailtm_account_rate=rate
+    )
     running = Running(settings, RealClock())
     yield running
     running.stop()

@@ -72,6 +72,7 @@ def test_the_mailtm_api_keeps_to_its_spec(
     server = start_burnbox(
         mailtm_listen=Endpoint("127.0.0.1", 0),
         mailtm_rate="100000/s",
+        mailtm_account_rate="100000/s",
         inbox_create_rate="100000/s",
         failed_read_rate="100000/s",
     )

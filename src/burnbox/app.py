@@ -234,6 +234,7 @@ class App:
             parse_pool=self.parse_pool,
             allowed_origins=settings.allowed_origins,
             account_requests=RateLimiter(*rate_limit(settings.mailtm_rate)),
+            per_account_requests=RateLimiter(*rate_limit(settings.mailtm_account_rate)),
             sink=SinkAccess(
                 self.deliverer.deliver,
                 lambda: self.smtp_endpoint.port,

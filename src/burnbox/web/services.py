@@ -46,6 +46,7 @@ class WebServices:
     allowed_origins: tuple[str, ...] = ()
     # The mail.tm listener's: requests one client IP may make, and an account's quota.
     account_requests: RateLimiter = field(default_factory=lambda: RateLimiter(8, 1 / 8))
+    per_account_requests: RateLimiter = field(default_factory=lambda: RateLimiter(8, 1 / 8))
     account_quota: int = 40_000_000
     sink: SinkAccess | None = None  # sink mode: the MailHog API is served
     webhooks: WebhookService | None = None

@@ -52,10 +52,15 @@ async def open_account(connection: HTTPConnection, services: WebServices) -> Inb
         services.metrics.reads_refused.inc()
         raise too_many(wait)
     try:
-        return await services.inboxes.open_account(token)
+        inbox = await services.inboxes.open_account(token)
     except NotFound:
         services.failed_reads.take(ip, now)
         raise BAD_TOKEN from None
+    # And so many a second per account, however many addresses its requests come from.
+    wait = services.per_account_requests.take(inbox.address, now)
+    if wait is not None:
+        raise too_many(wait)
+    return inbox
 
 
 async def signed_in(request: Request, services: Services) -> Inbox:
