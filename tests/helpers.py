@@ -138,6 +138,22 @@ class Running:
         self.call(until_stored(), timeout=timeout + 5)
 
 
+def wait_for_checks(running: Running, address: str, timeout: float = 30.0) -> None:
+    """Until every message held for `address` has its sender checks recorded: woken by
+    the hub's "updated" events for it, never by a timer."""
+
+    async def unchecked() -> int:
+        summaries = await running.app.store.summaries(address, limit=10_000)
+        return sum(not summary.auth for summary in summaries)
+
+    async def until_checked() -> None:
+        async with running.app.hub.subscribe(address) as feed, asyncio.timeout(timeout):
+            while await unchecked():
+                await feed.next()
+
+    running.call(until_checked(), timeout=timeout + 5)
+
+
 def test_settings(**overrides: Any) -> Settings:
     base = Settings(
         smtp_listen=Endpoint("127.0.0.1", 0),

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.helpers import Running, without_received
+from tests.dns import DnsServer, Zone
+from tests.helpers import Running, wait_for_checks, without_received
 from tests.mtas import Exim, Postfix
 
 SENDER = "sender@localhost"  # where the bounce for the foreign recipient comes back
@@ -97,15 +98,26 @@ def mta_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="module")
+def dns() -> Iterator[DnsServer]:
+    """A DNS server that knows nothing: the sender checks run (and find none of the
+    senders' records), as on a public node."""
+    server = DnsServer(Zone())
+    yield server
+    server.close()
+
+
 @pytest.fixture(params=[False, True], ids=["plain", "starttls"])
 def relay(
     request: pytest.FixtureRequest,
     mta_name: str,
     start_burnbox: Callable[..., Running],
     certificate: tuple[str, str],
+    dns: DnsServer,
 ) -> Iterator[tuple[Postfix | Exim, Running, bool]]:
     cert, key = certificate
-    server = start_burnbox(tls_cert=cert, tls_key=key)
+    # With the sender checks on: they must change nothing of what is stored, nor delay it.
+    server = start_burnbox(tls_cert=cert, tls_key=key, auth_checks=True, dns_server=dns.address)
     tls = bool(request.param)
     mta = MTAS[mta_name](server.smtp_port, tls_ca=cert if tls else None)
     mta.start()
@@ -133,6 +145,9 @@ def test_a_mixed_batch_through_a_real_mta(relay: tuple[Postfix | Exim, Running, 
             stored = [without_received(raw, 2) for raw in server.stored(recipient)]
             assert stored.count(mail.raw) == 1, (mta.name, mail.name, recipient)
     assert {address: len(server.stored(address)) for address in expected} == expected
+    wait_for_checks(server, "one@localhost")  # and each was checked
+    checked = server.call(server.app.store.summaries("one@localhost"))
+    assert all(summary.auth.startswith("spf=none smtp.mailfrom=localhost") for summary in checked)
     [bounce] = server.stored(SENDER)  # the foreign recipient alone came back
     report = email.message_from_bytes(bounce, policy=email.policy.default)
     assert FOREIGN in bounce.decode("utf-8", "replace")
