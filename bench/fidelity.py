@@ -43,7 +43,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 def templates() -> list[tuple[str, Path]]:
-    found = [(name, path) for name, folder in SETS.items() for path in sorted(folder.glob("*.html"))]
+    found = [
+        (name, path) for name, folder in SETS.items() for path in sorted(folder.glob("*.html"))
+    ]
     if not found:
         raise SystemExit(f"no templates in {NEWSLETTERS}")
     return found
@@ -135,7 +137,9 @@ def summarise(scores: dict[str, dict[int, float]]) -> None:
             print(f"{label + ' (' + name + ')':46} " + " ".join(values))
 
 
-def page_view(browser: Browser, http: str, width: int, subject: str, message_id: str) -> dict[str, float]:
+def page_view(
+    browser: Browser, http: str, width: int, subject: str, message_id: str
+) -> dict[str, float]:
     """The page as a person sees it: the frame's height, the mail's, and the page's."""
     context = browser.new_context(viewport={"width": width, "height": 900})
     context.add_init_script(
@@ -143,7 +147,10 @@ def page_view(browser: Browser, http: str, width: int, subject: str, message_id:
         f"localStorage.setItem('burnbox.current', '{ADDRESS}');"
     )
     page = context.new_page()
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(http) else route.abort())
+    page.route(
+        "**/*",
+        lambda route: route.continue_() if route.request.url.startswith(http) else route.abort(),
+    )
     page.goto(http + "/", wait_until="load")
     page.click(f'button[data-id="{message_id}"]')
     page.wait_for_function(
@@ -165,12 +172,17 @@ def page_view(browser: Browser, http: str, width: int, subject: str, message_id:
 def page_views(browser: Browser, http: str) -> dict[str, dict[int, dict[str, float]]]:
     ids = message_ids(http)
     found: dict[str, dict[int, dict[str, float]]] = {}
-    print(f"\n{'page view: frame / mail height (px)':46} " + " ".join(f"{w:>17}px" for w in PAGE_WIDTHS))
+    widths = " ".join(f"{w:>17}px" for w in PAGE_WIDTHS)
+    print(f"\n{'page view: frame / mail height (px)':46} {widths}")
     for _, template in templates():
         row = found[template.stem] = {}
         for width in PAGE_WIDTHS:
             row[width] = page_view(browser, http, width, template.stem, ids[template.stem])
-        cells = [f"{row[w]['frame']:7.0f} / {row[w]['mail']:7.0f}{'  inner!' if row[w]['inner'] > 1 else ''}" for w in PAGE_WIDTHS]
+        cells = [
+            f"{row[w]['frame']:7.0f} / {row[w]['mail']:7.0f}"
+            + ("  inner!" if row[w]["inner"] > 1 else "")
+            for w in PAGE_WIDTHS
+        ]
         print(f"{template.stem:46} " + "  ".join(cells))
     return found
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import os
+import signal
 import smtplib
 import time
 from collections.abc import Callable, Iterator
@@ -347,3 +349,22 @@ def test_the_mcp_tools_say_who_sent_the_code(checking: Running) -> None:
     assert code["code"] == "482913"
     assert code["sender_check"]["verdict"] == "verified"
     assert code["sender_check"]["from_domain"] == "acme.test"
+
+
+def test_a_killed_check_process_loses_no_mail_and_is_replaced(checking: Running) -> None:
+    assert checking.app.checks is not None
+    code, _ = send(checking, signed(mail("Acme <billing@acme.test>", "Before")), "b@acme.test")
+    assert code == 250
+    assert checked(checking, "someone@localhost", "Before")["authentication"]["dkim"] == "pass"
+    first = checking.app.checks.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    for number in range(3):  # whether it is seen gone before or while the mail is asked about
+        subject = f"After {number}"
+        code, _ = send(checking, signed(mail("Acme <billing@acme.test>", subject)), "b@acme.test")
+        assert code == 250
+        view = checked(checking, "someone@localhost", subject)
+        assert view["authentication"]["dkim"] in ("pass", "temperror")
+    assert checked(checking, "someone@localhost", "After 2")["authentication"]["dkim"] == "pass"
+    assert checking.app.checks.pid not in (None, first)
+    assert checking.app.checks.restarts == 1

@@ -37,8 +37,8 @@ from burnbox.storage.base import Store
 from burnbox.storage.memory import MemoryStore
 from burnbox.supervisor import Supervisor
 from burnbox.trust.abuse import Abuse
-from burnbox.trust.checker import Checker
 from burnbox.trust.resolver import Resolver
+from burnbox.trust.worker import CheckProcess
 from burnbox.web.app import create_app
 from burnbox.web.limits import StreamLimits
 from burnbox.web.mailtm.app import create_mailtm_app
@@ -149,6 +149,7 @@ class App:
         self.domains = build_domains(settings)
         self.parse_pool = ParsePool(settings.ingest_parse_inline_max)
         self.resolver = Resolver(settings.dns_server or None)
+        self.checks = CheckProcess(settings.dns_server or None) if settings.auth_checks else None
         self.deliverer = Deliverer(
             self.store,
             self.hub,
@@ -159,7 +160,7 @@ class App:
             parse_pool=self.parse_pool,
             sink=settings.sink,
             hostname=smtp_config(settings).hostname,
-            checker=Checker(self.resolver) if settings.auth_checks else None,
+            checker=self.checks,
         )
         self.reaper = Reaper(
             self.store, self.hub, self.metrics, clock=clock, interval=settings.reap_interval
@@ -259,6 +260,7 @@ class App:
         """Start every part; returns once both listeners answer as a client would see them.
         Raises StartFailed (naming the part) if one cannot start."""
         await self.store.open()
+        await self.deliverer.start()
         if self.relay is not None:
             await self.relay.start()
             self.supervisor.start("relay", self.relay.run())

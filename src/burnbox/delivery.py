@@ -1,7 +1,7 @@
 """The only write path for mail: summarise, store, then publish; and, with the sender
-checks on, record who really sent it (trust/): with the message when the resolver's kept
-answers are all the checks need, else in the background after the 250, then pushed as an
-"updated" event like any other change."""
+checks on, record who really sent it (trust/, in a process of their own: trust/worker.py):
+with the message when the resolver's kept answers are all the checks need, else in the
+background after the 250, then pushed as an "updated" event like any other change."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from burnbox.model import MessageSummary
 from burnbox.parsing import ParsePool
 from burnbox.sink import RECIPIENT_SEPARATOR, SINK_ADDRESS, Envelope
 from burnbox.storage.base import Store, StoreError
-from burnbox.trust.checker import Arrival, Checker, timed_out
+from burnbox.trust.checker import Arrival, timed_out
 from burnbox.trust.results import authentication, untrust
+from burnbox.trust.worker import CheckProcess
 
 log = logging.getLogger(__name__)
 MAX_CHECKING = 5000  # background checks at once; more are recorded as temperror at once
@@ -39,7 +40,7 @@ class Deliverer:
         parse_pool: ParsePool,
         sink: bool = False,
         hostname: str = "",
-        checker: Checker | None = None,
+        checker: CheckProcess | None = None,
     ) -> None:
         self._store = store
         self._hub = hub
@@ -69,10 +70,11 @@ class Deliverer:
         everything was stored.
         """
         raw = untrust(raw, self._hostname)
-        auth = ""
+        checked = None
         if self._checker is not None and arrival is not None:
-            auth = self._checker.now(arrival, raw) or ""
-        summaries = await self._summaries(addresses, raw, envelope, auth)
+            checked = self._checker.now(arrival, raw)  # worked out while this one summarises
+        summaries = await self._summaries(addresses, raw, envelope, checked)
+        auth = summaries[0].auth if summaries else ""
         started = time.perf_counter()
         stored = await self._store.add(summaries, raw)
         self._metrics.store_seconds.observe(time.perf_counter() - started)
@@ -89,12 +91,17 @@ class Deliverer:
         return stored.ids
 
     async def _summaries(
-        self, addresses: list[str], raw: bytes, envelope: Envelope | None, auth: str
+        self,
+        addresses: list[str],
+        raw: bytes,
+        envelope: Envelope | None,
+        checked: asyncio.Future[str | None] | None,
     ) -> list[MessageSummary]:
         # The fast path's cost is bounded by the header block; the full parse is not.
         parsed = overview.quick(raw)
         if parsed is None:
             parsed = await self._parse_pool.run(len(raw), mime.overview, raw)
+        auth = (await checked or "") if checked is not None else ""
         now = self._clock()
         expires = now + self._ttl
         summaries = [
@@ -160,13 +167,16 @@ class Deliverer:
             self._hub.publish(Event("updated", summary.address, summary.id, summary))
 
     def _count(self, auth: str, way: str) -> None:
-        self._metrics.auth_checks.labels(way).inc()
-        for method, result in (authentication(auth) or {}).items():
-            if method in ("spf", "dkim", "dmarc", "arc"):
-                self._metrics.auth_results.labels(method, result).inc()
+        self._metrics.count_checked(way, authentication(auth) or {})
+
+    async def start(self) -> None:
+        if self._checker is not None:
+            await self._checker.start()
 
     async def stop(self) -> None:
         """Background checks end with the node (their mail is stored; its results are not)."""
         for task in list(self._checking):
             task.cancel()
         await asyncio.gather(*self._checking, return_exceptions=True)
+        if self._checker is not None:
+            await self._checker.close()

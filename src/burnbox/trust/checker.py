@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
+import re
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from burnbox.trust import arc, dkim, dmarc, spf
+from burnbox.trust.kept import Kept
 from burnbox.trust.resolver import CacheMiss, Lookups, Resolver
 from burnbox.trust.results import Results
 
 BUDGET = 5.0  # seconds all of one message's checks may take
+SPF_KEPT = 4096  # SPF results kept (client, sender, HELO)
+_UNSAFE = re.compile(r'[^\x21-\x7e]|[;()"\\]')  # what a property value may not carry
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +43,7 @@ class Checker:
         self.resolver = resolver
         self._budget = budget
         self._verifier = dkim.Verifier()
+        self._spf_kept: Kept[tuple[str, str, str, str]] = Kept(SPF_KEPT)
 
     def now(self, arrival: Arrival, raw: bytes) -> str | None:
         """The results, if the answers the resolver keeps are all they need; else None."""
@@ -54,7 +61,7 @@ class Checker:
         section, _, body = raw.partition(b"\r\n\r\n")
         fields = dkim.header_fields(section)
         ip = _address(arrival.client_ip)
-        spf_result, spf_domain, spf_text, helo_text = await _spf(arrival, ip, dns)
+        spf_result, spf_domain, spf_text, helo_text = await self._spf(arrival, ip, dns)
         verdicts = await self._verifier.verify_fields(fields, body, dns)
         author = dmarc.from_domain(_first(fields, b"from"))
         outcome = await dmarc.evaluate(
@@ -67,6 +74,22 @@ class Checker:
             dmarc=_dmarc_text(outcome),
             arc=f"arc={await arc.verify(raw, section, dns)}",
         ).resinfo()
+
+    async def _spf(
+        self, arrival: Arrival, ip: spf.IP | None, dns: Lookups
+    ) -> tuple[str, str, str, str]:
+        """SPF's results, kept per client, sender and HELO while the answers they came
+        from are: a sender's mail tends to come in runs, from the same few addresses."""
+        key = (arrival.client_ip, arrival.mail_from, arrival.helo)
+        found = self._spf_kept.get(key)
+        if found is not None:
+            return found
+        before, dns.expires = dns.expires, math.inf
+        found = await _spf(arrival, ip, dns)
+        if "temperror" not in found[2] + found[3]:
+            self._spf_kept.put(key, dns.expires, found)
+        dns.expires = min(before, dns.expires)
+        return found
 
 
 def run_now(checks: Coroutine[Any, Any, str]) -> str | None:
@@ -134,6 +157,7 @@ def _first(fields: list[tuple[bytes, bytes]], name: bytes) -> str:
     return ""
 
 
+@lru_cache(maxsize=4096)  # a client sends many messages
 def _address(text: str) -> spf.IP | None:
     try:
         return ipaddress.ip_address(text)
@@ -143,4 +167,4 @@ def _address(text: str) -> spf.IP | None:
 
 def _safe(text: str) -> str:
     """A property value as RFC 8601 may carry it: no spaces, semicolons or controls."""
-    return "".join(char for char in text if 32 < ord(char) < 127 and char not in ';()"\\')[:255]
+    return _UNSAFE.sub("", text)[:255]

@@ -11,8 +11,9 @@ Alignment is worked out even without a policy: the page's mark uses it (results.
 from __future__ import annotations
 
 import email.utils
+import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 from burnbox.trust.resolver import DnsFailure, Lookups
@@ -21,6 +22,11 @@ if TYPE_CHECKING:
     from publicsuffixlist import PublicSuffixList
 
 POLICIES = ("none", "quarantine", "reject")
+DOMAINS_KEPT = 4096  # organizational domains worked out, the most recently used
+# `Name <local@domain>` or a bare address, with nothing in the name that could hide a
+# second address (quotes, commas, comments, groups): most From fields; the rest are
+# parsed in full.
+_PLAIN_FROM = re.compile(r"\s*(?:[^\"(),:;<>@\\]*<)?[^\s\"(),:;<>@\\]+@([^\s\"(),:;<>@\\]+?)>?\s*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,7 @@ def _suffixes() -> PublicSuffixList:
     return PublicSuffixList()
 
 
+@lru_cache(maxsize=DOMAINS_KEPT)
 def organizational(domain: str) -> str:
     """The registrable domain (`mail.example.co.uk` → `example.co.uk`)."""
     domain = domain.lower().rstrip(".")
@@ -47,6 +54,9 @@ def organizational(domain: str) -> str:
 def from_domain(value: str) -> str:
     """The domain of the one address in a From field ("" for none or several, which DMARC
     cannot judge: 6.6.1)."""
+    plain = _PLAIN_FROM.fullmatch(value)
+    if plain is not None and value.count("<") == value.count(">"):
+        return plain.group(1).lower().rstrip(".")
     found = [address for _, address in email.utils.getaddresses([value]) if "@" in address]
     if len(found) != 1:
         return ""

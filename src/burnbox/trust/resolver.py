@@ -10,6 +10,7 @@ that does not answer within its time is a `DnsFailure` (temperror), never a stal
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING
@@ -50,6 +51,11 @@ class Resolver:
         self.queries = 0  # sent to the network (what a test or a metric can watch)
 
     def cached(self, name: str, kind: str) -> Records | None:
+        found = self.kept(name, kind)
+        return None if found is None else found[1]
+
+    def kept(self, name: str, kind: str) -> tuple[float, Records] | None:
+        """(when it expires, on the monotonic clock; the records), if kept."""
         key = (name.lower().rstrip("."), kind)
         found = self._cache.get(key)
         if found is None:
@@ -58,7 +64,7 @@ class Resolver:
             del self._cache[key]
             return None
         self._cache.move_to_end(key)
-        return found[1]
+        return found
 
     async def query(self, name: str, kind: str) -> Records:
         """The records of `kind` at `name` (TXT strings joined, addresses, MX as
@@ -134,23 +140,28 @@ class Resolver:
 
 
 class Lookups:
-    """One message's queries: counted, bounded, and cache-only if asked."""
+    """One message's queries: counted, bounded, and cache-only if asked. `expires` is when
+    the first of the answers used so far expires (monotonic): what was worked out from
+    them holds until then."""
 
     def __init__(self, resolver: Resolver, *, cache_only: bool) -> None:
         self._resolver = resolver
         self.cache_only = cache_only
         self.count = 0
+        self.expires = math.inf
 
     async def query(self, name: str, kind: str) -> Records:
         self.count += 1
         if self.count > MAX_LOOKUPS:
             raise TooManyLookups(name)
-        if self.cache_only:
-            found = self._resolver.cached(name, kind)
-            if found is None:
-                raise CacheMiss(name)
-            return found
-        return await self._resolver.query(name, kind)
+        found = self._resolver.kept(name, kind)
+        if found is None and not self.cache_only:
+            records = await self._resolver.query(name, kind)
+            found = self._resolver.kept(name, kind) or (0.0, records)  # 0: not to be kept
+        if found is None:
+            raise CacheMiss(name)
+        self.expires = min(self.expires, found[0])
+        return found[1]
 
 
 def _text(kind: str, rdata: object) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote
 
 from burnbox.trust.resolver import DnsFailure, Lookups
@@ -22,6 +23,7 @@ MAX_TERMS = 10  # terms that query DNS (include, a, mx, ptr, exists, redirect)
 MAX_VOIDS = 2  # queries that found no such name or no records
 MAX_NAMES = 10  # MX exchanges, or PTR names, looked at per term
 MAX_DOMAIN = 253
+RECORDS_KEPT = 4096  # parsed records kept, the most recently used
 QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
 MECHANISMS = ("all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists")
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -43,6 +45,7 @@ class Term:
     spec: str  # its domain-spec or network, as written ("" for none)
     four: int = 32
     six: int = 128
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None  # ip4, ip6
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +65,11 @@ def valid_domain(domain: str) -> bool:
     )
 
 
+@lru_cache(maxsize=RECORDS_KEPT)
 def parse(text: str) -> Record:
     """A "v=spf1" record's terms; PermError for any syntax error anywhere (4.6), and for
-    anything but printable US-ASCII and spaces (3.1, 4.6.1)."""
+    anything but printable US-ASCII and spaces (3.1, 4.6.1). The few records a node sees
+    most are parsed once: a busy sender's mail all asks for the same one."""
     if not text.isascii() or any(ord(char) < 32 or ord(char) == 127 for char in text):
         raise PermError("not printable ASCII")
     terms: list[Term] = []
@@ -139,7 +144,7 @@ def _network(qualifier: str, name: str, rest: str | None) -> Term:
         raise PermError(f"bad {name} network") from None
     if network.version != (4 if name == "ip4" else 6) or bits > limit:
         raise PermError(f"bad {name} network")
-    return Term(qualifier, name, str(network))
+    return Term(qualifier, name, str(network), network=network)
 
 
 def check_domain_spec(spec: str) -> None:
@@ -213,7 +218,7 @@ class Evaluation:
         if name == "all":
             return True
         if name in ("ip4", "ip6"):
-            return self.ip in ipaddress.ip_network(term.spec)
+            return term.network is not None and self.ip in term.network
         self._count_term()
         target = await self.expand(term.spec, domain) if term.spec else domain
         if name == "include":

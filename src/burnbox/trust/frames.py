@@ -1,0 +1,68 @@
+"""Length-prefixed pickles over a stream socket: how the server and its check process talk.
+
+Both ends are ours (a socketpair made by the server), so pickle is safe here. What one
+turn of the event loop sends goes out in one write: under load the check process then
+reads many requests at once, and answers them in one write too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import struct
+from collections.abc import Callable
+from typing import Any, cast
+
+_LENGTH = struct.Struct(">I")
+
+
+class Frames(asyncio.Protocol):
+    """Calls `on_frame` with each object received; `send` queues one to go."""
+
+    def __init__(self, on_frame: Callable[[Any], None], on_lost: Callable[[], None]) -> None:
+        self._on_frame = on_frame
+        self._on_lost = on_lost
+        self._transport: asyncio.Transport | None = None
+        self._received = bytearray()
+        self._outgoing: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._received += data
+        start = 0
+        while len(self._received) - start >= _LENGTH.size:
+            (length,) = _LENGTH.unpack_from(self._received, start)
+            end = start + _LENGTH.size + length
+            if end > len(self._received):
+                break
+            frame = pickle.loads(self._received[start + _LENGTH.size : end])  # noqa: S301 (ours)
+            start = end
+            self._on_frame(frame)
+        del self._received[:start]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._on_lost()
+
+    @property
+    def open(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    def send(self, frame: Any) -> None:
+        data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._outgoing += (_LENGTH.pack(len(data)), data)
+
+    def flush(self) -> None:
+        """Write what is queued now, rather than at the end of this turn of the loop."""
+        if self._outgoing and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(self._outgoing))
+        self._outgoing.clear()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
