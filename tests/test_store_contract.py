@@ -115,6 +115,7 @@ class Mail:
             message_id=f"<{n}@message.id>",
             to=f"to {n} <t@x>",
             seen=n % 2 == 1,
+            auth=f"spf=pass smtp.mailfrom=x{n}.test; dkim=none; dmarc=none; arc=none",
         )
 
 
@@ -265,6 +266,21 @@ async def test_one_message_for_several_inboxes(make_store: StoreFactory, mail: M
     assert len(await store.summaries("a@localhost")) == 1
     assert len(await store.summaries("b@localhost")) == 1
     assert store.stats().messages == 2
+
+
+async def test_sender_checks_recorded_later_reach_every_copy_still_held(
+    make_store: StoreFactory, mail: Mail
+) -> None:
+    store = await opened(make_store)
+    kept, deleted = (dataclasses.replace(mail(a), auth="") for a in ("a@localhost", "b@localhost"))
+    await store.add([kept, deleted], b"shared")
+    await store.delete("b@localhost", deleted.id)
+    results = "spf=fail smtp.mailfrom=bank.test; dkim=none; dmarc=fail header.from=bank.test"
+    copies = [("a@localhost", kept.id), ("b@localhost", deleted.id)]
+    checked = dataclasses.replace(kept, auth=results)
+    assert await store.set_auth(copies, results) == [checked]
+    assert await store.summary("a@localhost", kept.id) == checked
+    assert await store.summaries("a@localhost") == [checked]
 
 
 async def test_pagination_with_a_cursor(make_store: StoreFactory, mail: Mail) -> None:
