@@ -16,7 +16,8 @@ import pytest
 
 from burnbox.ids import MessageIds, first_id_at
 from burnbox.model import MessageSummary
-from burnbox.storage.postgres import ORDER_MEMORY, PostgresStore
+from burnbox.storage.postgres import PostgresStore
+from burnbox.storage.postgres_expiry import ORDER_MEMORY
 from burnbox.storage.rows import SUMMARY_COLUMNS, migrations, summary_values
 from tests.helpers import FakeClock
 from tests.postgres import postgres_url, reset

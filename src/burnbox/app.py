@@ -63,7 +63,7 @@ class StartFailed(Exception):
         self.reason = reason
 
 
-def build_store(settings: Settings) -> Store:
+def build_store(settings: Settings, clock: Clock = system_clock) -> Store:
     limits = {
         "max_bytes": settings.store_max_bytes,
         "inbox_max_messages": settings.inbox_max_messages,
@@ -73,12 +73,19 @@ def build_store(settings: Settings) -> Store:
     if settings.store.startswith("sqlite://"):
         from burnbox.storage.sqlite import SqliteStore
 
-        return SqliteStore(sqlite_path(settings.store), **limits)
+        return SqliteStore(sqlite_path(settings.store), **limits, clock=clock)
     if settings.store.startswith(POSTGRES_SCHEMES):
         from burnbox.storage.postgres import PostgresStore
 
-        return PostgresStore(settings.store, **limits)
-    return MemoryStore(**limits)
+        return PostgresStore(
+            settings.store,
+            **limits,
+            message_ttl=settings.message_ttl,
+            maintain_every=settings.reap_interval,
+            clock=clock,
+            pooler=settings.store_pooler,
+        )
+    return MemoryStore(**limits, clock=clock)
 
 
 def build_relay(settings: Settings, hub: Hub, metrics: Metrics) -> Relay | None:
@@ -141,7 +148,7 @@ class App:
         self.settings = settings
         self.clock = clock
         self.metrics = Metrics(shared=settings.workers > 1)
-        self.store = build_store(settings)
+        self.store = build_store(settings, clock)
         self.metrics.watch_store(self.store.stats)
         self.hub = Hub()
         self.relay = build_relay(settings, self.hub, self.metrics)

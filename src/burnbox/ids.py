@@ -36,7 +36,21 @@ def encode(value: int) -> str:
 
 def first_id_at(moment: datetime) -> str:
     """The smallest id a message received at `moment` can have: a cursor by time."""
-    return encode(int(moment.timestamp() * 1000) << _RANDOM_BITS)
+    return first_id_ms(int(moment.timestamp() * 1000))
+
+
+def first_id_ms(ms: int) -> str:
+    """The smallest id a message received `ms` milliseconds after the epoch can have."""
+    return encode(ms << _RANDOM_BITS)
+
+
+def id_ms(message_id: str) -> int:
+    """When a message with this id arrived, in milliseconds since the epoch (its first 48
+    bits: the first ten characters hold 50)."""
+    value = 0
+    for char in message_id[:10]:
+        value = value << 5 | _ALPHABET.index(char)
+    return value >> 2
 
 
 class MessageIds:

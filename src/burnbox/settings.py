@@ -94,6 +94,14 @@ class Settings:
         "`sqlite:///var/lib/burnbox/mail.db` (durable, one node; the path follows `sqlite://`) "
         "or `postgresql://user@host/db` (production, shared by every node).",
     )
+    store_pooler: str = _setting(
+        "none",
+        parse_choice("none", "transaction"),
+        "`transaction` when BURNBOX_STORE points at a connection pooler in transaction "
+        "pooling mode (PgBouncer `pool_mode = transaction`): no statement is prepared by name "
+        "and nothing outlives a transaction. LISTEN cannot pass through such a pooler: set "
+        "BURNBOX_HUB to a direct `postgresql://` URL or to Redis.",
+    )
     hub: str = _setting(
         "local",
         str,
@@ -482,6 +490,12 @@ def _check_hub(settings: Settings) -> None:
         raise SettingsError(
             "BURNBOX_HUB: `postgres` uses the store's database, but "
             "BURNBOX_STORE is not a PostgreSQL URL"
+        )
+    if settings.hub == "postgres" and settings.store_pooler == "transaction":
+        raise SettingsError(
+            "BURNBOX_HUB: LISTEN/NOTIFY cannot pass through a transaction pooler "
+            "(BURNBOX_STORE_POOLER=transaction): give BURNBOX_HUB a direct postgresql:// URL "
+            "to the database, or a redis:// URL"
         )
     if settings.hub not in {"local", "postgres"} and not settings.hub.startswith(
         (*POSTGRES_SCHEMES, "redis://", "rediss://")

@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import replace
 from datetime import datetime
 
+from burnbox.ids import Clock, system_clock
 from burnbox.model import EPOCH, Delivery, Inbox, MessageSummary, StoreStats, Webhook
 from burnbox.storage import packed
 from burnbox.storage.base import (
@@ -31,7 +32,10 @@ _Stored = tuple[bytes, bytes]  # (packed summary, raw message)
 
 
 class MemoryStore:
-    def __init__(self, *, max_bytes: int, inbox_max_messages: int) -> None:
+    def __init__(
+        self, *, max_bytes: int, inbox_max_messages: int, clock: Clock = system_clock
+    ) -> None:
+        self._clock = clock  # reads hide what has expired, purged or not
         self._max_bytes = max_bytes
         self._inbox_max = inbox_max_messages
         self._inboxes: dict[str, Inbox] = {}
@@ -125,11 +129,10 @@ class MemoryStore:
     ) -> list[MessageSummary]:
         box = self._boxes.get(address, {})
         result: list[MessageSummary] = []
+        now = self._clock()
         for message_id in reversed(box):
             record = box[message_id][0]
-            if (before is not None and message_id >= before) or (
-                packed.received_at(record) < since
-            ):
+            if (before is not None and message_id >= before) or not _visible(record, since, now):
                 continue
             result.append(packed.unpack(address, message_id, record))
             if len(result) >= limit:
@@ -137,10 +140,11 @@ class MemoryStore:
         return result
 
     async def usage(self, address: str, *, since: datetime = EPOCH) -> tuple[int, int]:
+        now = self._clock()
         held = [
             raw
             for record, raw in self._boxes.get(address, {}).values()
-            if packed.received_at(record) >= since
+            if _visible(record, since, now)
         ]
         return len(held), sum(map(len, held))
 
@@ -219,7 +223,7 @@ class MemoryStore:
 
     def _stored(self, address: str, message_id: str, since: datetime = EPOCH) -> _Stored:
         stored = self._boxes.get(address, {}).get(message_id)
-        if stored is None or packed.received_at(stored[0]) < since:
+        if stored is None or not _visible(stored[0], since, self._clock()):
             raise NotFound(message_id)
         return stored
 
@@ -315,3 +319,8 @@ class MemoryStore:
 
     async def trim_outbox(self, per_hook: int, total: int) -> int:
         return self._webhooks.trim(per_hook, total)
+
+
+def _visible(record: bytes, since: datetime, now: datetime) -> bool:
+    """Received within the inbox's claim, and not expired (purged or not yet)."""
+    return packed.received_at(record) >= since and packed.expires_at(record) > now

@@ -4,20 +4,25 @@ Deliveries from concurrent sessions share commits (GroupCommitter): one
 transaction inserts a whole batch with executemany, trims each inbox to its
 cap, evicts the oldest mail while the shared byte count (a trigger-kept row)
 is over the cap, and commits once; add() returns only after that COMMIT.
-Migrations are numbered SQL files applied at open under an advisory lock, so
-nodes starting together apply each one once. Purges delete in small batches.
+Migrations are numbered SQL files applied at open in one transaction under an
+advisory lock, so nodes starting together apply each one once.
+
+Mail is kept in partitions by arrival and expires by the partition (partitions.py);
+reads hide what has expired meanwhile. Through a transaction pooler (PgBouncer,
+`pooler="transaction"`) no statement is prepared by name and no state outlives a
+transaction: every lock is a transaction's.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from burnbox.ids import first_id_at
+from burnbox.ids import Clock, system_clock
 from burnbox.model import (
     EPOCH,
     SUMMARY_FIELDS,
@@ -26,8 +31,6 @@ from burnbox.model import (
     StoreStats,
 )
 from burnbox.storage.base import (
-    EXPIRED_INBOX_MEMORY,
-    PURGE_BATCH,
     AddressTaken,
     NotFound,
     Stored,
@@ -36,6 +39,8 @@ from burnbox.storage.base import (
     check_fits,
 )
 from burnbox.storage.batching import GroupCommitter
+from burnbox.storage.partitions import Partitions, width_for
+from burnbox.storage.postgres_expiry import PostgresExpiry
 from burnbox.storage.postgres_webhooks import PostgresWebhooks, tell_ends
 from burnbox.storage.rows import (
     ID,
@@ -49,14 +54,9 @@ from burnbox.storage.rows import (
 )
 
 MIGRATION_LOCK = 0x6275726E626F78  # "burnbox": the advisory lock migrations run under
-PURGE_LOCK = MIGRATION_LOCK + 1  # held by the one node purging now
 EVICT_LOCK = MIGRATION_LOCK + 2  # held by the one writer evicting for the byte cap now
 COMMAND_TIMEOUT = 30.0  # seconds any one statement may take before the sender hears 451
 POOL_SIZE = 10
-# An inbox's counter row keeps the newest id committed there (002_commit_order_ids.sql) this
-# long after its last message went: by then no commit proposed before it can be in flight
-# (statements time out after COMMAND_TIMEOUT), with room for clocks that disagree by minutes.
-ORDER_MEMORY = timedelta(hours=1)
 # burnbox_add's arguments: an array per summary field, the stored sizes, the raw messages,
 # and the inbox cap (004_eviction_apart.sql).
 _ADD_BATCH = (
@@ -74,11 +74,28 @@ _OLDEST = (
 )
 
 
-class PostgresStore(PostgresWebhooks):
-    def __init__(self, url: str, *, max_bytes: int, inbox_max_messages: int) -> None:
+class PostgresStore(PostgresWebhooks, PostgresExpiry):
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_bytes: int,
+        inbox_max_messages: int,
+        message_ttl: float = 86400.0,
+        maintain_every: float = 60.0,
+        clock: Clock = system_clock,
+        pooler: str = "none",
+    ) -> None:
+        """`message_ttl` sets the partitions' width (partitions.py); `maintain_every` is how
+        often purge_expired runs, so that partitions are made far enough ahead; `pooler`
+        "transaction" when connecting through PgBouncer in transaction pooling."""
         self._url = url
         self._max_bytes = max_bytes
         self._inbox_max = inbox_max_messages
+        self._clock = clock
+        self._pooled = pooler == "transaction"
+        ahead = max(4 * width_for(message_ttl), int(3 * maintain_every * 1000))
+        self._partitions = Partitions(message_ttl, ahead)
         self._pool: asyncpg.Pool | None = None
         self._adds: GroupCommitter[PendingAdd, Stored] = GroupCommitter(self._commit)
         self._stats = StoreStats(0, 0, 0)
@@ -87,19 +104,32 @@ class PostgresStore(PostgresWebhooks):
     # -- life --------------------------------------------------------------
 
     async def open(self) -> None:
+        # Through a transaction pooler a statement prepared by name may land on another
+        # server connection: asyncpg then prepares each one unnamed, in its own exchange.
         self._pool = await asyncpg.create_pool(
-            self._url, min_size=2, max_size=POOL_SIZE, command_timeout=COMMAND_TIMEOUT
+            self._url,
+            min_size=2,
+            max_size=POOL_SIZE,
+            command_timeout=COMMAND_TIMEOUT,
+            statement_cache_size=0 if self._pooled else 100,
         )
         async with self._pool.acquire() as connection:
-            await self._migrate(connection)
+            await self._migrate(connection, self._partitions.width_ms)
+            await self._partitions.open(connection, to_ms(self._clock()))
         row = await self._row("SELECT messages, bytes FROM usage")
         self._stats = StoreStats(row[0], row[1], 0)  # inboxes are counted at a scrape
         self._adds.start()
 
     @staticmethod
-    async def _migrate(connection: Any) -> None:
-        await connection.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
-        try:
+    async def _migrate(connection: Any, width_ms: int) -> None:
+        """Every pending migration, in one transaction holding the migration lock (a
+        transaction's lock, so that it holds through a pooler too). The partition width
+        this node would choose goes along (010_partitions.sql records it)."""
+        async with connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await connection.execute(
+                "SELECT set_config('burnbox.width_ms', $1, true)", str(width_ms)
+            )
             await connection.execute(
                 "CREATE TABLE IF NOT EXISTS burnbox_migrations ("
                 "version integer PRIMARY KEY, applied_at timestamptz "
@@ -110,13 +140,10 @@ class PostgresStore(PostgresWebhooks):
             }
             for number, script in migrations("postgres"):
                 if number not in done:
-                    async with connection.transaction():
-                        await connection.execute(script)
-                        await connection.execute(
-                            "INSERT INTO burnbox_migrations (version) VALUES ($1)", number
-                        )
-        finally:
-            await connection.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+                    await connection.execute(script)
+                    await connection.execute(
+                        "INSERT INTO burnbox_migrations (version) VALUES ($1)", number
+                    )
 
     async def close(self) -> None:
         await self._adds.stop()
@@ -206,9 +233,21 @@ class PostgresStore(PostgresWebhooks):
 
     async def _commit(self, batch: list[PendingAdd]) -> list[Stored | BaseException]:
         try:
-            return await self._commit_batch(batch)
+            try:
+                return await self._commit_batch(batch)
+            except asyncpg.CheckViolationError as error:
+                if "no partition" not in str(error) or not await self._cover(batch):
+                    raise
+                return await self._commit_batch(batch)  # a clock ahead of the partitions
         except (asyncpg.DiskFullError, asyncpg.InsufficientResourcesError) as error:
             raise StoreFull("the database has no room") from error
+
+    async def _cover(self, batch: list[PendingAdd]) -> bool:
+        """Partitions for a batch whose ids no partition holds yet (a node's clock ahead of
+        what was made): True if it can now be stored."""
+        ids = [summary.id for job in batch for summary in job.summaries]
+        async with self._ready().acquire() as connection:
+            return await self._partitions.cover(connection, ids, to_ms(self._clock()))
 
     async def _commit_batch(self, batch: list[PendingAdd]) -> list[Stored | BaseException]:
         rows = [
@@ -244,61 +283,80 @@ class PostgresStore(PostgresWebhooks):
         locks the counter rows of the inboxes it takes mail from, in address order, as every
         writer does: eviction inside the batch locked them late and in no order, and
         deadlocked. The store is over its cap by at most what the batches committing at
-        that moment hold (one per worker), until this round ends."""
+        that moment hold (one per worker), until this round ends. An oldest partition that
+        the excess would empty anyway goes whole, without a row deleted."""
         target = self._max_bytes - max(self._max_bytes * EVICT_BELOW // 100, 1)
         evicted: list[tuple[str, str]] = []
         while True:
-            async with writer.transaction():
-                # One evictor at a time, across workers and nodes: a second would choose the
-                # same oldest rows and queue behind the first's locks. A writer that finds
-                # one at work goes on; that one evicts until the store is under the target.
-                if not await writer.fetchval("SELECT pg_try_advisory_xact_lock($1)", EVICT_LOCK):
-                    break
-                count, held = await writer.fetchrow(
-                    "SELECT sum(messages)::bigint, sum(bytes)::bigint FROM usage_shards"
-                )
-                if held <= target:
-                    break
-                # As many of the oldest as the excess needs at the average size, and a few
-                # more: the window over them is the statement's cost.
-                wanted = min(EVICT_ROWS, int((held - target) * count / held * 1.25) + 8)
-                found = await writer.fetch(_OLDEST, held - target, wanted)
-                if not found:
-                    break
-                await _lock_counters(writer, sorted({row[0] for row in found}))
-                rows = await writer.fetch(
+            rows, whole = await self._evict_rows(writer, target)
+            if whole is not None:
+                async with self._ready().acquire() as connection:
+                    rows = await self._partitions.evict(connection, whole)
+            elif rows is None:
+                return evicted
+            evicted += [(row[0], row[1]) for row in rows]
+            self._stats = StoreStats(
+                self._stats.messages - len(rows),
+                self._stats.bytes - sum(row[2] for row in rows),
+                self._stats.inboxes,
+            )
+
+    async def _evict_rows(self, writer: Any, target: int) -> tuple[list[Any] | None, Any]:
+        """One round: the rows evicted (None: nothing to do, or another evictor at work),
+        or the oldest partition to drop whole instead."""
+        async with writer.transaction():
+            # One evictor at a time, across workers and nodes: a second would choose the
+            # same oldest rows and queue behind the first's locks. A writer that finds one
+            # at work goes on; that one evicts until the store is under the target.
+            if not await writer.fetchval("SELECT pg_try_advisory_xact_lock($1)", EVICT_LOCK):
+                return None, None
+            count, held = await writer.fetchrow(
+                "SELECT sum(messages)::bigint, sum(bytes)::bigint FROM usage_shards"
+            )
+            self._stats = StoreStats(count, held, self._stats.inboxes)
+            if held <= target:
+                return None, None
+            whole = await self._partitions.fits(writer, held - target, self._now())
+            if whole is not None:
+                return None, whole
+            # As many of the oldest as the excess needs at the average size, and a few
+            # more: the window over them is the statement's cost.
+            wanted = min(EVICT_ROWS, int((held - target) * count / held * 1.25) + 8)
+            found = await writer.fetch(_OLDEST, held - target, wanted)
+            if not found:
+                return None, None
+            await _lock_counters(writer, sorted({row[0] for row in found}))
+            return list(
+                await writer.fetch(
                     "DELETE FROM messages WHERE (address, id) IN (SELECT * FROM unnest("
                     "$1::text[], $2::text[])) RETURNING address, id, stored",
                     [row[0] for row in found],
                     [row[1] for row in found],
                 )
-            evicted += [(row[0], row[1]) for row in rows]
-            self._stats = StoreStats(
-                self._stats.messages - len(rows),
-                held - sum(row[2] for row in rows),
-                self._stats.inboxes,
-            )
-        return evicted
+            ), None
 
     async def summaries(
         self, address: str, *, before: str | None = None, limit: int = 50, since: datetime = EPOCH
     ) -> list[MessageSummary]:
         rows = await self._fetch(
             f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = $1 "
-            "AND ($2::text IS NULL OR id < $2) AND received_at >= $4 ORDER BY id DESC LIMIT $3",
+            "AND ($2::text IS NULL OR id < $2) AND received_at >= $4 AND expires_at > $5 "
+            "ORDER BY id DESC LIMIT $3",
             address,
             before,
             limit,
             to_ms(since),
+            self._now(),
         )
         return [summary_of(row) for row in rows]
 
     async def usage(self, address: str, *, since: datetime = EPOCH) -> tuple[int, int]:
         row = await self._row(
             "SELECT count(*), coalesce(sum(stored), 0) FROM messages "
-            "WHERE address = $1 AND received_at >= $2",
+            "WHERE address = $1 AND received_at >= $2 AND expires_at > $3",
             address,
             to_ms(since),
+            self._now(),
         )
         return int(row[0]), int(row[1])
 
@@ -307,10 +365,11 @@ class PostgresStore(PostgresWebhooks):
     ) -> MessageSummary:
         row = await self._maybe(
             f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = $1 "
-            "AND id = $2 AND received_at >= $3",
+            "AND id = $2 AND received_at >= $3 AND expires_at > $4",
             address,
             message_id,
             to_ms(since),
+            self._now(),
         )
         if row is None:
             raise NotFound(message_id)
@@ -319,10 +378,11 @@ class PostgresStore(PostgresWebhooks):
     async def raw(self, address: str, message_id: str, *, since: datetime = EPOCH) -> bytes:
         value = await self._value(
             "SELECT b.raw FROM bodies b JOIN messages m USING (address, id) "
-            "WHERE b.address = $1 AND b.id = $2 AND m.received_at >= $3",
+            "WHERE b.address = $1 AND b.id = $2 AND m.received_at >= $3 AND m.expires_at > $4",
             address,
             message_id,
             to_ms(since),
+            self._now(),
         )
         if value is None:
             raise NotFound(message_id)
@@ -333,11 +393,12 @@ class PostgresStore(PostgresWebhooks):
     ) -> MessageSummary:
         row = await self._maybe(
             f"UPDATE messages SET seen = $3 WHERE address = $1 AND id = $2 "
-            f"AND received_at >= $4 RETURNING {SUMMARY_COLUMNS}",
+            f"AND received_at >= $4 AND expires_at > $5 RETURNING {SUMMARY_COLUMNS}",
             address,
             message_id,
             seen,
             to_ms(since),
+            self._now(),
         )
         if row is None:
             raise NotFound(message_id)
@@ -357,10 +418,12 @@ class PostgresStore(PostgresWebhooks):
         async with self._ready().acquire() as connection, connection.transaction():
             await _lock_counters(connection, [address])
             result = await connection.execute(
-                "DELETE FROM messages WHERE address = $1 AND id = $2 AND received_at >= $3",
+                "DELETE FROM messages WHERE address = $1 AND id = $2 AND received_at >= $3 "
+                "AND expires_at > $4",
                 address,
                 message_id,
                 to_ms(since),
+                self._now(),
             )
         if result == "DELETE 0":
             raise NotFound(message_id)
@@ -394,58 +457,6 @@ class PostgresStore(PostgresWebhooks):
         )
         return bytes(value)
 
-    async def purge_expired(self, now: datetime) -> list[tuple[str, str]]:
-        """One node purges at a time; the others find the lock taken and skip this round."""
-        try:
-            async with self._ready().acquire() as guard:
-                if not await guard.fetchval("SELECT pg_try_advisory_lock($1)", PURGE_LOCK):
-                    return []
-                try:
-                    return await self._purge(now)
-                finally:
-                    await guard.execute("SELECT pg_advisory_unlock($1)", PURGE_LOCK)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            raise StoreError(type(error).__name__) from error  # the reaper tries again later
-
-    async def _purge(self, now: datetime) -> list[tuple[str, str]]:
-        moment = to_ms(now)
-        purged: list[tuple[str, str]] = []
-        for select in (
-            "SELECT address, id FROM messages WHERE expires_at <= $1 LIMIT $2",
-            # every message an ended inbox held, received before its end
-            "SELECT m.address, m.id FROM messages m JOIN inboxes i USING (address) "
-            "WHERE i.expires_at <= $1 AND m.received_at < i.expires_at LIMIT $2",
-        ):
-            while True:
-                rows = await self._delete_messages(select, moment, PURGE_BATCH)
-                purged += rows
-                if len(rows) < PURGE_BATCH:
-                    break
-        forgotten = await self._fetch(
-            "DELETE FROM inboxes WHERE expires_at <= $1 RETURNING address",
-            to_ms(now - EXPIRED_INBOX_MEMORY),
-        )
-        purged += [(row[0], "") for row in forgotten]
-        await self._execute(
-            "DELETE FROM address_counts WHERE messages <= 0 AND last_id < $1",
-            first_id_at(now - ORDER_MEMORY),
-        )
-        return purged
-
-    async def _delete_messages(self, select: str, *arguments: object) -> list[tuple[str, str]]:
-        """Delete the (address, id) rows `select` finds, in one transaction that first locks
-        the counter rows of their inboxes in address order, as every writer does."""
-        async with self._ready().acquire() as connection, connection.transaction():
-            found = await connection.fetch(select, *arguments)
-            await _lock_counters(connection, sorted({row[0] for row in found}))
-            rows = await connection.fetch(
-                "DELETE FROM messages WHERE (address, id) IN (SELECT * FROM unnest($1::text[], "
-                "$2::text[])) RETURNING address, id",
-                [row[0] for row in found],
-                [row[1] for row in found],
-            )
-        return [(row[0], row[1]) for row in rows]
-
     # -- plumbing ------------------------------------------------------------
 
     async def _writing(self) -> Any:
@@ -456,6 +467,9 @@ class PostgresStore(PostgresWebhooks):
         if self._writer is None:
             self._writer = await self._ready().acquire()
         return self._writer
+
+    def _now(self) -> int:
+        return to_ms(self._clock())
 
     def _ready(self) -> asyncpg.Pool:
         if self._pool is None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiosqlite
 
+from burnbox.ids import Clock, system_clock
 from burnbox.model import (
     EPOCH,
     SUMMARY_FIELDS,
@@ -52,8 +53,11 @@ _PLACEHOLDERS = ", ".join("?" * (len(SUMMARY_FIELDS) + 1))  # the summary, then 
 
 
 class SqliteStore(SqliteWebhooks):
-    def __init__(self, path: str, *, max_bytes: int, inbox_max_messages: int) -> None:
+    def __init__(
+        self, path: str, *, max_bytes: int, inbox_max_messages: int, clock: Clock = system_clock
+    ) -> None:
         self._path = path
+        self._clock = clock  # reads hide what has expired, purged or not
         self._max_bytes = max_bytes
         self._inbox_max = inbox_max_messages
         self._writer: aiosqlite.Connection | None = None
@@ -273,21 +277,24 @@ class SqliteStore(SqliteWebhooks):
             if address in self._counts:
                 self._counts[address] -= 1
 
+    def _now(self) -> int:
+        return to_ms(self._clock())
+
     async def summaries(
         self, address: str, *, before: str | None = None, limit: int = 50, since: datetime = EPOCH
     ) -> list[MessageSummary]:
         rows = await self._all(
             f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = ? AND (? IS NULL OR id < ?)"
-            " AND received_at >= ? ORDER BY id DESC LIMIT ?",
-            (address, before, before, to_ms(since), limit),
+            " AND received_at >= ? AND expires_at > ? ORDER BY id DESC LIMIT ?",
+            (address, before, before, to_ms(since), self._now(), limit),
         )
         return [summary_of(row) for row in rows]
 
     async def usage(self, address: str, *, since: datetime = EPOCH) -> tuple[int, int]:
         row = await self._one(
             "SELECT count(*), coalesce(sum(stored), 0) FROM messages "
-            "WHERE address = ? AND received_at >= ?",
-            parameters=(address, to_ms(since)),
+            "WHERE address = ? AND received_at >= ? AND expires_at > ?",
+            parameters=(address, to_ms(since), self._now()),
         )
         return row[0], row[1]
 
@@ -296,8 +303,8 @@ class SqliteStore(SqliteWebhooks):
     ) -> MessageSummary:
         row = await self._maybe(
             f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = ? "
-            "AND id = ? AND received_at >= ?",
-            (address, message_id, to_ms(since)),
+            "AND id = ? AND received_at >= ? AND expires_at > ?",
+            (address, message_id, to_ms(since), self._now()),
         )
         if row is None:
             raise NotFound(message_id)
@@ -306,8 +313,9 @@ class SqliteStore(SqliteWebhooks):
     async def raw(self, address: str, message_id: str, *, since: datetime = EPOCH) -> bytes:
         row = await self._maybe(
             "SELECT b.raw FROM bodies b JOIN messages m ON m.address = b.address AND "
-            "m.id = b.id WHERE b.address = ? AND b.id = ? AND m.received_at >= ?",
-            (address, message_id, to_ms(since)),
+            "m.id = b.id WHERE b.address = ? AND b.id = ? AND m.received_at >= ? "
+            "AND m.expires_at > ?",
+            (address, message_id, to_ms(since), self._now()),
         )
         if row is None:
             raise NotFound(message_id)
@@ -318,8 +326,9 @@ class SqliteStore(SqliteWebhooks):
     ) -> MessageSummary:
         async with self._writing:
             cursor = await self._write().execute(
-                "UPDATE messages SET seen = ? WHERE address = ? AND id = ? AND received_at >= ?",
-                (seen, address, message_id, to_ms(since)),
+                "UPDATE messages SET seen = ? WHERE address = ? AND id = ? AND received_at >= ? "
+                "AND expires_at > ?",
+                (seen, address, message_id, to_ms(since), self._now()),
             )
         if cursor.rowcount == 0:
             raise NotFound(message_id)
@@ -340,8 +349,8 @@ class SqliteStore(SqliteWebhooks):
     async def delete(self, address: str, message_id: str, *, since: datetime = EPOCH) -> None:
         rows = await self._returning(
             "DELETE FROM messages WHERE address = ? AND id = ? AND received_at >= ? "
-            "RETURNING address, id, stored",
-            (address, message_id, to_ms(since)),
+            "AND expires_at > ? RETURNING address, id, stored",
+            (address, message_id, to_ms(since), self._now()),
         )
         if not rows:
             raise NotFound(message_id)

@@ -1,0 +1,264 @@
+"""Mail kept by the span of time it arrived in, and expired by the span (PostgreSQL).
+
+messages and bodies are partitioned alike by range of the message id, whose first 48 bits
+are its arrival in milliseconds (schema/postgres/010_partitions.sql). This keeps the set
+of partitions:
+
+- **ahead**: partitions for the time to come exist before mail arrives in it, made by one
+  node at a time (a transaction-level advisory lock, so it works through PgBouncer), as
+  plain tables then attached: ATTACH takes a SHARE UPDATE EXCLUSIVE lock on the parent,
+  which does not wait for inserts or readers as CREATE ... PARTITION OF would.
+- **behind**: a partition whose span is over and whose every message has passed its TTL
+  is detached CONCURRENTLY (no lock that stops mail or reads), then, in one transaction,
+  its inboxes' counts and the store's totals are lowered by what it held, the webhooks that
+  would have heard those deletes are told, and it is dropped. Nothing is deleted row by
+  row, so nothing is left for vacuum. A detach cut short is finished on the next round.
+
+Width: a quarter of the message TTL, at most an hour, at least a second. A partition is
+dropped once its last message expires, so mail is held at most one width past its TTL
+(hidden from every read meanwhile) and a TTL spans about five partitions; hourly for long
+TTLs keeps a day's mail in some 25 partitions, which each read's plan still handles in a
+fraction of a millisecond. The first node to open records the width; every node cuts
+partitions at it, whatever its own TTL setting, so their bounds always meet.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from burnbox.ids import first_id_ms, id_ms
+
+log = logging.getLogger(__name__)
+
+PARTITION_LOCK = 0x6275726E626F78 + 3  # held (per transaction) by the node making partitions
+MIN_WIDTH_MS = 1000
+MAX_WIDTH_MS = 3_600_000
+MAX_AHEAD_MS = 86_400_000  # how far ahead a node's clock may ask for a partition
+_BOUND = re.compile(r"FROM \((?:MINVALUE|'([0-9A-Z]+)')\) TO \('([0-9A-Z]+)'\)")
+_LIST = (
+    "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), i.inhdetachpending "
+    "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    "WHERE i.inhparent = 'messages'::regclass"
+)
+
+
+def width_for(message_ttl: float) -> int:
+    """The partition width, in milliseconds, for a message TTL in seconds."""
+    return max(MIN_WIDTH_MS, min(MAX_WIDTH_MS, int(message_ttl * 1000 / 4)))
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    suffix: str  # messages_<suffix> and bodies_<suffix>
+    lower_ms: int | None  # None: from the beginning of time
+    upper_ms: int
+    detaching: bool = False  # a DETACH ... CONCURRENTLY was cut short
+
+
+def free_spans(existing: list[Partition], since_ms: int, until_ms: int) -> list[tuple[int, int]]:
+    """The parts of [since_ms, until_ms) no partition covers."""
+    spans = []
+    cursor = since_ms
+    for part in sorted(existing, key=lambda part: part.upper_ms):
+        lower = part.lower_ms if part.lower_ms is not None else -(2**62)
+        if part.upper_ms <= cursor:
+            continue
+        if lower > cursor:
+            spans.append((cursor, min(lower, until_ms)))
+        cursor = max(cursor, part.upper_ms)
+        if cursor >= until_ms:
+            break
+    if cursor < until_ms:
+        spans.append((cursor, until_ms))
+    return [(start, end) for start, end in spans if start < end]
+
+
+def parse(name: str, bound: str, detaching: bool) -> Partition:
+    found = _BOUND.search(bound)
+    if found is None:
+        raise ValueError(f"unexpected partition bound: {bound}")
+    lower = None if found.group(1) is None else id_ms(found.group(1))
+    return Partition(name.removeprefix("messages_"), lower, id_ms(found.group(2)), detaching)
+
+
+class Partitions:
+    def __init__(self, message_ttl: float, ahead_ms: int) -> None:
+        self._ahead_ms = ahead_ms
+        self.width_ms = width_for(message_ttl)  # as recorded in the database, once open
+
+    async def open(self, connection: Any, now_ms: int) -> None:
+        """Read the width (the migrating node's choice), make the partitions ahead."""
+        self.width_ms = await connection.fetchval("SELECT width_ms FROM burnbox_partitioning")
+        await self.ensure(connection, now_ms - self.width_ms, now_ms + self._ahead_ms)
+
+    async def listed(self, connection: Any) -> list[Partition]:
+        """The partitions of messages, oldest first."""
+        rows = await connection.fetch(_LIST)
+        found = [parse(row[0], row[1], row[2]) for row in rows]
+        return sorted(found, key=lambda part: part.upper_ms)
+
+    async def ensure(self, connection: Any, since_ms: int, until_ms: int) -> None:
+        """Partitions for every moment from `since_ms` to `until_ms` that none covers yet,
+        cut at the width's multiples; one node at a time (another at work: this one leaves
+        it to it). A gap before `since_ms` stays a gap: a node whose clock jumped ahead
+        makes the partitions of its own time, not of every hour in between."""
+        async with connection.transaction():
+            if not await connection.fetchval(
+                "SELECT pg_try_advisory_xact_lock($1)", PARTITION_LOCK
+            ):
+                return
+            existing = await self.listed(connection)
+            for start, end in free_spans(existing, since_ms, until_ms):
+                for low, high in self._cut(start, end):
+                    await _attach(connection, low, high)
+
+    def _cut(self, start: int, end: int) -> list[tuple[int, int]]:
+        """[start, end) cut at the width's multiples, without a sliver at either end."""
+        width = self.width_ms
+        bounds = [start]
+        edge = (start // width + 1) * width
+        while edge < end:
+            if edge - bounds[-1] >= width // 2 and end - edge >= width // 2:
+                bounds.append(edge)
+            edge += width
+        bounds.append(end)
+        return list(itertools.pairwise(bounds))
+
+    async def maintain(self, connection: Any, now_ms: int) -> int:
+        """Drop what has expired, finish what a stopped node left, make what is ahead;
+        returns how many partitions were dropped."""
+        for suffix in await leftovers(connection):
+            await drop_detached(connection, suffix)
+        dropped = 0
+        for part in await self.listed(connection):
+            if not await droppable(connection, part, now_ms):
+                continue
+            await detach(connection, part)
+            await drop_detached(connection, part.suffix)
+            dropped += 1
+        await self.ensure(connection, now_ms - self.width_ms, now_ms + self._ahead_ms)
+        return dropped
+
+    async def fits(self, connection: Any, excess: int, now_ms: int) -> Partition | None:
+        """The oldest partition, if its span is over and all it holds is within `excess`
+        bytes: eviction for the byte cap would delete every row of it anyway."""
+        existing = await self.listed(connection)
+        if len(existing) < 2 or existing[0].upper_ms > now_ms:
+            return None
+        oldest = existing[0]
+        held = await connection.fetchval(
+            f"SELECT coalesce(sum(stored), 0) FROM messages_{oldest.suffix}"
+        )
+        return oldest if held <= excess else None
+
+    async def evict(self, connection: Any, part: Partition) -> list[Any]:
+        """Drop a partition whole for the byte cap; its rows (address, id, stored), read
+        once it is detached, so that none that came late is dropped untold."""
+        await detach(connection, part)
+        rows = []
+        if await connection.fetchval("SELECT to_regclass($1)", f"messages_{part.suffix}"):
+            rows = list(
+                await connection.fetch(f"SELECT address, id, stored FROM messages_{part.suffix}")
+            )
+        await drop_detached(connection, part.suffix)
+        return rows
+
+    async def cover(self, connection: Any, ids: list[str], now_ms: int) -> bool:
+        """Partitions for these ids, if a clock ahead asked for one not made yet (False if it
+        is too far ahead, or behind every partition: its mail cannot be stored)."""
+        times = sorted({id_ms(message_id) for message_id in ids})
+        if times[-1] > now_ms + MAX_AHEAD_MS or times[0] < now_ms - MAX_AHEAD_MS:
+            return False
+        for moment in times:
+            start = moment // self.width_ms * self.width_ms
+            await self.ensure(connection, start, start + self.width_ms)
+        return True
+
+
+async def _attach(connection: Any, start_ms: int, end_ms: int) -> None:
+    low, high = first_id_ms(start_ms), first_id_ms(end_ms)
+    for table in ("messages", "bodies"):
+        name = f"{table}_p{start_ms}"
+        await connection.execute(
+            f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+        )
+        await connection.execute(
+            f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES FROM ('{low}') TO ('{high}')"
+        )
+
+
+# -- behind: expired partitions go whole ---------------------------------------------------
+
+
+async def droppable(connection: Any, part: Partition, now_ms: int) -> bool:
+    """Its span is over, and every message in it has expired and been told (or it is
+    empty): burnbox_told's cursor is past the last expiry (postgres_expiry.py)."""
+    if part.upper_ms > now_ms:
+        return False
+    latest = await connection.fetchval(f"SELECT max(expires_at) FROM messages_{part.suffix}")
+    if latest is None:
+        return True
+    told = await connection.fetchval("SELECT expires_at FROM burnbox_told")
+    return bool(latest <= now_ms and latest <= told)
+
+
+async def detach(connection: Any, part: Partition) -> None:
+    """Take it out of the tables without a lock that would stop mail or reads (not in a
+    transaction); a detach cut short before (pending) is finished instead."""
+    for table in ("messages", "bodies"):
+        name = f"{table}_{part.suffix}"
+        mode = "FINALIZE" if part.detaching else "CONCURRENTLY"
+        try:
+            await connection.execute(f"ALTER TABLE {table} DETACH PARTITION {name} {mode}")
+        except asyncpg.UndefinedTableError:
+            continue  # not a partition (any more): another node detached it
+        except asyncpg.ObjectNotInPrerequisiteStateError:  # pending from a detach cut short
+            await connection.execute(f"ALTER TABLE {table} DETACH PARTITION {name} FINALIZE")
+
+
+async def drop_detached(connection: Any, suffix: str) -> None:
+    """Lower the counts by what a detached partition holds, tell its webhooks, drop it.
+    Once only: a second node finds it gone."""
+    async with connection.transaction():
+        if await connection.fetchval("SELECT to_regclass($1)", f"messages_{suffix}") is None:
+            await connection.execute(f"DROP TABLE IF EXISTS bodies_{suffix}")
+            return
+        await connection.execute(f"LOCK TABLE messages_{suffix} IN ACCESS EXCLUSIVE MODE")
+        await _uncount(connection, f"messages_{suffix}")
+        await connection.execute("SELECT burnbox_tell_dropped($1::regclass)", f"messages_{suffix}")
+        await connection.execute(f"DROP TABLE messages_{suffix}")
+        await connection.execute(f"DROP TABLE IF EXISTS bodies_{suffix}")
+
+
+async def _uncount(connection: Any, table: str) -> None:
+    """What the counting triggers would have done had each row been deleted, worked out in
+    the database (a partition may hold millions): the inboxes' counter rows locked in
+    address order first, as every writer does."""
+    await connection.execute(
+        f"SELECT 1 FROM address_counts WHERE address IN (SELECT address FROM {table}) "
+        "ORDER BY address FOR UPDATE"
+    )
+    await connection.execute(
+        f"UPDATE address_counts c SET messages = c.messages - g.n FROM (SELECT address, "
+        f"count(*) AS n FROM {table} GROUP BY address) g WHERE c.address = g.address"
+    )
+    await connection.execute(
+        "UPDATE usage_shards SET messages = messages - g.n, bytes = bytes - g.b FROM (SELECT "
+        f"count(*) AS n, coalesce(sum(stored), 0) AS b FROM {table}) g "
+        "WHERE shard = pg_backend_pid() % 16"
+    )
+
+
+async def leftovers(connection: Any) -> list[str]:
+    """Partitions detached but not dropped (a node stopped between the two)."""
+    rows = await connection.fetch(
+        "SELECT substr(relname, 10) FROM pg_class WHERE relkind = 'r' AND "
+        "relname ~ '^messages_(p[0-9]+|legacy)$' AND NOT relispartition"
+    )
+    return [row[0] for row in rows]
