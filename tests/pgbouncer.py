@@ -1,0 +1,76 @@
+"""A real PgBouncer (Debian's `pgbouncer`) in transaction pooling mode, in front of the
+tests' PostgreSQL database, on a port of its own; stopped afterwards."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+SERVER_CONNECTIONS = 4  # per database and user: fewer than the clients, so they share
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _config(folder: Path, port: int, target: str) -> Path:
+    parts = urlsplit(target)
+    config = folder / "pgbouncer.ini"
+    (folder / "users.txt").write_text(f'"{parts.username or "postgres"}" ""\n')
+    config.write_text(
+        "[databases]\n"
+        f"* = host={parts.hostname} port={parts.port or 5432}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"
+        "pool_mode = transaction\nmax_client_conn = 500\n"
+        f"default_pool_size = {SERVER_CONNECTIONS}\n"
+        "ignore_startup_parameters = extra_float_digits\n"
+        f"logfile = {folder / 'pgbouncer.log'}\n"
+    )
+    return config
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_url(postgres_url: str) -> Iterator[str]:
+    """The tests' database, through PgBouncer."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not Path(binary).exists():
+        if os.environ.get("CI"):
+            pytest.fail("pgbouncer is not installed (.ci/run installs it)")
+        pytest.skip("pgbouncer is not installed (apt install pgbouncer)")
+    folder = Path(tempfile.mkdtemp(prefix="burnbox-pgbouncer-"))
+    folder.chmod(0o777)  # it runs as postgres when we are root (it refuses to run as root)
+    port = _free_port()
+    config = _config(folder, port, postgres_url)
+    user = "postgres" if os.geteuid() == 0 else None
+    process = subprocess.Popen([binary, str(config)], user=user, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                error = process.stderr.read().decode() if process.stderr else ""
+                pytest.fail(f"pgbouncer did not start: {error}")
+            time.sleep(0.05)  # polling a port another process opens
+    name = urlsplit(postgres_url).path
+    yield f"postgresql://postgres@127.0.0.1:{port}{name}"
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=10)
+    if process.stderr:
+        process.stderr.close()
+    shutil.rmtree(folder, ignore_errors=True)
