@@ -12,6 +12,7 @@ const state = {
   expiresAt: null,
   expired: false,
   messages: new Map(), // id -> summary
+  loaded: false, // the current inbox's list has been fetched once ("empty" means it)
   source: null,
   retry: 1000,
 };
@@ -88,6 +89,7 @@ async function selectInbox(address) {
   state.current = address;
   state.expired = false;
   state.messages.clear();
+  state.loaded = false;
   save();
   renderSwitcher();
   $("address").textContent = address;
@@ -128,9 +130,13 @@ async function loadMessages() {
   if (address !== state.current) return;
   const newest = page.messages.length ? page.messages[0].id : "";
   const pushed = [...state.messages.values()].filter((m) => m.id > newest);
+  // Mail a catch-up finds after the list was shown came while the stream was down: news.
+  const fresh = state.loaded ? page.messages.filter((m) => !state.messages.has(m.id)) : [];
   state.messages.clear();
   for (const summary of [...page.messages, ...pushed]) state.messages.set(summary.id, summary);
+  state.loaded = true;
   renderList();
+  if (fresh.length) announce(fresh[0]);
 }
 
 function listItem(summary) {
@@ -166,7 +172,7 @@ function renderList() {
 function updateCounts() {
   const total = state.messages.size;
   const unread = [...state.messages.values()].filter((m) => !m.seen).length;
-  $("empty").hidden = total > 0;
+  $("empty").hidden = total > 0 || !state.loaded;
   $("count").textContent = total ? `(${total})` : "";
   document.title = unread ? `(${unread}) burnbox` : "burnbox";
   const open = messageView.current && messageView.current.id;
