@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -175,6 +176,30 @@ async def test_every_expired_message_is_told_once_across_nodes(
         await other.store.close()
 
 
+async def test_nodes_maintaining_at_once_drop_each_partition_once_without_error(
+    node: Node, postgres_url: str
+) -> None:
+    """Both list the same expired partitions; whichever drops one first, the other skips it."""
+    other = Node(postgres_url, node.clock)
+    await other.store.open()
+    try:
+        sent = []
+        for _ in range(6):
+            sent += [await node.send(f"u{n}@localhost", ttl=1) for n in range(5)]
+            node.clock.advance(seconds=width_for(TTL) / 1000)
+        node.clock.advance(seconds=TTL)
+        told: list[tuple[str, str]] = []
+        for _ in range(3):
+            rounds = await asyncio.gather(
+                node.store.purge_expired(node.clock()), other.store.purge_expired(node.clock())
+            )
+            told += [pair for pair in rounds[0] + rounds[1] if pair[1]]
+        assert sorted(told) == sorted((m.address, m.id) for m in sent)
+        await counts_are_exact(postgres_url)
+    finally:
+        await other.store.close()
+
+
 async def test_a_clock_ahead_of_the_partitions_still_stores(node: Node) -> None:
     ahead = Node(node.store._url, FakeClock())  # another node, its clock two minutes on
     ahead.clock.advance(minutes=2)
@@ -282,3 +307,26 @@ def test_a_node_whose_clock_jumped_makes_only_the_partitions_of_its_time(
         return len(await partitions(postgres_url))
 
     assert asyncio.run(run()) < 12
+
+
+async def test_partitions_are_cut_at_the_widths_multiples_whenever_maintenance_runs(
+    node: Node, postgres_url: str
+) -> None:
+    """Rounds at odd moments make one partition per width, not one per round."""
+    width = width_for(TTL)
+    for _ in range(12):
+        node.clock.advance(seconds=0.37 * width / 1000)
+        await node.store.purge_expired(node.clock())
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        bounds = await connection.fetch(
+            "SELECT substr(c.relname, 11)::bigint AS lower FROM pg_inherits i "
+            "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'messages'::regclass "
+            "AND c.relname ~ '^messages_p[0-9]+$' ORDER BY 1"
+        )
+    finally:
+        await connection.close()
+    lowers = [row["lower"] for row in bounds]
+    assert len(lowers) >= 4
+    assert all(lower % width == 0 for lower in lowers)
+    assert all(later - earlier == width for earlier, later in itertools.pairwise(lowers))

@@ -45,5 +45,6 @@ class Reaper:
                 # next round would meet again (mail kept past its time, silently): it ends
                 # this task, and the supervisor stops the node.
                 # The type only: an exception's text may carry an address.
-                log.error("purge failed (%s); will retry", type(error).__name__)
+                cause = error.__cause__ or error  # the driver's error class says what failed
+                log.error("purge failed (%s); will retry", type(cause).__name__)
             await asyncio.sleep(self._interval)

@@ -108,6 +108,8 @@ class Partitions:
         cut at the width's multiples; one node at a time (another at work: this one leaves
         it to it). A gap before `since_ms` stays a gap: a node whose clock jumped ahead
         makes the partitions of its own time, not of every hour in between."""
+        width = self.width_ms  # bounds on its multiples: one partition per width, not per round
+        since_ms, until_ms = since_ms // width * width, -(-until_ms // width) * width
         async with connection.transaction():
             if not await connection.fetchval(
                 "SELECT pg_try_advisory_xact_lock($1)", PARTITION_LOCK
@@ -136,12 +138,17 @@ class Partitions:
         for suffix in await leftovers(connection):
             await drop_detached(connection, suffix)
         dropped = 0
+        # Only behind what `ensure` keeps: an empty partition dropped there would be made
+        # again at once, and a node making it would meet the name of the one detached.
+        behind = (now_ms - self.width_ms) // self.width_ms * self.width_ms
         for part in await self.listed(connection):
-            if not await droppable(connection, part, now_ms):
-                continue
+            try:
+                if not await droppable(connection, part, behind, now_ms):
+                    continue
+            except asyncpg.UndefinedTableError:
+                continue  # another node dropped it since it was listed
             await detach(connection, part)
-            await drop_detached(connection, part.suffix)
-            dropped += 1
+            dropped += await drop_detached(connection, part.suffix)
         await self.ensure(connection, now_ms - self.width_ms, now_ms + self._ahead_ms)
         return dropped
 
@@ -161,13 +168,13 @@ class Partitions:
         """Drop a partition whole for the byte cap; its rows (address, id, stored), read
         once it is detached, so that none that came late is dropped untold."""
         await detach(connection, part)
-        rows = []
-        if await connection.fetchval("SELECT to_regclass($1)", f"messages_{part.suffix}"):
+        try:
             rows = list(
                 await connection.fetch(f"SELECT address, id, stored FROM messages_{part.suffix}")
             )
-        await drop_detached(connection, part.suffix)
-        return rows
+        except asyncpg.UndefinedTableError:
+            return []  # another node dropped it meanwhile, and told of its rows
+        return rows if await drop_detached(connection, part.suffix) else []
 
     async def cover(self, connection: Any, ids: list[str], now_ms: int) -> bool:
         """Partitions for these ids, if a clock ahead asked for one not made yet (False if it
@@ -196,10 +203,10 @@ async def _attach(connection: Any, start_ms: int, end_ms: int) -> None:
 # -- behind: expired partitions go whole ---------------------------------------------------
 
 
-async def droppable(connection: Any, part: Partition, now_ms: int) -> bool:
-    """Its span is over, and every message in it has expired and been told (or it is
-    empty): burnbox_told's cursor is past the last expiry (postgres_expiry.py)."""
-    if part.upper_ms > now_ms:
+async def droppable(connection: Any, part: Partition, behind_ms: int, now_ms: int) -> bool:
+    """Its span ended by `behind_ms`, and every message in it has expired and been told (or
+    it is empty): burnbox_told's cursor is past the last expiry (postgres_expiry.py)."""
+    if part.upper_ms > behind_ms:
         return False
     latest = await connection.fetchval(f"SELECT max(expires_at) FROM messages_{part.suffix}")
     if latest is None:
@@ -215,25 +222,31 @@ async def detach(connection: Any, part: Partition) -> None:
         name = f"{table}_{part.suffix}"
         mode = "FINALIZE" if part.detaching else "CONCURRENTLY"
         try:
-            await connection.execute(f"ALTER TABLE {table} DETACH PARTITION {name} {mode}")
+            try:
+                await connection.execute(f"ALTER TABLE {table} DETACH PARTITION {name} {mode}")
+            except asyncpg.ObjectNotInPrerequisiteStateError:  # pending: a detach cut short
+                await connection.execute(f"ALTER TABLE {table} DETACH PARTITION {name} FINALIZE")
         except asyncpg.UndefinedTableError:
             continue  # not a partition (any more): another node detached it
-        except asyncpg.ObjectNotInPrerequisiteStateError:  # pending from a detach cut short
-            await connection.execute(f"ALTER TABLE {table} DETACH PARTITION {name} FINALIZE")
 
 
-async def drop_detached(connection: Any, suffix: str) -> None:
-    """Lower the counts by what a detached partition holds, tell its webhooks, drop it.
-    Once only: a second node finds it gone."""
-    async with connection.transaction():
-        if await connection.fetchval("SELECT to_regclass($1)", f"messages_{suffix}") is None:
+async def drop_detached(connection: Any, suffix: str) -> int:
+    """Lower the counts by what a detached partition holds, tell its webhooks, drop it;
+    1 if this node dropped it. Once only: a node that finds it gone (another node listed
+    it too, and got there first, while this one waited for its lock) does nothing."""
+    try:
+        async with connection.transaction():
+            await connection.execute(f"LOCK TABLE messages_{suffix} IN ACCESS EXCLUSIVE MODE")
+            await _uncount(connection, f"messages_{suffix}")
+            await connection.execute(
+                "SELECT burnbox_tell_dropped($1::regclass)", f"messages_{suffix}"
+            )
+            await connection.execute(f"DROP TABLE messages_{suffix}")
             await connection.execute(f"DROP TABLE IF EXISTS bodies_{suffix}")
-            return
-        await connection.execute(f"LOCK TABLE messages_{suffix} IN ACCESS EXCLUSIVE MODE")
-        await _uncount(connection, f"messages_{suffix}")
-        await connection.execute("SELECT burnbox_tell_dropped($1::regclass)", f"messages_{suffix}")
-        await connection.execute(f"DROP TABLE messages_{suffix}")
+    except asyncpg.UndefinedTableError:
         await connection.execute(f"DROP TABLE IF EXISTS bodies_{suffix}")
+        return 0
+    return 1
 
 
 async def _uncount(connection: Any, table: str) -> None:
