@@ -214,6 +214,7 @@ async def test_a_clock_ahead_of_the_partitions_still_stores(node: Node) -> None:
 async def test_a_partition_detached_by_a_node_that_stopped_is_finished(
     node: Node, postgres_url: str
 ) -> None:
+    node.clock.advance(seconds=2 * width_for(TTL) / 1000)  # past the migration's partitions
     message = await node.send("a@localhost", ttl=1)
     [(partition,)] = await execute(
         postgres_url, f"SELECT tableoid::regclass::text FROM messages WHERE id = '{message.id}'"
@@ -223,10 +224,17 @@ async def test_a_partition_detached_by_a_node_that_stopped_is_finished(
     body_partition = partition.replace("messages_", "bodies_")
     await execute(postgres_url, f"ALTER TABLE bodies DETACH PARTITION {body_partition}")
     assert (await execute(postgres_url, "SELECT messages FROM usage"))[0][0] == 1
+    # Mail for that span still comes (a node whose clock lags): a partition of its own.
+    late = await node.send("b@localhost", ttl=60)
+    [(beside,)] = await execute(
+        postgres_url, f"SELECT tableoid::regclass::text FROM messages WHERE id = '{late.id}'"
+    )
+    assert beside == partition + "_1"
     node.clock.advance(seconds=10)
     await node.store.purge_expired(node.clock())
     for table in (partition, body_partition):
         assert await execute(postgres_url, f"SELECT to_regclass('{table}')") == [(None,)]
+    assert await node.store.raw("b@localhost", late.id) == b"raw"
     await counts_are_exact(postgres_url)
 
 

@@ -190,8 +190,15 @@ class Partitions:
 
 async def _attach(connection: Any, start_ms: int, end_ms: int) -> None:
     low, high = first_id_ms(start_ms), first_id_ms(end_ms)
+    suffix = f"p{start_ms}"
+    for again in itertools.count(1):
+        # A partition of this span detached and not yet dropped still has the name (mail
+        # from a node whose clock lags came for a span being let go).
+        if await connection.fetchval("SELECT to_regclass($1)", f"messages_{suffix}") is None:
+            break
+        suffix = f"p{start_ms}_{again}"
     for table in ("messages", "bodies"):
-        name = f"{table}_p{start_ms}"
+        name = f"{table}_{suffix}"
         await connection.execute(
             f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
         )
@@ -272,6 +279,6 @@ async def leftovers(connection: Any) -> list[str]:
     """Partitions detached but not dropped (a node stopped between the two)."""
     rows = await connection.fetch(
         "SELECT substr(relname, 10) FROM pg_class WHERE relkind = 'r' AND "
-        "relname ~ '^messages_(p[0-9]+|legacy)$' AND NOT relispartition"
+        "relname ~ '^messages_(p[0-9]+(_[0-9]+)?|legacy)$' AND NOT relispartition"
     )
     return [row[0] for row in rows]
