@@ -45,7 +45,7 @@ class Node:
     """One writer: its own pool and its own clock."""
 
     def __init__(self, url: str, clock: FakeClock) -> None:
-        self.store = PostgresStore(url, max_bytes=10**9, inbox_max_messages=10_000)
+        self.store = PostgresStore(url, max_bytes=10**9, inbox_max_messages=10_000, clock=clock)
         self.clock = clock
         self.ids = MessageIds(clock)
 

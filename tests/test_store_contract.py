@@ -405,7 +405,7 @@ async def test_an_expiry_larger_than_one_purge_batch_goes_whole(
 
 async def test_nothing_of_a_deleted_message_stays_referenced(mail: Mail) -> None:
     """Memory store only: after delete, expiry or burn nothing refers to the bytes."""
-    store = MemoryStore(max_bytes=10**9, inbox_max_messages=1000)
+    store = MemoryStore(max_bytes=10**9, inbox_max_messages=1000, clock=CLOCK)
     kept = [bytes(b"secret %d" % n) for n in range(3)]
     alone = [sys.getrefcount(raw) for raw in kept]  # the list's reference and the argument's
     summaries = [mail("a@localhost", ttl=60 * (n + 1)) for n in range(3)]
@@ -421,7 +421,7 @@ async def test_nothing_of_a_deleted_message_stays_referenced(mail: Mail) -> None
 
 
 async def test_age_index_stays_proportional_after_many_deletes(mail: Mail) -> None:
-    store = MemoryStore(max_bytes=10**9, inbox_max_messages=10**6)
+    store = MemoryStore(max_bytes=10**9, inbox_max_messages=10**6, clock=CLOCK)
     summaries = [mail(f"a{n % 10}@localhost") for n in range(5000)]
     for summary in summaries:
         await store.add([summary], b"x")
@@ -487,7 +487,7 @@ async def test_counts_caps_and_expiry_survive_a_restart(
 async def test_only_one_node_purges_at_a_time(mail: Mail, request: pytest.FixtureRequest) -> None:
     url = str(request.getfixturevalue("postgres_url"))
     await reset(url)
-    store = PostgresStore(url, max_bytes=10**9, inbox_max_messages=1000)
+    store = PostgresStore(url, max_bytes=10**9, inbox_max_messages=1000, clock=CLOCK)
     await store.open()
     other_node = await asyncpg.connect(url)
     try:
