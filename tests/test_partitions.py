@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -214,7 +214,10 @@ async def test_a_clock_ahead_of_the_partitions_still_stores(node: Node) -> None:
 async def test_a_partition_detached_by_a_node_that_stopped_is_finished(
     node: Node, postgres_url: str
 ) -> None:
-    node.clock.advance(seconds=2 * width_for(TTL) / 1000)  # past the migration's partitions
+    width = timedelta(milliseconds=width_for(TTL))
+    # Into a partition cut at the width (past the migration's), half way through it.
+    aligned = (node.clock() + 4 * width).timestamp() * 1000 // width_for(TTL) * width_for(TTL)
+    node.clock.now = datetime.fromtimestamp(aligned / 1000, UTC) + width / 2
     message = await node.send("a@localhost", ttl=1)
     [(partition,)] = await execute(
         postgres_url, f"SELECT tableoid::regclass::text FROM messages WHERE id = '{message.id}'"
@@ -338,3 +341,29 @@ async def test_partitions_are_cut_at_the_widths_multiples_whenever_maintenance_r
     assert len(lowers) >= 4
     assert all(lower % width == 0 for lower in lowers)
     assert all(later - earlier == width for earlier, later in itertools.pairwise(lowers))
+
+
+async def test_one_node_keeps_the_partitions_until_its_lease_runs_out(
+    node: Node, postgres_url: str
+) -> None:
+    """Two nodes detaching at once deadlock in PostgreSQL: one keeps them, by a lease."""
+    other = Node(postgres_url, node.clock)
+    await other.store.open()
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        first, second = node.store._partitions, other.store._partitions
+        assert await first.keeping(connection)
+        assert not await second.keeping(connection)
+        assert await first.keeping(connection)  # renewed
+        await node.send("a@localhost", ttl=1)
+        node.clock.advance(seconds=3 * TTL)
+        await other.store.purge_expired(node.clock())
+        assert (await execute(postgres_url, "SELECT messages FROM usage"))[0][0] == 1
+        # The keeper stopped: once its lease has run out, another node takes over.
+        await connection.execute("UPDATE burnbox_partitioning SET lease_until = '-infinity'")
+        await other.store.purge_expired(node.clock())
+        assert (await execute(postgres_url, "SELECT messages FROM usage"))[0][0] == 0
+        assert not await first.keeping(connection)
+    finally:
+        await connection.close()
+        await other.store.close()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,8 +89,10 @@ def parse(name: str, bound: str, detaching: bool) -> Partition:
 
 
 class Partitions:
-    def __init__(self, message_ttl: float, ahead_ms: int) -> None:
+    def __init__(self, message_ttl: float, ahead_ms: int, lease_ms: int = 60_000) -> None:
         self._ahead_ms = ahead_ms
+        self._lease_ms = lease_ms  # a keeper that stopped is replaced this long after
+        self._me = secrets.token_hex(8)
         self.width_ms = width_for(message_ttl)  # as recorded in the database, once open
 
     async def open(self, connection: Any, now_ms: int) -> None:
@@ -132,9 +135,23 @@ class Partitions:
         bounds.append(end)
         return list(itertools.pairwise(bounds))
 
+    async def keeping(self, connection: Any) -> bool:
+        """Whether this node keeps the partitions: it holds the lease, renewed, or took it
+        from a keeper whose lease ran out (011_partition_lease.sql)."""
+        kept = await connection.fetchval(
+            "UPDATE burnbox_partitioning SET keeper = $1, "
+            "lease_until = clock_timestamp() + make_interval(secs => $2::float8 / 1000) "
+            "WHERE keeper = $1 OR lease_until < clock_timestamp() RETURNING true",
+            self._me,
+            self._lease_ms,
+        )
+        return bool(kept)
+
     async def maintain(self, connection: Any, now_ms: int) -> int:
-        """Drop what has expired, finish what a stopped node left, make what is ahead;
-        returns how many partitions were dropped."""
+        """Drop what has expired, finish what a stopped node left, make what is ahead, if
+        this node keeps the partitions; returns how many partitions were dropped."""
+        if not await self.keeping(connection):
+            return 0
         for suffix in await leftovers(connection):
             await drop_detached(connection, suffix)
         dropped = 0
@@ -154,7 +171,10 @@ class Partitions:
 
     async def fits(self, connection: Any, excess: int, now_ms: int) -> Partition | None:
         """The oldest partition, if its span is over and all it holds is within `excess`
-        bytes: eviction for the byte cap would delete every row of it anyway."""
+        bytes: eviction for the byte cap would delete every row of it anyway. Only on the
+        node that keeps the partitions: elsewhere its detach could meet the keeper's."""
+        if not await self.keeping(connection):
+            return None
         existing = await self.listed(connection)
         if len(existing) < 2 or existing[0].upper_ms > now_ms:
             return None

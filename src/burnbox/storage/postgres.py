@@ -95,7 +95,8 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry):
         self._clock = clock
         self._pooled = pooler == "transaction"
         ahead = max(4 * width_for(message_ttl), int(3 * maintain_every * 1000))
-        self._partitions = Partitions(message_ttl, ahead)
+        lease = max(10_000, int(3 * maintain_every * 1000))
+        self._partitions = Partitions(message_ttl, ahead, lease)
         self._pool: asyncpg.Pool | None = None
         self._adds: GroupCommitter[PendingAdd, Stored] = GroupCommitter(self._commit)
         self._stats = StoreStats(0, 0, 0)
