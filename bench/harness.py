@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import resource
@@ -18,6 +19,44 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+
+
+STORED = re.compile(rb"^250 2\.0\.0 OK: stored as ([0-9A-Z]+)")
+BODY = b"x" * 76 + b"\r\n"
+
+
+def message(size: int) -> bytes:
+    """A message of about `size` bytes."""
+    head = b"From: load@example.org\r\nSubject: scale\r\n\r\n"
+    return head + BODY * max(1, (size - len(head)) // len(BODY))
+
+
+async def smtp_session(
+    port: int, recipients: list[str], raw: bytes, stored: list[tuple[str, str]], refused: list[int]
+) -> None:
+    """One session sending `raw` to each recipient in turn (MAIL, RCPT and BDAT LAST in one
+    write); (recipient, id) of each stored, and a count of each refused with 4yz."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await reader.readline()
+    writer.write(b"EHLO load.test\r\n")
+    while (await reader.readline())[3:4] == b"-":
+        pass
+    chunk = b"BDAT %d LAST\r\n" % len(raw) + raw
+    for recipient in recipients:
+        writer.write(
+            b"MAIL FROM:<load@example.org>\r\nRCPT TO:<" + recipient.encode() + b">\r\n" + chunk
+        )
+        answers = [await reader.readline() for _ in range(3)]
+        found = STORED.match(answers[2])
+        if found:
+            stored.append((recipient, found.group(1).decode()))
+        elif answers[2][:1] == b"4" or answers[1][:1] == b"4":
+            refused.append(1)
+        else:
+            raise RuntimeError(f"unexpected answer: {answers!r}")
+    writer.write(b"QUIT\r\n")
+    await reader.readline()
+    writer.close()
 
 
 def free_port() -> int:

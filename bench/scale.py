@@ -25,7 +25,6 @@ import glob
 import multiprocessing
 import os
 import pwd
-import re
 import resource
 import shutil
 import signal
@@ -41,10 +40,8 @@ from typing import Any
 
 import asyncpg
 
-from harness import free_port, raise_nofile
+from harness import free_port, message, raise_nofile, smtp_session
 
-STORED = re.compile(rb"^250 2\.0\.0 OK: stored as ([0-9A-Z]+)")
-BODY = b"x" * 76 + b"\r\n"
 AUDIT = """
 CREATE TABLE IF NOT EXISTS audit_evicted (address text, id text);
 CREATE OR REPLACE FUNCTION audit_evicted() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -81,37 +78,6 @@ class Outcome:
 # -- the load generator ---------------------------------------------------------------------
 
 
-def message(size: int) -> bytes:
-    head = b"From: load@example.org\r\nSubject: scale\r\n\r\n"
-    return head + BODY * max(1, (size - len(head)) // len(BODY))
-
-
-async def _session(
-    port: int, recipients: list[str], raw: bytes, stored: list[tuple[str, str]], refused: list[int]
-) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    await reader.readline()
-    writer.write(b"EHLO load.test\r\n")
-    while (await reader.readline())[3:4] == b"-":
-        pass
-    chunk = b"BDAT %d LAST\r\n" % len(raw) + raw
-    for recipient in recipients:
-        writer.write(
-            b"MAIL FROM:<load@example.org>\r\nRCPT TO:<" + recipient.encode() + b">\r\n" + chunk
-        )
-        answers = [await reader.readline() for _ in range(3)]
-        found = STORED.match(answers[2])
-        if found:
-            stored.append((recipient, found.group(1).decode()))
-        elif answers[2][:1] == b"4" or answers[1][:1] == b"4":
-            refused.append(1)
-        else:
-            raise RuntimeError(f"unexpected answer: {answers!r}")
-    writer.write(b"QUIT\r\n")
-    await reader.readline()
-    writer.close()
-
-
 def _load_process(port: int, plan: list[list[str]], size: int, core: int, results: Any) -> None:
     os.sched_setaffinity(0, {core})
     stored: list[tuple[str, str]] = []
@@ -119,7 +85,7 @@ def _load_process(port: int, plan: list[list[str]], size: int, core: int, result
 
     async def run() -> None:
         await asyncio.gather(
-            *(_session(port, recipients, message(size), stored, refused) for recipients in plan)
+            *(smtp_session(port, recipients, message(size), stored, refused) for recipients in plan)
         )
 
     started = time.monotonic()

@@ -1,0 +1,231 @@
+"""A million messages resident on PostgreSQL: are reads still quick, and does a partition
+drop hold up ingest?
+
+The store is filled through PostgresStore.add (the code path SMTP delivery uses, batches of
+--batch messages) with --messages messages of --size bytes in --inboxes inboxes, arriving
+over --hours hours (TTL a day, so hourly partitions). Their arrival is stamped in the hours
+to come: a new database's first partition begins now, and everything before it is one
+partition (the migration's, storage/schema/postgres/010_partitions.sql). burnbox then serves
+that database (its reaper held off, so that the bench chooses when the drop happens), and:
+
+1. reads: for --samples inboxes, claimed over the API, `GET .../messages` (the list) and
+   `GET .../messages/{id}` (one message), one request at a time; p50 and p99 of each;
+2. ingest while a partition goes: --sessions SMTP sessions send without pause; the latency
+   of each message (its BDAT sent to its 250) is kept with when it was sent. After
+   --quiet seconds the first filled hour's partition is detached and dropped
+   (storage/partitions.py, what maintenance does to an expired one) from a connection of
+   its own; the p99 of messages sent while it ran is compared with those sent before.
+
+Targets (issue 26): list and open at p99 under 10 ms; ingest p99 during the drop at most 2x
+that before it.
+
+    .venv/bin/python bench/resident.py                     # 1,000,000 in 100,000 inboxes
+    .venv/bin/python bench/resident.py --messages 200000 --inboxes 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import httpx
+
+from burnbox.ids import MessageIds
+from burnbox.model import MessageSummary
+from burnbox.storage import partitions
+from burnbox.storage.postgres import PostgresStore
+from harness import BODY, message, raise_nofile, start_burnbox
+from retention import new_database
+
+TTL = timedelta(days=1)
+
+
+class Clock:
+    """The arrival time the loader is at (message ids carry it)."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+def summaries(
+    ids: MessageIds, clock: Clock, addresses: list[str], size: int
+) -> list[MessageSummary]:
+    now = clock()
+    return [
+        MessageSummary(
+            id=ids(),
+            address=address,
+            received_at=now,
+            expires_at=now + TTL,
+            size=size,
+            sender="load@example.org",
+            subject=f"resident {n}",
+            snippet="resident mail",
+            attachments=0,
+        )
+        for n, address in enumerate(addresses)
+    ]
+
+
+async def fill(url: str, options: argparse.Namespace) -> None:
+    """--messages messages, round-robin over the inboxes, their arrival spread evenly."""
+    start = datetime.now(UTC) + timedelta(minutes=1)
+    clock = Clock(start)
+    store = PostgresStore(
+        url, max_bytes=2**40, inbox_max_messages=10**6, message_ttl=TTL.total_seconds(), clock=clock
+    )
+    await store.open()
+    ids, raw = MessageIds(clock), message(options.size)
+    step = timedelta(hours=options.hours) / (options.messages // options.batch)
+    began = time.monotonic()
+    try:
+        for first in range(0, options.messages, options.batch):
+            addresses = [
+                f"r{(first + n) % options.inboxes}@localhost" for n in range(options.batch)
+            ]
+            await store.add(summaries(ids, clock, addresses, len(raw)), raw)
+            clock.at += step
+            if first % 100_000 == 0:
+                print(f"  filled {first:>9,} ({time.monotonic() - began:.0f} s)", flush=True)
+    finally:
+        await store.close()
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def reads(http: str, options: argparse.Namespace) -> dict[str, list[float]]:
+    timings: dict[str, list[float]] = {"list": [], "open": []}
+    picked = random.Random(1).sample(range(options.inboxes), options.samples)
+    with httpx.Client(base_url=http, timeout=30) as client:
+        for number in picked:
+            answer = client.post("/api/inboxes", json={"local_part": f"r{number}"})
+            answer.raise_for_status()
+            made = answer.json()
+            headers = {"Authorization": f"Bearer {made['token']}"}
+            path = f"/api/inboxes/{made['address']}/messages"
+            for kind in ("list", "open"):
+                started = time.perf_counter()
+                answer = client.get(path, headers=headers)
+                timings[kind].append(time.perf_counter() - started)
+                answer.raise_for_status()
+                if kind == "list":
+                    listed = answer.json()["messages"]
+                    if not listed:
+                        raise SystemExit(f"inbox r{number} is empty")
+                    path += "/" + listed[0]["id"]
+    return timings
+
+
+async def send_for(port: int, until: float, latencies: list[tuple[float, float]]) -> None:
+    """One session sending until `until`: (when sent, seconds to its 250) for each."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await reader.readline()
+    writer.write(b"EHLO load.test\r\n")
+    while (await reader.readline())[3:4] == b"-":
+        pass
+    raw = b"From: load@example.org\r\nSubject: live\r\n\r\n" + BODY * 20
+    number = 0
+    while time.monotonic() < until:
+        number += 1
+        sent = time.monotonic()
+        writer.write(
+            b"MAIL FROM:<load@example.org>\r\nRCPT TO:<live%d@localhost>\r\n" % (number % 500)
+            + b"BDAT %d LAST\r\n" % len(raw)
+            + raw
+        )
+        answers = [await reader.readline() for _ in range(3)]
+        if not answers[2].startswith(b"250"):
+            raise SystemExit(f"not stored: {answers!r}")
+        latencies.append((sent, time.monotonic() - sent))
+    writer.write(b"QUIT\r\n")
+    writer.close()
+
+
+async def drop_oldest(url: str) -> tuple[float, float, int]:
+    """Detach and drop the first hour's partition: (started, ended, messages it held)."""
+    connection = await asyncpg.connect(url)
+    try:
+        listed = await partitions.Partitions(TTL.total_seconds(), 0).listed(connection)
+        now_ms = int(time.time() * 1000)  # the first whole hour filled, not the live mail's
+        oldest = next(part for part in listed if (part.lower_ms or 0) > now_ms + 60_000)
+        held = await connection.fetchval(f"SELECT count(*) FROM messages_{oldest.suffix}")
+        started = time.monotonic()
+        await partitions.detach(connection, oldest)
+        await partitions.drop_detached(connection, oldest.suffix)
+        return started, time.monotonic(), held
+    finally:
+        await connection.close()
+
+
+async def ingest_during_drop(port: int, url: str, options: argparse.Namespace) -> None:
+    latencies: list[tuple[float, float]] = []
+    until = time.monotonic() + options.quiet + options.after
+    senders = [
+        asyncio.create_task(send_for(port, until, latencies)) for _ in range(options.sessions)
+    ]
+    await asyncio.sleep(options.quiet)
+    started, ended, held = await drop_oldest(url)
+    await asyncio.gather(*senders)
+    before = [took for sent, took in latencies if sent < started]
+    during = [took for sent, took in latencies if started <= sent <= ended]
+    print(f"drop: {held:,} messages' partition detached and dropped in {ended - started:.2f} s")
+    if len(during) < 20:
+        print(f"ingest: only {len(during)} messages sent during the drop: too short to compare")
+        return
+    ratio = percentile(during, 0.99) / percentile(before, 0.99)
+    print(
+        f"ingest p99: before {percentile(before, 0.99) * 1000:.1f} ms ({len(before)} msgs), "
+        f"during the drop {percentile(during, 0.99) * 1000:.1f} ms ({len(during)} msgs): "
+        f"{ratio:.2f}x (target <= 2)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--inboxes", type=int, default=100_000)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--hours", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--quiet", type=float, default=10.0)
+    parser.add_argument("--after", type=float, default=5.0)
+    options = parser.parse_args()
+    raise_nofile()
+    url = new_database()
+    began = time.monotonic()
+    asyncio.run(fill(url, options))
+    print(f"filled {options.messages:,} in {time.monotonic() - began:.0f} s")
+    server = start_burnbox(
+        store=url,
+        message_ttl="24h",
+        reap_interval="24h",
+        auth_checks="off",
+        inbox_create_rate="100000/s",
+    )
+    try:
+        timings = reads(f"http://127.0.0.1:{server.http_port}", options)
+        for kind, values in timings.items():
+            print(
+                f"{kind}: p50 {statistics.median(values) * 1000:.2f} ms, "
+                f"p99 {percentile(values, 0.99) * 1000:.2f} ms (target < 10 ms)"
+            )
+        asyncio.run(ingest_during_drop(server.port, url, options))
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
