@@ -247,6 +247,7 @@ class App:
                 self.deliverer.deliver,
                 lambda: self.smtp_endpoint.port,
                 smtp_config(settings).hostname,
+                settings.sink_api,
             )
             if settings.sink
             else None,

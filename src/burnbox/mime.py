@@ -102,6 +102,22 @@ def attachment_bytes(raw: bytes, index: int) -> tuple[Attachment, bytes] | None:
     return None
 
 
+def attachment_payloads(raw: bytes) -> list[tuple[Attachment, bytes]]:
+    """Every attachment of the full view with its decoded content, from one parse."""
+    try:
+        message = parse(raw)
+        _, _, attachments = _bodies(message, prefix_only=True)
+        wanted = {item.index for item in attachments}
+        found = []
+        for number, part in enumerate(_leaf_parts(message)):
+            if number in wanted:
+                payload = _payload_bytes(part)
+                found.append((_describe(part, number, len(payload)), payload))
+    except Exception:
+        return []
+    return found
+
+
 def header_text(value: object, limit: int) -> str:
     """A header value as display text: encoded-words decoded, controls removed, bounded."""
     text = value if isinstance(value, str) else str(value)

@@ -249,9 +249,16 @@ class Settings:
         False,
         parse_bool,
         "Sink mode for QA: accept mail for every recipient at every domain and keep each "
-        "message once more in one shared view, read through the MailHog API (/api/v1, /api/v2; "
-        "docs/mailhog.md). Needs BURNBOX_ACCESS=public and loopback or private listen "
-        "addresses. Nothing is ever relayed.",
+        "message once more in one shared view, read through Mailpit's API (docs/mailpit.md) "
+        "and MailHog's (/api/v1, /api/v2; docs/mailhog.md). Needs BURNBOX_ACCESS=public and "
+        "loopback or private listen addresses. Nothing is ever relayed.",
+    )
+    sink_api: str = _setting(
+        "mailpit",
+        parse_choice("mailpit", "mailhog"),
+        "In sink mode, whose API answers `GET` and `DELETE /api/v1/messages`, the only paths "
+        "where Mailpit's API (docs/mailpit.md) and MailHog's clash: `mailpit` or `mailhog`. "
+        "Every other path of both is served either way.",
     )
     sink_any_listen: bool = _setting(
         False,

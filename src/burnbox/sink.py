@@ -1,20 +1,23 @@
 """Sink mode's shared view, as values: every message burnbox accepts (any recipient at any
-domain) is also kept once, with its envelope, under one reserved address that nobody can
-create or send to. The MailHog API reads it (web/mailhog). No I/O.
+domain) is also kept once, with its envelope, under one key that no recipient and no inbox
+can ever be: it has no `@`, so no RCPT and no inbox name parses to it, and a suite that
+sends anywhere (`.invalid` included) collides with nothing of burnbox's own. Mailpit's API
+(web/mailpit) and MailHog's (web/mailhog) read it. No I/O.
 
-The reserved address is at `burnbox.invalid` (RFC 2606: `.invalid` is never a real
-domain), which even sink mode refuses at RCPT. Its summaries carry the SMTP envelope where
-other inboxes' carry headers: `sender` is the reverse path and `to` the forward paths, in
-order, joined by ", ". It is bounded as any inbox is: the TTL, the per-inbox cap (the
-oldest goes first) and the byte cap.
+Its summaries carry the SMTP envelope where other inboxes' carry headers: `sender` is the
+reverse path and `to` the forward paths, in order, joined by ", ". It is bounded as any
+inbox is: the TTL, the per-inbox cap (the oldest goes first) and the byte cap.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-SINK_ADDRESS = "sink@burnbox.invalid"
-RESERVED_SUFFIX = ".invalid"
+from burnbox.model import EPOCH, Inbox
+
+SINK_ADDRESS = "(sink)"
+SINK = Inbox(SINK_ADDRESS, None, EPOCH, EPOCH + timedelta(days=365_000))  # open, never ends
 RECIPIENT_SEPARATOR = ", "
 
 

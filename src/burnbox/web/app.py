@@ -6,13 +6,15 @@ import json
 import logging
 
 import swagger_ui_bundle  # type: ignore[import-untyped,unused-ignore]
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from burnbox import __version__
 from burnbox.web import api, errors, handles, hooks, live, operations
 from burnbox.web.mailhog import routes as mailhog
+from burnbox.web.mailpit import routes as mailpit
+from burnbox.web.mailpit import views as mailpit_views
 from burnbox.web.services import WebServices
 
 log = logging.getLogger(__name__)
@@ -144,8 +146,18 @@ def create_app(services: WebServices) -> FastAPI:
     app.mount("/static", StaticFiles(directory=operations.STATIC), name="static")
     for router in (operations.router, api.router, live.router, hooks.router, handles.router):
         app.include_router(router)
-    if services.sink is not None:  # MailHog's API: sink mode only
+    if services.sink is not None:  # Mailpit's and MailHog's APIs: sink mode only
+        if services.sink.api == "mailpit":  # first: it owns the paths where they clash
+            app.include_router(mailpit.owned)
+        app.include_router(mailpit.router)
+        app.include_router(mailpit_views.router)
         app.include_router(mailhog.router)
+        app.add_exception_handler(mailpit.Failed, _mailpit_failed)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+async def _mailpit_failed(_: Request, failure: Exception) -> Response:
+    assert isinstance(failure, mailpit.Failed)
+    return mailpit.answer(failure)

@@ -22,12 +22,14 @@ Readiness = Callable[[], Awaitable[dict[str, bool]]]
 
 @dataclass(frozen=True)
 class SinkAccess:
-    """What the MailHog API needs beyond reading the shared view: delivering a released
-    message to this node's own SMTP side (never anywhere else), and knowing that side."""
+    """What the sink's APIs need beyond reading the shared view: delivering a released
+    message to this node's own SMTP side (never anywhere else), knowing that side, and
+    which API owns the paths where Mailpit's and MailHog's clash."""
 
     deliver: Callable[[list[str], bytes, Envelope], Awaitable[list[str]]]
     smtp_port: Callable[[], int]
     hostname: str
+    api: str = "mailpit"  # whose API answers GET and DELETE /api/v1/messages
 
 
 @dataclass(frozen=True)

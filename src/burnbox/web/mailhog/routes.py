@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, WebSocket
@@ -19,8 +18,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from burnbox.addressing import AddressError, parse_address
 from burnbox.hub import SubscriberDropped, Subscription
-from burnbox.model import EPOCH, Inbox, MessageSummary
-from burnbox.sink import SINK_ADDRESS, Envelope
+from burnbox.model import MessageSummary
+from burnbox.sink import SINK, SINK_ADDRESS, Envelope
 from burnbox.storage.base import NotFound
 from burnbox.web import downloads
 from burnbox.web.auth import cross_site
@@ -40,7 +39,6 @@ from burnbox.web.mailhog import shapes
 from burnbox.web.services import SinkAccess, WebServices
 
 router = APIRouter(prefix="/api", tags=["MailHog"])  # included in sink mode only
-SINK = Inbox(SINK_ADDRESS, None, EPOCH, EPOCH + timedelta(days=365_000))
 V1_LIST = 1000  # messages v1's list returns at most, as MailHog's
 HEARTBEAT = 15.0
 IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]+$")]
