@@ -7,13 +7,16 @@ import hashlib
 import json
 import smtplib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from burnbox.web.mailpit import search
 from tests.helpers import Running
 from tests.tools import shared
 
@@ -177,3 +180,134 @@ def test_mailhog_owns_the_clashing_paths_when_asked(start_burnbox: Callable[...,
     assert set(item) >= {"ID", "From", "To", "Content", "Created", "MIME", "Raw"}
     whole = httpx.get(running.http + f"/api/v1/message/{item['ID']}").json()
     assert set(whole) == spec_keys("Message")  # Mailpit's other paths are served either way
+
+
+# -- search ---------------------------------------------------------------------------------
+
+
+def plain(subject: str, sender: str, to: str, body: str = "hello", **extra: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, to, subject
+    for name, value in extra.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(body)
+    return message
+
+
+def found(running: Running, query: str, **params: str) -> list[str]:
+    answer = httpx.get(running.http + "/api/v1/search", params={"query": query, **params})
+    assert answer.status_code == 200, answer.text
+    return [item["Subject"] for item in answer.json()["messages"]]
+
+
+@pytest.fixture
+def searchable_sink(sink: Running) -> Running:
+    send(
+        sink,
+        plain("Welcome aboard", "Shop <shop@store.example>", "ann@qa.test", "welcome text body"),
+        ["ann@qa.test"],
+    )
+    send(
+        sink,
+        plain(
+            "Two words here",
+            "News <news@paper.example>",
+            "bob@qa.test",
+            "news text body",
+            cc="Carol <carol@qa.test>",
+        ),
+        ["bob@qa.test"],
+    )
+    send(sink, newsletter("Your code"), ["dev@qa.invalid"])  # with attachment and inline part
+    return sink
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("to:ann", ["Welcome aboard"]),
+        ("from:paper.example", ["Two words here"]),
+        ("cc:carol", ["Two words here"]),
+        ("addressed:carol", ["Two words here"]),
+        ("reply-to:help@qa.example", ["Your code"]),
+        ('subject:"two words"', ["Two words here"]),
+        ("SUBJECT:welcome", ["Welcome aboard"]),  # prefixes ignore case
+        ("message-id:code-1@qa.example", ["Your code"]),
+        ("-subject:welcome", ["Your code", "Two words here"]),
+        ("!subject:welcome to:bob", ["Two words here"]),
+        ("has:attachment", ["Your code"]),
+        ("has:inline", ["Your code"]),
+        ("-has:attachments", ["Two words here", "Welcome aboard"]),
+        ('"hello there"', ["Your code"]),  # the HTML part reduced to text
+        ("news text", ["Two words here"]),  # the text part, when there is no HTML
+        ("pixel.png", ["Your code"]),  # attachment names
+        ('"words here"', ["Two words here"]),
+        ("wel_ome", ["Welcome aboard"]),  # LIKE's `_`, unescaped as Mailpit's
+        ("tag:anything", []),
+        ("is:tagged", []),
+        ("larger:1k", ["Your code"]),
+        ("smaller:1k", ["Two words here", "Welcome aboard"]),
+        ("after:2000-01-01", ["Your code", "Two words here", "Welcome aboard"]),
+        ("before:2000-01-01", []),
+        ("before:not-a-date", ["Your code", "Two words here", "Welcome aboard"]),  # ignored
+        ("foo:bar", []),  # an unknown prefix is free text
+    ],
+)
+def test_search_syntax(searchable_sink: Running, query: str, expected: list[str]) -> None:
+    assert found(searchable_sink, query) == expected
+
+
+def test_search_counts_read_flags_and_paging(searchable_sink: Running) -> None:
+    sink = searchable_sink
+    answer = httpx.get(sink.http + "/api/v1/search", params={"query": "-has:inline", "limit": "1"})
+    body = answer.json()
+    assert set(body) == spec_keys("MessagesSummary") | {"count"}
+    assert (body["total"], body["messages_count"], body["count"]) == (3, 2, 1)
+    assert found(sink, "is:unread") == ["Your code", "Two words here", "Welcome aboard"]
+    marked = httpx.put(sink.http + "/api/v1/messages", json={"Search": "to:ann", "Read": True})
+    assert marked.text == "ok"
+    assert found(sink, "is:read") == ["Welcome aboard"]
+    both = httpx.put(sink.http + "/api/v1/messages", json={"IDs": ["x"], "Search": "to:ann"})
+    assert both.status_code == 400
+    assert found(sink, "-has:inline", limit="0") == []  # 0 on a search: an empty page
+    latest = httpx.get(sink.http + "/api/v1/message/latest", params={"query": "to:bob"}).json()
+    assert latest["Subject"] == "Two words here"
+    nothing = httpx.get(sink.http + "/api/v1/message/latest", params={"query": "to:nobody"})
+    assert (nothing.status_code, nothing.headers["content-type"][:10]) == (404, "text/plain")
+
+
+def test_blank_searches_and_delete_by_search(searchable_sink: Running) -> None:
+    sink = searchable_sink
+    blank = httpx.get(sink.http + "/api/v1/search", params={"query": "  "})
+    assert (blank.status_code, blank.text) == (400, "Error: no search query")
+    assert httpx.delete(sink.http + "/api/v1/search").status_code == 400
+    gone = httpx.delete(sink.http + "/api/v1/search", params={"query": "-has:attachment"})
+    assert gone.text == "ok"
+    assert [item["Subject"] for item in listed(sink)["messages"]] == ["Your code"]
+
+
+def test_search_terms_sizes_and_dates_as_mailpit_reads_them() -> None:
+    terms = search.parse('subject:"two words" -to:ann ! "an exact phrase" Foo:bar')
+    assert terms == [
+        search.Term(False, "subject", "two words"),
+        search.Term(True, "to", "ann"),
+        search.Term(False, "", "!"),  # one character: not a negation
+        search.Term(False, "", "an exact phrase"),
+        search.Term(False, "", "Foo:bar"),
+    ]
+    with pytest.raises(search.EmptyQuery):
+        search.parse('  ""  ')
+    assert [search.size_in_bytes(text) for text in ("2kb", "1.5m", "10", "3 MB", "9x")] == [
+        2048,
+        1572864,
+        10,
+        3145728,
+        0,
+    ]
+    berlin = ZoneInfo("Europe/Berlin")
+    assert search.parse_date("2024-05-01", berlin) == datetime(2024, 5, 1, tzinfo=berlin)
+    assert search.parse_date("1 May 2024", UTC) == datetime(2024, 5, 1, tzinfo=UTC)
+    assert search.parse_date("2024-05-01T10:00:00Z", berlin) == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    assert search.parse_date("soon", UTC) is None
+    assert search.like("a_c", "xxabcxx")
+    assert not search.like("a.c", "abc")  # only % and _ are wildcards

@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from burnbox import __version__
 from burnbox.web import api, errors, handles, hooks, live, operations
 from burnbox.web.mailhog import routes as mailhog
+from burnbox.web.mailpit import common as mailpit_common
+from burnbox.web.mailpit import queries as mailpit_queries
 from burnbox.web.mailpit import routes as mailpit
 from burnbox.web.mailpit import views as mailpit_views
 from burnbox.web.services import WebServices
@@ -150,14 +152,15 @@ def create_app(services: WebServices) -> FastAPI:
         if services.sink.api == "mailpit":  # first: it owns the paths where they clash
             app.include_router(mailpit.owned)
         app.include_router(mailpit.router)
+        app.include_router(mailpit_queries.router)
         app.include_router(mailpit_views.router)
         app.include_router(mailhog.router)
-        app.add_exception_handler(mailpit.Failed, _mailpit_failed)
+        app.add_exception_handler(mailpit_common.Failed, _mailpit_failed)
     app.add_middleware(BodyLimit)
     app.add_middleware(SecurityHeaders)
     return app
 
 
 async def _mailpit_failed(_: Request, failure: Exception) -> Response:
-    assert isinstance(failure, mailpit.Failed)
-    return mailpit.answer(failure)
+    assert isinstance(failure, mailpit_common.Failed)
+    return mailpit_common.answer(failure)

@@ -3,10 +3,6 @@ its clients rely on, ../shared/conformance/mailpit/README.md). Served in sink mo
 which needs BURNBOX_ACCESS=public; writes from another site's page are refused, as on
 MailHog's paths.
 
-Mailpit answers successes with 200 (JSON, or text/plain `ok`) and errors with a one-line
-text/plain body; its clients treat anything else as failure, so these paths answer as it
-does rather than with burnbox's JSON errors.
-
 `owned` holds the two routes MailHog's API also has (GET and DELETE /api/v1/messages):
 the app includes it before MailHog's router when BURNBOX_SINK_API=mailpit.
 """
@@ -17,50 +13,23 @@ the app includes it before MailHog's router when BURNBOX_SINK_API=mailpit.
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from burnbox import mime
-from burnbox.model import MessageSummary
 from burnbox.sink import SINK
 from burnbox.storage.base import NotFound
 from burnbox.web import downloads
-from burnbox.web.auth import cross_site
 from burnbox.web.deps import Services
 from burnbox.web.downloads import PRIVATE
 from burnbox.web.mailpit import shapes
-from burnbox.web.services import WebServices
+from burnbox.web.mailpit.common import WHOLE, Failed, IdPath, SameSite, load, ok, page_of
+from burnbox.web.mailpit.queries import matching, pick
 
 router = APIRouter(tags=["Mailpit"])  # included in sink mode only
+Latest = Annotated[str, Query(max_length=2000, description="with `latest`: the newest match")]
 owned = APIRouter(tags=["Mailpit"])  # the paths MailHog's API has too
-WHOLE = 100_000  # "every message": the sink holds no more (its per-inbox cap bounds it)
 MAX_BODY = 1024 * 1024  # a PUT or DELETE body: IDs and flags
-IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]+$")]
-
-
-class Failed(Exception):
-    """Answered as Mailpit answers: the status and one line of text."""
-
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
-
-
-def answer(failure: Failed) -> PlainTextResponse:
-    return PlainTextResponse(failure.text, status_code=failure.status, headers=PRIVATE)
-
-
-def ok() -> PlainTextResponse:
-    return PlainTextResponse("ok", headers=PRIVATE)
-
-
-def same_site(request: Request, services: Services) -> None:
-    if cross_site(request.headers, request.url.scheme, services.allowed_origins):
-        raise Failed(403, "Forbidden: not from another site's page")
-
-
-SameSite = Depends(same_site)
 
 
 # -- the list and what acts on all of it -----------------------------------------------------
@@ -75,21 +44,7 @@ async def list_messages(
     paging = shapes.paging(start, limit)
     every = await services.inboxes.messages(SINK, limit=WHOLE)
     page = every if paging.limit == 0 else every[paging.start : paging.start + paging.limit]
-    unread = sum(1 for summary in every if not summary.seen)
-    items = [await _summary(services, summary) for summary in page]
-    return JSONResponse(
-        {
-            "total": len(every),
-            "unread": unread,
-            "count": len(items),
-            "messages_count": len(every),
-            "messages_unread": unread,
-            "start": paging.start,
-            "tags": [],
-            "messages": items,
-        },
-        headers=PRIVATE,
-    )
+    return JSONResponse(await page_of(services, every, page, paging.start), headers=PRIVATE)
 
 
 @owned.delete(
@@ -117,12 +72,15 @@ async def delete_messages(request: Request, services: Services) -> Response:
 )
 async def set_read(request: Request, services: Services) -> Response:
     body = await _body(request)
-    ids, read = _strings(body, "ids"), body.get("read", False)
-    if body.get("search"):
-        raise Failed(400, "search is not supported here yet: give IDs")
+    ids, read, query = _strings(body, "ids"), body.get("read", False), body.get("search")
     if not isinstance(read, bool):
         raise Failed(400, "Read must be true or false")
-    targets = ids or [summary.id for summary in await services.inboxes.messages(SINK, limit=WHOLE)]
+    if ids and query:
+        raise Failed(400, "You may not specify both IDs and a search")
+    every = await services.inboxes.messages(SINK, limit=WHOLE)
+    if isinstance(query, str) and query:
+        every = await matching(services, every, query, str(body.get("tz") or ""))
+    targets = ids or [summary.id for summary in every]
     for message_id in targets:
         try:
             await services.inboxes.mark_seen(SINK, message_id, read)
@@ -135,8 +93,8 @@ async def set_read(request: Request, services: Services) -> Response:
 
 
 @router.get("/api/v1/message/{message_id}", summary="Mailpit: one message; marks it read.")
-async def message(message_id: IdPath, services: Services) -> JSONResponse:
-    summary, raw = await load(services, message_id)
+async def message(message_id: IdPath, services: Services, query: Latest = "") -> JSONResponse:
+    summary, raw = await pick(services, message_id, query)
     if not summary.seen:
         await services.inboxes.mark_seen(SINK, summary.id, True)
     shaped = await services.parse_pool.run(len(raw), shapes.message, summary, raw)
@@ -144,8 +102,8 @@ async def message(message_id: IdPath, services: Services) -> JSONResponse:
 
 
 @router.get("/api/v1/message/{message_id}/headers", summary="Mailpit: every header.")
-async def headers(message_id: IdPath, services: Services) -> JSONResponse:
-    _, raw = await load(services, message_id)
+async def headers(message_id: IdPath, services: Services, query: Latest = "") -> JSONResponse:
+    _, raw = await pick(services, message_id, query)
     shaped = await services.parse_pool.run(len(raw), shapes.header_map, raw)
     return JSONResponse(shaped, headers=PRIVATE)
 
@@ -155,8 +113,8 @@ async def headers(message_id: IdPath, services: Services) -> JSONResponse:
     summary="Mailpit: the message as received, as text.",
     response_class=PlainTextResponse,
 )
-async def source(message_id: IdPath, services: Services) -> Response:
-    _, raw = await load(services, message_id)
+async def source(message_id: IdPath, services: Services, query: Latest = "") -> Response:
+    _, raw = await pick(services, message_id, query)
     # text/plain as Mailpit; nosniff (SecurityHeaders) keeps a browser from rendering it.
     return Response(raw, media_type="text/plain; charset=utf-8", headers=PRIVATE)
 
@@ -179,25 +137,6 @@ async def attachment(
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-async def load(services: WebServices, message_id: str) -> tuple[MessageSummary, bytes]:
-    """The message; `latest` is the newest, as Mailpit."""
-    if message_id == "latest":
-        newest = await services.inboxes.messages(SINK, limit=1)
-        if not newest:
-            raise Failed(404, "message not found")
-        message_id = newest[0].id
-    try:
-        return await services.inboxes.message(SINK, message_id)
-    except NotFound:
-        raise Failed(404, "message not found") from None
-
-
-async def _summary(services: WebServices, summary: MessageSummary) -> shapes.Json:
-    _, raw = await load(services, summary.id)
-    shaped: shapes.Json = await services.parse_pool.run(len(raw), shapes.summary, summary, raw)
-    return shaped
 
 
 async def _body(request: Request) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from burnbox.sink import SINK
 from burnbox.web.deps import Services
 from burnbox.web.downloads import PRIVATE
 from burnbox.web.mailpit import shapes
-from burnbox.web.mailpit.routes import Failed, load
+from burnbox.web.mailpit.common import Failed
+from burnbox.web.mailpit.queries import pick
 from burnbox.web.services import WebServices
 
 router = APIRouter(tags=["Mailpit"])
@@ -40,8 +41,9 @@ async def html(
     message_id: ViewId,
     services: Services,
     embed: Annotated[str, Query(max_length=8)] = "",
+    query: Annotated[str, Query(max_length=2000)] = "",
 ) -> Response:
-    summary, raw = await load(services, message_id)
+    summary, raw = await pick(services, message_id, query)
     page = await services.parse_pool.run(len(raw), shapes.html_of, raw)
     if not page:
         raise Failed(404, "no HTML part")
@@ -57,8 +59,10 @@ async def html(
     summary="Mailpit: the text part, as text/plain.",
     responses={200: {"content": {"text/plain": {}}}, 404: {"content": {"text/plain": {}}}},
 )
-async def text(message_id: ViewId, services: Services) -> Response:
-    summary, raw = await load(services, message_id)
+async def text(
+    message_id: ViewId, services: Services, query: Annotated[str, Query(max_length=2000)] = ""
+) -> Response:
+    summary, raw = await pick(services, message_id, query)
     body = await services.parse_pool.run(len(raw), shapes.text_of, raw)
     await _read(services, summary.id, summary.seen)
     return Response(body.encode("utf-8"), media_type="text/plain; charset=utf-8", headers=PRIVATE)
