@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect as ws_connect
+from websockets.typing import Origin
 
 from burnbox.web.mailpit import search
 from tests.helpers import Running
@@ -311,3 +314,38 @@ def test_search_terms_sizes_and_dates_as_mailpit_reads_them() -> None:
     assert search.parse_date("soon", UTC) is None
     assert search.like("a_c", "xxabcxx")
     assert not search.like("a.c", "abc")  # only % and _ are wildcards
+
+
+# -- the event stream -------------------------------------------------------------------------
+
+
+def next_of(socket: Any, kind: str) -> dict[str, Any]:
+    """The next frame of this Type (others that come first are passed over)."""
+    while True:
+        frame: dict[str, Any] = json.loads(socket.recv(timeout=30))
+        if frame["Type"] == kind:
+            return frame
+
+
+def test_events_new_stats_update_delete_and_truncate(sink: Running) -> None:
+    url = sink.http.replace("http://", "ws://") + "/api/events"
+    with ws_connect(url) as socket:
+        send(sink, newsletter(), ["dev@qa.invalid"])
+        new = next_of(socket, "new")
+        assert set(new["Data"]) == spec_keys("MessageSummary")
+        assert new["Data"]["Subject"] == "Your code"
+        stats = next_of(socket, "stats")
+        assert stats["Data"] == {"Total": 1, "Unread": 1, "Version": stats["Data"]["Version"]}
+        message_id = new["Data"]["ID"]
+        httpx.put(sink.http + "/api/v1/messages", json={"IDs": [message_id], "Read": True})
+        assert next_of(socket, "update")["Data"] == {"ID": message_id, "Read": True}
+        httpx.delete(sink.http + "/api/v1/messages")
+        assert next_of(socket, "delete")["Data"] == {"ID": message_id}
+        assert next_of(socket, "truncate")["Data"] is None
+        assert next_of(socket, "stats")["Data"]["Total"] == 0
+
+
+def test_events_refuse_another_sites_page(sink: Running) -> None:
+    url = sink.http.replace("http://", "ws://") + "/api/events"
+    with pytest.raises(InvalidStatus):
+        ws_connect(url, origin=Origin("https://evil.test"))

@@ -1,0 +1,94 @@
+"""Mailpit's live feed, `GET /api/events` (a WebSocket), over the same hub as every other
+push in burnbox: JSON frames `{Type, Data}`.
+
+- `new`: a message arrived (its list item, as /api/v1/messages shows it);
+- `update`: `{ID, Read}` when a message's read flag changed;
+- `delete`: `{ID}` when a message went; `truncate` (null) once the mailbox is empty after
+  a delete (Mailpit sends it when everything is deleted);
+- `stats`: `{Total, Unread, Version}`, STATS_AFTER seconds after the last of a run of
+  changes, so that a burst of mail gives one.
+"""
+
+# No `from __future__ import annotations`: FastAPI must see the dependency aliases as
+# real objects.
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+
+from burnbox import __version__
+from burnbox.hub import Event, SubscriberDropped, Subscription
+from burnbox.sink import SINK, SINK_ADDRESS
+from burnbox.web.deps import services_of
+from burnbox.web.live import WS_CATCH_UP, WS_UNREADABLE, pump_until_closed, take_socket
+from burnbox.web.mailpit.common import WHOLE, Failed, summary_json
+from burnbox.web.services import WebServices
+
+router = APIRouter(tags=["Mailpit"])
+STATS_AFTER = 0.25  # seconds, as Mailpit
+
+
+@router.websocket("/api/events")
+async def events(socket: WebSocket) -> None:
+    services = services_of(socket)
+    if services.sink is None:
+        await socket.close(code=WS_UNREADABLE)
+        return
+    async with services.feeds.arrivals(SINK_ADDRESS) as subscription:
+        release = await take_socket(socket, services)  # subscribed first: nothing is missed
+        if release is None:
+            return
+        try:
+            await pump_until_closed(socket, _pump(socket, services, subscription))
+        finally:
+            release()
+
+
+async def _pump(socket: WebSocket, services: WebServices, subscription: Subscription) -> None:
+    stats: asyncio.Task[None] | None = None
+    empty = False  # truncate was sent, and nothing has come since: once per emptying
+    try:
+        while True:
+            try:
+                event = await subscription.next()
+            except SubscriberDropped:
+                await socket.close(code=WS_CATCH_UP)  # it fell behind: reconnect, list again
+                return
+            for frame in await _frames(services, event):
+                if frame["Type"] == "truncate" and empty:
+                    continue
+                empty = frame["Type"] == "truncate" or (empty and frame["Type"] != "new")
+                await socket.send_text(json.dumps(frame))
+            if stats is not None:
+                stats.cancel()
+            stats = asyncio.create_task(_stats_later(socket, services))
+    finally:
+        if stats is not None:
+            stats.cancel()
+
+
+async def _frames(services: WebServices, event: Event) -> list[dict[str, Any]]:
+    if event.kind == "message" and event.summary is not None:
+        with contextlib.suppress(Failed):  # deleted or evicted meanwhile
+            return [{"Type": "new", "Data": await summary_json(services, event.summary)}]
+        return []
+    if event.kind == "seen" and event.summary is not None:
+        return [{"Type": "update", "Data": {"ID": event.message_id, "Read": event.summary.seen}}]
+    if event.kind in ("deleted", "expired") and event.message_id:
+        frames: list[dict[str, Any]] = [{"Type": "delete", "Data": {"ID": event.message_id}}]
+        if (await services.inboxes.usage(SINK))[0] == 0:
+            frames.append({"Type": "truncate", "Data": None})
+        return frames
+    return []
+
+
+async def _stats_later(socket: WebSocket, services: WebServices) -> None:
+    await asyncio.sleep(STATS_AFTER)
+    every = await services.inboxes.messages(SINK, limit=WHOLE)
+    unread = sum(1 for summary in every if not summary.seen)
+    data = {"Total": len(every), "Unread": unread, "Version": __version__}
+    with contextlib.suppress(RuntimeError):  # the client left meanwhile
+        await socket.send_text(json.dumps({"Type": "stats", "Data": data}))
