@@ -3,6 +3,7 @@ swagger.json in ../shared, over a running burnbox and real SMTP."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import smtplib
@@ -349,3 +350,69 @@ def test_events_refuse_another_sites_page(sink: Running) -> None:
     url = sink.http.replace("http://", "ws://") + "/api/events"
     with pytest.raises(InvalidStatus):
         ws_connect(url, origin=Origin("https://evil.test"))
+
+
+# -- send -------------------------------------------------------------------------------------
+
+
+def send_request() -> dict[str, Any]:
+    content = base64.b64encode(PNG).decode()
+    return {
+        "From": {"Email": "sender@example.test", "Name": "Sender Name"},
+        "To": [{"Email": "recipient@example.test", "Name": "Recipient Name"}],
+        "Cc": [{"Email": "cc@example.test", "Name": "Carbon Name"}],
+        "Bcc": ["bcc@example.test"],
+        "ReplyTo": [{"Email": "noreply@example.test", "Name": "No Reply"}],
+        "Subject": "Test Email with Attachment",
+        "Text": "This is a test email with an attachment.",
+        "HTML": '<p>Inline: <img src="cid:inline-image"></p>',
+        "Headers": {"List-Unsubscribe": "<mailto:u@example.test>", "Subject": "overridden?"},
+        "Attachments": [
+            {"Content": content, "Filename": "test.png"},
+            {"Content": content, "FileName": "test.png", "ContentID": "inline-image"},
+        ],
+    }
+
+
+def test_send_makes_the_message_mailpit_makes(sink: Running) -> None:
+    answer = httpx.post(sink.http + "/api/v1/send", json=send_request())
+    assert answer.status_code == 200, answer.text
+    message_id = answer.json()["ID"]
+    assert set(answer.json()) == {"ID"}
+    whole = httpx.get(sink.http + f"/api/v1/message/{message_id}").json()
+    assert whole["Subject"] == "Test Email with Attachment"  # Headers may not override it
+    assert whole["From"] == {"Name": "Sender Name", "Address": "sender@example.test"}
+    assert whole["Bcc"] == [{"Name": "", "Address": "bcc@example.test"}]
+    assert whole["ReturnPath"] == "sender@example.test"
+    [attached] = whole["Attachments"]
+    [inline] = whole["Inline"]
+    assert (attached["ContentType"], attached["FileName"]) == ("image/png", "test.png")
+    assert (inline["ContentID"], inline["ContentType"]) == ("inline-image", "image/png")
+    assert whole["Text"].strip() == "This is a test email with an attachment."
+    headers = httpx.get(sink.http + f"/api/v1/message/{message_id}/headers").json()
+    assert set(headers) == {
+        "Bcc", "Cc", "Content-Type", "Date", "From", "List-Unsubscribe", "Message-Id",
+        "Mime-Version", "Reply-To", "Return-Path", "Subject", "To",
+    }  # fmt: skip
+    for recipient in ("recipient@example.test", "cc@example.test", "bcc@example.test"):
+        assert sink.call(sink.app.store.usage(recipient))[0] == 1  # delivered, as SMTP mail
+
+
+def test_send_refuses_what_mailpit_refuses(sink: Running) -> None:
+    bad_from = {**send_request(), "From": {"Email": "not an address"}}
+    answer = httpx.post(sink.http + "/api/v1/send", json=bad_from)
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"Error": "invalid From address: not an address"},
+    )
+    bad_to = {**send_request(), "To": [{"Email": "x@"}]}
+    assert httpx.post(sink.http + "/api/v1/send", json=bad_to).json() == {
+        "Error": "invalid To address: x@"
+    }
+    garbled = httpx.post(sink.http + "/api/v1/send", content=b"{not json")
+    assert garbled.status_code == 400
+    bad_file = {**send_request(), "Attachments": [{"Content": "@@@", "Filename": "x"}]}
+    assert httpx.post(sink.http + "/api/v1/send", json=bad_file).status_code == 400
+    huge = {**send_request(), "Text": "x" * (sink.app.settings.max_message_size * 2)}
+    assert httpx.post(sink.http + "/api/v1/send", json=huge).status_code == 413
+    assert listed(sink)["total"] == 0

@@ -248,6 +248,7 @@ class App:
                 lambda: self.smtp_endpoint.port,
                 smtp_config(settings).hostname,
                 settings.sink_api,
+                settings.max_message_size,
             )
             if settings.sink
             else None,

@@ -17,6 +17,7 @@ from burnbox.web.mailpit import common as mailpit_common
 from burnbox.web.mailpit import events as mailpit_events
 from burnbox.web.mailpit import queries as mailpit_queries
 from burnbox.web.mailpit import routes as mailpit
+from burnbox.web.mailpit import sending as mailpit_sending
 from burnbox.web.mailpit import views as mailpit_views
 from burnbox.web.services import WebServices
 
@@ -80,12 +81,18 @@ class SecurityHeaders(HttpMiddleware):
 
 class BodyLimit(HttpMiddleware):
     """Refuses request bodies over MAX_BODY with 413, declared or chunked: the body (small
-    here by design) is read first, then handed on."""
+    here by design) is read first, then handed on. `larger` names the paths that carry a
+    whole message (Mailpit's send), with their own bound."""
+
+    def __init__(self, app: ASGIApp, larger: dict[str, int] | None = None) -> None:
+        super().__init__(app)
+        self._larger = larger or {}
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self._larger.get(scope.get("path", ""), MAX_BODY)
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-            await _too_large(send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await _too_large(send, limit)
             return
         body = bytearray()
         while True:
@@ -93,8 +100,8 @@ class BodyLimit(HttpMiddleware):
             if message["type"] != "http.request":
                 break  # the client went: hand on what there is
             body += message.get("body", b"")
-            if len(body) > MAX_BODY:
-                await _too_large(send)
+            if len(body) > limit:
+                await _too_large(send, limit)
                 return
             if not message.get("more_body", False):
                 break
@@ -110,8 +117,8 @@ class BodyLimit(HttpMiddleware):
         await self.app(scope, replay, send)
 
 
-async def _too_large(send: Send) -> None:
-    await _json(send, 413, "payload_too_large", f"Request bodies are limited to {MAX_BODY} bytes.")
+async def _too_large(send: Send, limit: int) -> None:
+    await _json(send, 413, "payload_too_large", f"Request bodies are limited to {limit} bytes.")
 
 
 async def _json(send: Send, status: int, code: str, message: str) -> None:
@@ -156,9 +163,13 @@ def create_app(services: WebServices) -> FastAPI:
         app.include_router(mailpit_queries.router)
         app.include_router(mailpit_views.router)
         app.include_router(mailpit_events.router)
+        app.include_router(mailpit_sending.router)
         app.include_router(mailhog.router)
         app.add_exception_handler(mailpit_common.Failed, _mailpit_failed)
-    app.add_middleware(BodyLimit)
+    larger = {}
+    if services.sink is not None:  # a whole message in base64, in JSON
+        larger[mailpit_sending.PATH] = services.sink.max_message * 4 // 3 + 64 * 1024
+    app.add_middleware(BodyLimit, larger=larger)
     app.add_middleware(SecurityHeaders)
     return app
 

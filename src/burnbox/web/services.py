@@ -30,6 +30,7 @@ class SinkAccess:
     smtp_port: Callable[[], int]
     hostname: str
     api: str = "mailpit"  # whose API answers GET and DELETE /api/v1/messages
+    max_message: int = 10 * 1024 * 1024  # bytes a message made by Mailpit's send may have
 
 
 @dataclass(frozen=True)
