@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import bcrypt
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Origin
 
+from burnbox.app import sink_users
+from burnbox.settings import SettingsError
 from burnbox.web.mailpit import search
-from tests.helpers import Running
+from tests.helpers import Running, test_settings
 from tests.tools import shared
 
 SPEC = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "mailpit"
@@ -416,3 +419,53 @@ def test_send_refuses_what_mailpit_refuses(sink: Running) -> None:
     huge = {**send_request(), "Text": "x" * (sink.app.settings.max_message_size * 2)}
     assert httpx.post(sink.http + "/api/v1/send", json=huge).status_code == 413
     assert listed(sink)["total"] == 0
+
+
+# -- basic auth -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def guarded(start_burnbox: Callable[..., Running], tmp_path: Path) -> Running:
+    hashed = bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode()
+    users = tmp_path / "htpasswd"
+    # htpasswd -B writes $2y$; Mailpit's files come that way.
+    users.write_text(f"# QA users\nqa:{hashed.replace('$2b$', '$2y$')}\n")
+    return start_burnbox(sink=True, access="public", sink_auth_file=str(users))
+
+
+def test_basic_auth_guards_the_sink_but_not_the_probes(guarded: Running) -> None:
+    url = guarded.http + "/api/v1/messages"
+    refused = httpx.get(url)
+    assert (refused.status_code, refused.headers["www-authenticate"][:5]) == (401, "Basic")
+    assert httpx.get(url, auth=("qa", "wrong")).status_code == 401
+    assert httpx.get(url, auth=("nobody", "secret")).status_code == 401
+    assert httpx.get(url, auth=("qa", "secret")).status_code == 200
+    assert httpx.get(guarded.http + "/api/v2/messages").status_code == 401  # MailHog's too
+    assert httpx.get(guarded.http + "/healthz").status_code == 200
+    assert httpx.get(guarded.http + "/metrics").status_code == 200
+    events = guarded.http.replace("http://", "ws://") + "/api/events"
+    with pytest.raises(InvalidStatus):
+        ws_connect(events)
+    token = base64.b64encode(b"qa:secret").decode()
+    with ws_connect(events, additional_headers={"Authorization": f"Basic {token}"}) as socket:
+        sent = httpx.post(guarded.http + "/api/v1/send", json=send_request(), auth=("qa", "secret"))
+        new = next_of(socket, "new")
+    assert new["Data"]["ID"] == sent.json()["ID"]
+    assert new["Data"]["Username"] == "qa"  # who sent it through the API
+    whole = httpx.get(guarded.http + "/api/v1/message/latest", auth=("qa", "secret")).json()
+    assert whole["Username"] == "qa"
+
+
+def test_a_guesser_runs_out_of_tries(guarded: Running) -> None:
+    url = guarded.http + "/api/v1/messages"
+    for _ in range(40):
+        httpx.get(url, auth=("qa", "guess"))
+    assert httpx.get(url, auth=("qa", "secret")).status_code == 401  # refused before checking
+
+
+def test_an_unusable_auth_file_stops_the_start(tmp_path: Path) -> None:
+    broken = tmp_path / "htpasswd"
+    broken.write_text("qa:{SHA}not-bcrypt\n")
+    for path in (str(broken), str(tmp_path / "missing")):
+        with pytest.raises(SettingsError, match="BURNBOX_SINK_AUTH_FILE"):
+            sink_users(test_settings(sink=True, access="public", sink_auth_file=path))

@@ -43,6 +43,7 @@ from burnbox.web.app import create_app
 from burnbox.web.limits import StreamLimits
 from burnbox.web.mailtm.app import create_mailtm_app
 from burnbox.web.services import SinkAccess, WebServices
+from burnbox.web.sink_auth import AuthFileError, read_users
 from burnbox.webhooks import EVENTS as WEBHOOK_EVENTS
 from burnbox.webhooks import WebhookService
 
@@ -114,6 +115,16 @@ def build_abuse(settings: Settings, resolver: Resolver) -> Abuse | None:
     return Abuse(
         resolver, rate=rate, blocklists=settings.dnsbl, blocked_senders=settings.block_senders
     )
+
+
+def sink_users(settings: Settings) -> dict[str, bytes] | None:
+    """BURNBOX_SINK_AUTH_FILE's users; a file that cannot be used stops the start."""
+    if not settings.sink_auth_file:
+        return None
+    try:
+        return read_users(settings.sink_auth_file)
+    except AuthFileError as error:
+        raise SettingsError(f"BURNBOX_SINK_AUTH_FILE: {error}") from None
 
 
 def build_domains(settings: Settings) -> DomainPolicy:
@@ -249,6 +260,7 @@ class App:
                 smtp_config(settings).hostname,
                 settings.sink_api,
                 settings.max_message_size,
+                sink_users(settings),
             )
             if settings.sink
             else None,

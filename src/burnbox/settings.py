@@ -260,6 +260,13 @@ class Settings:
         "where Mailpit's API (docs/mailpit.md) and MailHog's clash: `mailpit` or `mailhog`. "
         "Every other path of both is served either way.",
     )
+    sink_auth_file: str = _setting(
+        "",
+        str,
+        "In sink mode, an htpasswd file of bcrypt hashes (`htpasswd -B`, as Mailpit's "
+        "--ui-auth-file): its users' basic auth is then needed for the web side, both APIs "
+        "and the event streams; /healthz, /readyz and /metrics stay open.",
+    )
     sink_any_listen: bool = _setting(
         False,
         parse_bool,

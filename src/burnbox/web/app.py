@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from burnbox import __version__
+from burnbox.ratelimit import RateLimiter
 from burnbox.web import api, errors, handles, hooks, live, operations
 from burnbox.web.mailhog import routes as mailhog
 from burnbox.web.mailpit import common as mailpit_common
@@ -20,8 +21,10 @@ from burnbox.web.mailpit import routes as mailpit
 from burnbox.web.mailpit import sending as mailpit_sending
 from burnbox.web.mailpit import views as mailpit_views
 from burnbox.web.services import WebServices
+from burnbox.web.sink_auth import SinkAuth
 
 log = logging.getLogger(__name__)
+AUTH_FAILURES = (30, 2.0)  # wrong sink passwords one client may try: a burst, then one per 2 s
 MAX_BODY = 16 * 1024  # bytes of request body the API reads; the largest real one is ~200
 SECURITY_HEADERS = [
     (
@@ -170,6 +173,10 @@ def create_app(services: WebServices) -> FastAPI:
     if services.sink is not None:  # a whole message in base64, in JSON
         larger[mailpit_sending.PATH] = services.sink.max_message * 4 // 3 + 64 * 1024
     app.add_middleware(BodyLimit, larger=larger)
+    if services.sink is not None and services.sink.users:  # outermost: nothing runs before it
+        app.add_middleware(
+            SinkAuth, users=services.sink.users, failures=RateLimiter(*AUTH_FAILURES)
+        )
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +32,10 @@ class SinkAccess:
     hostname: str
     api: str = "mailpit"  # whose API answers GET and DELETE /api/v1/messages
     max_message: int = 10 * 1024 * 1024  # bytes a message made by Mailpit's send may have
+    users: dict[str, bytes] | None = None  # BURNBOX_SINK_AUTH_FILE's, when set
+    # Who sent each message made through Mailpit's send (its `Username`), by the shared
+    # view's id: kept by this node, bounded (USERNAMES_KEPT).
+    usernames: OrderedDict[str, str] = field(default_factory=OrderedDict)
 
 
 @dataclass(frozen=True)

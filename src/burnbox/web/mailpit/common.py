@@ -63,8 +63,15 @@ async def load(services: WebServices, message_id: str) -> tuple[MessageSummary, 
 
 async def summary_json(services: WebServices, summary: MessageSummary) -> shapes.Json:
     _, raw = await load(services, summary.id)
-    shaped: shapes.Json = await services.parse_pool.run(len(raw), shapes.summary, summary, raw)
+    shaped: shapes.Json = await services.parse_pool.run(
+        len(raw), shapes.summary, summary, raw, username_of(services, summary.id)
+    )
     return shaped
+
+
+def username_of(services: WebServices, message_id: str) -> str:
+    """Who sent it through Mailpit's send, as this node recorded it ("" for SMTP mail)."""
+    return services.sink.usernames.get(message_id, "") if services.sink is not None else ""
 
 
 async def page_of(

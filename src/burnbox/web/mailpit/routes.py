@@ -23,7 +23,16 @@ from burnbox.web import downloads
 from burnbox.web.deps import Services
 from burnbox.web.downloads import PRIVATE
 from burnbox.web.mailpit import shapes
-from burnbox.web.mailpit.common import WHOLE, Failed, IdPath, SameSite, load, ok, page_of
+from burnbox.web.mailpit.common import (
+    WHOLE,
+    Failed,
+    IdPath,
+    SameSite,
+    load,
+    ok,
+    page_of,
+    username_of,
+)
 from burnbox.web.mailpit.queries import matching, pick
 
 router = APIRouter(tags=["Mailpit"])  # included in sink mode only
@@ -97,7 +106,8 @@ async def message(message_id: IdPath, services: Services, query: Latest = "") ->
     summary, raw = await pick(services, message_id, query)
     if not summary.seen:
         await services.inboxes.mark_seen(SINK, summary.id, True)
-    shaped = await services.parse_pool.run(len(raw), shapes.message, summary, raw)
+    username = username_of(services, summary.id)
+    shaped = await services.parse_pool.run(len(raw), shapes.message, summary, raw, username)
     return JSONResponse(shaped, headers=PRIVATE)
 
 

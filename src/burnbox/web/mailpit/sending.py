@@ -17,6 +17,7 @@ from burnbox.web.mailpit.common import SameSite
 from burnbox.web.mailpit.compose import Refused, compose
 
 PATH = "/api/v1/send"
+USERNAMES_KEPT = 100_000
 router = APIRouter(tags=["Mailpit"])
 
 
@@ -40,4 +41,9 @@ async def send(request: Request, services: Services) -> JSONResponse:
     ids = await services.sink.deliver(
         made.recipients, made.raw, Envelope(made.sender, tuple(made.recipients))
     )
+    user = request.scope.get("state", {}).get("sink_user")
+    if user:  # Mailpit records who sent it through the API
+        services.sink.usernames[ids[-1]] = user
+        while len(services.sink.usernames) > USERNAMES_KEPT:
+            services.sink.usernames.popitem(last=False)
     return JSONResponse({"ID": ids[-1]}, headers=PRIVATE)  # the shared view's copy is last

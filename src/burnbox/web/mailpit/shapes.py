@@ -88,7 +88,7 @@ def _message_id(view: dict[str, list[str]]) -> str:
     return _first(view, "Message-Id").strip().strip("<>")
 
 
-def summary(stored: MessageSummary, raw: bytes) -> Json:
+def summary(stored: MessageSummary, raw: bytes, username: str = "") -> Json:
     """One item of a list or a search, and the `new` event's data."""
     full = mime.full_view(raw)
     view = headers(full.headers)
@@ -99,7 +99,7 @@ def summary(stored: MessageSummary, raw: bytes) -> Json:
         **_envelope_fields(view),
         "Subject": _first(view, "Subject"),
         "Created": go_time(stored.received_at),
-        "Username": "",
+        "Username": username,
         "Tags": [],
         "Size": stored.size,
         "Attachments": sum(1 for item in full.attachments if not item.inline),
@@ -107,7 +107,7 @@ def summary(stored: MessageSummary, raw: bytes) -> Json:
     }
 
 
-def message(stored: MessageSummary, raw: bytes) -> Json:
+def message(stored: MessageSummary, raw: bytes, username: str = "") -> Json:
     """GET /api/v1/message/{ID}: the whole message."""
     full = mime.full_view(raw)
     view = headers(full.headers)
@@ -121,9 +121,9 @@ def message(stored: MessageSummary, raw: bytes) -> Json:
         "ListUnsubscribe": list_unsubscribe(view),
         "Date": go_time(_date(_first(view, "Date"), stored.received_at)),
         "Tags": [],
-        "Username": "",
-        "Text": full.text,
-        "HTML": full.html,
+        "Username": username,
+        "Text": lines(full.text),
+        "HTML": lines(full.html),
         "Size": stored.size,
         "Inline": [part(item, data) for item, data in parts if item.inline],
         "Attachments": [part(item, data) for item, data in parts if not item.inline],
@@ -175,9 +175,14 @@ def header_map(raw: bytes) -> dict[str, list[str]]:
     return headers(mime.full_view(raw).headers)
 
 
+def lines(text: str) -> str:
+    """A body's line breaks as Mailpit gives them: the wire's CRLF as LF."""
+    return text.replace("\r\n", "\n")
+
+
 def html_of(raw: bytes) -> str:
-    return mime.full_view(raw).html
+    return lines(mime.full_view(raw).html)
 
 
 def text_of(raw: bytes) -> str:
-    return mime.full_view(raw).text
+    return lines(mime.full_view(raw).text)
