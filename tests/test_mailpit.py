@@ -469,3 +469,39 @@ def test_an_unusable_auth_file_stops_the_start(tmp_path: Path) -> None:
     for path in (str(broken), str(tmp_path / "missing")):
         with pytest.raises(SettingsError, match="BURNBOX_SINK_AUTH_FILE"):
             sink_users(test_settings(sink=True, access="public", sink_auth_file=path))
+
+
+# -- info and webui ---------------------------------------------------------------------------
+
+
+def spec_nested(name: str, field: str) -> set[str]:
+    document = json.loads(shared(SPEC / "swagger.json", "Mailpit's swagger.json").read_text())
+    return set(document["definitions"][name]["properties"][field]["properties"])
+
+
+def test_info_counts_what_this_sink_took_and_let_go(sink: Running) -> None:
+    for subject in ("one", "two"):
+        send(sink, newsletter(subject), ["dev@qa.invalid"])
+    first = listed(sink)["messages"][0]
+    httpx.request("DELETE", sink.http + "/api/v1/messages", json={"IDs": [first["ID"]]})
+    info = httpx.get(sink.http + "/api/v1/info").json()
+    assert set(info) == spec_keys("AppInformation")
+    assert set(info["RuntimeStats"]) == spec_nested("AppInformation", "RuntimeStats")
+    stats = info["RuntimeStats"]
+    assert (stats["SMTPAccepted"], stats["MessagesDeleted"], stats["SMTPIgnored"]) == (2, 1, 0)
+    assert stats["SMTPAcceptedSize"] > 2 * len(PNG)
+    assert stats["Memory"] > 10 * 2**20
+    assert (info["Messages"], info["Unread"], info["Database"]) == (1, 1, "memory")
+    assert info["Version"] == info["LatestVersion"]
+
+
+def test_webui_reports_only_what_is_configured(sink: Running) -> None:
+    config = httpx.get(sink.http + "/api/v1/webui").json()
+    assert set(config) == spec_keys("WebUIConfiguration")
+    relay = spec_nested("WebUIConfiguration", "MessageRelay")
+    assert set(config["MessageRelay"]) == relay | {"RecipientAllowlist"}  # deprecated, still sent
+    assert (config["ChaosEnabled"], config["SpamAssassin"], config["MessageRelay"]["Enabled"]) == (
+        False,
+        False,
+        False,
+    )

@@ -261,6 +261,8 @@ class App:
                 settings.sink_api,
                 settings.max_message_size,
                 sink_users(settings),
+                self.deliverer.sink_stats,
+                settings.store.split(":", 1)[0] or "memory",
             )
             if settings.sink
             else None,
@@ -384,7 +386,7 @@ class App:
                 *(
                     [
                         "  sink     ON: mail for every domain is kept and shown to anyone "
-                        "(MailHog API at /api/v1, /api/v2); nothing is relayed"
+                        "(Mailpit's API at /api/v1, MailHog's at /api/v2); nothing is relayed"
                     ]
                     if self.settings.sink
                     else []

@@ -17,7 +17,7 @@ from burnbox.ids import Clock, IdSource
 from burnbox.metrics import Metrics
 from burnbox.model import MessageSummary
 from burnbox.parsing import ParsePool
-from burnbox.sink import RECIPIENT_SEPARATOR, SINK_ADDRESS, Envelope
+from burnbox.sink import RECIPIENT_SEPARATOR, SINK_ADDRESS, Envelope, SinkStats
 from burnbox.storage.base import Store, StoreError
 from burnbox.trust.checker import Arrival, timed_out
 from burnbox.trust.results import authentication, untrust
@@ -50,6 +50,7 @@ class Deliverer:
         self._ttl = timedelta(seconds=message_ttl)
         self._parse_pool = parse_pool
         self.sink = sink
+        self.sink_stats = SinkStats()
         self._hostname = hostname
         self._checker = checker
         self._checking: set[asyncio.Task[None]] = set()
@@ -79,6 +80,9 @@ class Deliverer:
         stored = await self._store.add(summaries, raw)
         self._metrics.store_seconds.observe(time.perf_counter() - started)
         self._metrics.count_received(len(summaries))
+        if self.sink and envelope is not None:
+            self.sink_stats.accepted += 1
+            self.sink_stats.accepted_bytes += len(raw)
         for summary, stored_id in zip(summaries, stored.ids, strict=True):
             if stored_id != summary.id:  # a shared store moved it after another node's commit
                 summary = replace(summary, id=stored_id)

@@ -32,3 +32,12 @@ class Envelope:
 def recipients_of(to: str) -> list[str]:
     """The forward paths a sink summary's `to` holds."""
     return [item for item in to.split(RECIPIENT_SEPARATOR) if item]
+
+
+@dataclass(slots=True)
+class SinkStats:
+    """What this process's sink took and let go since it started (Mailpit's runtime stats)."""
+
+    accepted: int = 0  # messages kept in the shared view
+    accepted_bytes: int = 0
+    deleted: int = 0  # messages deleted through the sink's APIs

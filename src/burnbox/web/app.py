@@ -14,6 +14,7 @@ from burnbox import __version__
 from burnbox.ratelimit import RateLimiter
 from burnbox.web import api, errors, handles, hooks, live, operations
 from burnbox.web.mailhog import routes as mailhog
+from burnbox.web.mailpit import about as mailpit_about
 from burnbox.web.mailpit import common as mailpit_common
 from burnbox.web.mailpit import events as mailpit_events
 from burnbox.web.mailpit import queries as mailpit_queries
@@ -167,6 +168,7 @@ def create_app(services: WebServices) -> FastAPI:
         app.include_router(mailpit_views.router)
         app.include_router(mailpit_events.router)
         app.include_router(mailpit_sending.router)
+        app.include_router(mailpit_about.router)
         app.include_router(mailhog.router)
         app.add_exception_handler(mailpit_common.Failed, _mailpit_failed)
     larger = {}

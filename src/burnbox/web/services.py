@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from burnbox.inboxes import InboxService
 from burnbox.metrics import Metrics
 from burnbox.parsing import ParsePool
 from burnbox.ratelimit import RateLimiter
-from burnbox.sink import Envelope
+from burnbox.sink import Envelope, SinkStats
 from burnbox.storage.base import Store
 from burnbox.web.limits import StreamLimits
 from burnbox.webhooks import WebhookService
@@ -33,6 +34,9 @@ class SinkAccess:
     api: str = "mailpit"  # whose API answers GET and DELETE /api/v1/messages
     max_message: int = 10 * 1024 * 1024  # bytes a message made by Mailpit's send may have
     users: dict[str, bytes] | None = None  # BURNBOX_SINK_AUTH_FILE's, when set
+    stats: SinkStats = field(default_factory=SinkStats)  # this process's, as the Deliverer counts
+    store_kind: str = "memory"  # what /api/v1/info names as its database
+    started: float = field(default_factory=time.monotonic)
     # Who sent each message made through Mailpit's send (its `Username`), by the shared
     # view's id: kept by this node, bounded (USERNAMES_KEPT).
     usernames: OrderedDict[str, str] = field(default_factory=OrderedDict)

@@ -60,6 +60,8 @@ async def delete_found(services: Services, query: Text = "", tz: Short = "") -> 
             await services.inboxes.delete_message(SINK, summary.id)
         except NotFound:
             continue
+        if services.sink is not None:
+            services.sink.stats.deleted += 1
     return ok()
 
 

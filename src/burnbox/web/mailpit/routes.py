@@ -34,6 +34,7 @@ from burnbox.web.mailpit.common import (
     username_of,
 )
 from burnbox.web.mailpit.queries import matching, pick
+from burnbox.web.services import WebServices
 
 router = APIRouter(tags=["Mailpit"])  # included in sink mode only
 Latest = Annotated[str, Query(max_length=2000, description="with `latest`: the newest match")]
@@ -64,14 +65,20 @@ async def list_messages(
 async def delete_messages(request: Request, services: Services) -> Response:
     ids = _strings(await _body(request), "ids")  # no body, or no IDs: all, as Mailpit
     if not ids:
-        await services.inboxes.clear(SINK)
+        _deleted(services, await services.inboxes.clear(SINK))
         return ok()
     for message_id in ids:
         try:
             await services.inboxes.delete_message(SINK, message_id)
         except NotFound:
             continue  # Mailpit deletes what it finds
+        _deleted(services, 1)
     return ok()
+
+
+def _deleted(services: WebServices, count: int) -> None:
+    if services.sink is not None:
+        services.sink.stats.deleted += count
 
 
 @router.put(
