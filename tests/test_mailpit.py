@@ -505,3 +505,35 @@ def test_webui_reports_only_what_is_configured(sink: Running) -> None:
         False,
         False,
     )
+
+
+# -- tags -------------------------------------------------------------------------------------
+
+
+def test_tags_set_listed_searched_renamed_and_deleted(sink: Running) -> None:
+    send(sink, newsletter("plain"), ["dev@qa.invalid"])
+    send(
+        sink, plain("tagged", "a@qa.example", "b@qa.test", X_Tags="Billing, urgent"), ["b@qa.test"]
+    )
+    untagged = listed(sink)["messages"][1]["ID"]
+    assert listed(sink)["tags"] == ["Billing", "urgent"]  # from X-Tags, as Mailpit at ingest
+    url = sink.http.replace("http://", "ws://") + "/api/events"
+    with ws_connect(url) as socket:
+        answer = httpx.put(
+            sink.http + "/api/v1/tags", json={"IDs": [untagged], "Tags": ["QA/run #1", "qa run 1"]}
+        )
+        assert answer.text == "ok"
+        update = next_of(socket, "update")
+    assert update["Data"] == {"ID": untagged, "Tags": ["QA run 1"]}  # cleaned, one of a case
+    assert httpx.get(sink.http + "/api/v1/tags").json() == ["Billing", "QA run 1", "urgent"]
+    assert found(sink, 'tag:"qa run 1"') == ["plain"]
+    assert found(sink, "is:tagged") == ["tagged", "plain"]
+    renamed = httpx.put(sink.http + "/api/v1/tags/urgent", json={"Name": "later"})
+    assert renamed.text == "ok"
+    assert found(sink, "tag:later") == ["tagged"]
+    assert httpx.delete(sink.http + "/api/v1/tags/Billing").text == "ok"
+    assert httpx.get(sink.http + "/api/v1/tags").json() == ["later", "QA run 1"]
+    info = httpx.get(sink.http + "/api/v1/info").json()
+    assert info["Tags"] == {"later": 1, "QA run 1": 1}
+    sent = httpx.post(sink.http + "/api/v1/send", json={**send_request(), "Tags": ["Sent"]})
+    assert httpx.get(sink.http + f"/api/v1/message/{sent.json()['ID']}").json()["Tags"] == ["Sent"]

@@ -245,6 +245,11 @@ class InboxService:
         self._hub.publish(Event("expired", inbox.address, ""))
         return len(gone)
 
+    def announce_update(self, summary: MessageSummary) -> None:
+        """Tell the message's listeners that something about it changed (sink mode's
+        tags, which live beside the store)."""
+        self._hub.publish(Event("updated", summary.address, summary.id, summary))
+
     async def clear(self, inbox: Inbox) -> int:
         """Delete all mail of an address that has no inbox record (sink mode's shared
         view), leaving it open for more."""

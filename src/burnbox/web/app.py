@@ -20,6 +20,7 @@ from burnbox.web.mailpit import events as mailpit_events
 from burnbox.web.mailpit import queries as mailpit_queries
 from burnbox.web.mailpit import routes as mailpit
 from burnbox.web.mailpit import sending as mailpit_sending
+from burnbox.web.mailpit import tags as mailpit_tags
 from burnbox.web.mailpit import views as mailpit_views
 from burnbox.web.services import WebServices
 from burnbox.web.sink_auth import SinkAuth
@@ -169,6 +170,7 @@ def create_app(services: WebServices) -> FastAPI:
         app.include_router(mailpit_events.router)
         app.include_router(mailpit_sending.router)
         app.include_router(mailpit_about.router)
+        app.include_router(mailpit_tags.router)
         app.include_router(mailhog.router)
         app.add_exception_handler(mailpit_common.Failed, _mailpit_failed)
     larger = {}

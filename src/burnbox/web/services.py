@@ -40,6 +40,7 @@ class SinkAccess:
     # Who sent each message made through Mailpit's send (its `Username`), by the shared
     # view's id: kept by this node, bounded (USERNAMES_KEPT).
     usernames: OrderedDict[str, str] = field(default_factory=OrderedDict)
+    tags: OrderedDict[str, list[str]] = field(default_factory=OrderedDict)  # the same way
 
 
 @dataclass(frozen=True)

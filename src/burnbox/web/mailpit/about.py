@@ -15,6 +15,7 @@ from burnbox import __version__
 from burnbox.sink import SINK
 from burnbox.web.deps import Services
 from burnbox.web.downloads import PRIVATE
+from burnbox.web.mailpit import tagging
 from burnbox.web.mailpit.common import WHOLE
 from burnbox.web.services import WebServices
 
@@ -40,7 +41,7 @@ async def info(services: Services) -> JSONResponse:
             "SMTPRejected": int(_refused(services)),
             "Uptime": int(time.monotonic() - sink.started),
         },
-        "Tags": {},
+        "Tags": tagging.counts(services, [summary.id for summary in every]),
         "Unread": sum(1 for summary in every if not summary.seen),
         "Version": __version__,
     }

@@ -5,6 +5,7 @@ same-site rule for writes, loading a message (`latest` too), and the list's body
 # No `from __future__ import annotations`: FastAPI must see the dependency aliases as
 # real objects.
 
+import json
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
@@ -16,10 +17,11 @@ from burnbox.storage.base import NotFound
 from burnbox.web.auth import cross_site
 from burnbox.web.deps import Services
 from burnbox.web.downloads import PRIVATE
-from burnbox.web.mailpit import shapes
+from burnbox.web.mailpit import shapes, tagging
 from burnbox.web.services import WebServices
 
 WHOLE = 100_000  # "every message": the sink holds no more (its per-inbox cap bounds it)
+MAX_BODY = 1024 * 1024  # a PUT or DELETE body: IDs, flags, tags
 IdPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]+$")]
 
 
@@ -63,8 +65,9 @@ async def load(services: WebServices, message_id: str) -> tuple[MessageSummary, 
 
 async def summary_json(services: WebServices, summary: MessageSummary) -> shapes.Json:
     _, raw = await load(services, summary.id)
+    username, tags = username_of(services, summary.id), tagging.tags_of(services, summary.id, raw)
     shaped: shapes.Json = await services.parse_pool.run(
-        len(raw), shapes.summary, summary, raw, username_of(services, summary.id)
+        len(raw), shapes.summary, summary, raw, username, tags
     )
     return shaped
 
@@ -80,6 +83,7 @@ async def page_of(
     """A list's or a search's body: the mailbox's totals, and this page."""
     unread = sum(1 for summary in every if not summary.seen)
     items = [await summary_json(services, summary) for summary in page]
+    in_use = tagging.in_use(services, [summary.id for summary in every])
     return {
         "total": len(every),
         "unread": unread,
@@ -87,6 +91,26 @@ async def page_of(
         "messages_count": len(every),
         "messages_unread": unread,
         "start": start,
-        "tags": [],
+        "tags": in_use,
         "messages": items,
     }
+
+
+async def body_of(request: Request) -> dict[str, Any]:
+    """The JSON body with its keys lower-cased (Go's decoder matches them ignoring case);
+    {} for none or for anything that is not a JSON object, as Mailpit reads it."""
+    data = await request.body()
+    if len(data) > MAX_BODY:
+        raise Failed(400, "request body too large")
+    try:
+        found = json.loads(data) if data.strip() else {}
+    except ValueError:
+        return {}
+    return (
+        {str(key).lower(): value for key, value in found.items()} if isinstance(found, dict) else {}
+    )
+
+
+def strings_of(body: dict[str, Any], key: str) -> list[str]:
+    value = body.get(key)
+    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []

@@ -2,7 +2,7 @@
 push in burnbox: JSON frames `{Type, Data}`.
 
 - `new`: a message arrived (its list item, as /api/v1/messages shows it);
-- `update`: `{ID, Read}` when a message's read flag changed;
+- `update`: `{ID, Read}` when a message's read flag changed, `{ID, Tags}` when its tags did;
 - `delete`: `{ID}` when a message went; `truncate` (null) once the mailbox is empty after
   a delete (Mailpit sends it when everything is deleted);
 - `stats`: `{Total, Unread, Version}`, STATS_AFTER seconds after the last of a run of
@@ -25,6 +25,7 @@ from burnbox.sink import SINK, SINK_ADDRESS
 from burnbox.web.deps import services_of
 from burnbox.web.live import WS_CATCH_UP, WS_UNREADABLE, pump_until_closed, take_socket
 from burnbox.web.mailpit.common import WHOLE, Failed, summary_json
+from burnbox.web.mailpit.tagging import tags_of
 from burnbox.web.services import WebServices
 
 router = APIRouter(tags=["Mailpit"])
@@ -75,6 +76,13 @@ async def _frames(services: WebServices, event: Event) -> list[dict[str, Any]]:
         with contextlib.suppress(Failed):  # deleted or evicted meanwhile
             return [{"Type": "new", "Data": await summary_json(services, event.summary)}]
         return []
+    if event.kind == "updated":  # its tags were set (tags.py)
+        return [
+            {
+                "Type": "update",
+                "Data": {"ID": event.message_id, "Tags": tags_of(services, event.message_id)},
+            }
+        ]
     if event.kind == "seen" and event.summary is not None:
         return [{"Type": "update", "Data": {"ID": event.message_id, "Read": event.summary.seen}}]
     if event.kind in ("deleted", "expired") and event.message_id:

@@ -21,7 +21,7 @@ from burnbox.sink import SINK
 from burnbox.storage.base import NotFound
 from burnbox.web.deps import Services
 from burnbox.web.downloads import PRIVATE
-from burnbox.web.mailpit import search, shapes
+from burnbox.web.mailpit import search, shapes, tagging
 from burnbox.web.mailpit.common import WHOLE, Failed, SameSite, load, ok, page_of
 from burnbox.web.services import WebServices
 
@@ -103,7 +103,9 @@ async def _fields(services: WebServices, summary: MessageSummary) -> search.Sear
         except NotFound:
             return None  # deleted meanwhile
         fields = await services.parse_pool.run(len(raw), search.searchable, summary, raw)
+        tagging.tags_of(services, summary.id, raw)  # its X-Tags, the first time
         _kept[key] = fields
         while len(_kept) > KEPT:
             _kept.popitem(last=False)
-    return dataclasses.replace(fields, read=summary.seen)
+    tags = tuple(tagging.tags_of(services, summary.id))
+    return dataclasses.replace(fields, read=summary.seen, tags=tags)

@@ -10,8 +10,7 @@ the app includes it before MailHog's router when BURNBOX_SINK_API=mailpit.
 # No `from __future__ import annotations`: FastAPI must see the dependency aliases as
 # real objects.
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -28,18 +27,20 @@ from burnbox.web.mailpit.common import (
     Failed,
     IdPath,
     SameSite,
+    body_of,
     load,
     ok,
     page_of,
+    strings_of,
     username_of,
 )
 from burnbox.web.mailpit.queries import matching, pick
+from burnbox.web.mailpit.tagging import tags_of
 from burnbox.web.services import WebServices
 
 router = APIRouter(tags=["Mailpit"])  # included in sink mode only
 Latest = Annotated[str, Query(max_length=2000, description="with `latest`: the newest match")]
 owned = APIRouter(tags=["Mailpit"])  # the paths MailHog's API has too
-MAX_BODY = 1024 * 1024  # a PUT or DELETE body: IDs and flags
 
 
 # -- the list and what acts on all of it -----------------------------------------------------
@@ -63,7 +64,7 @@ async def list_messages(
     dependencies=[SameSite],
 )
 async def delete_messages(request: Request, services: Services) -> Response:
-    ids = _strings(await _body(request), "ids")  # no body, or no IDs: all, as Mailpit
+    ids = strings_of(await body_of(request), "ids")  # no body, or no IDs: all, as Mailpit
     if not ids:
         _deleted(services, await services.inboxes.clear(SINK))
         return ok()
@@ -87,8 +88,8 @@ def _deleted(services: WebServices, count: int) -> None:
     dependencies=[SameSite],
 )
 async def set_read(request: Request, services: Services) -> Response:
-    body = await _body(request)
-    ids, read, query = _strings(body, "ids"), body.get("read", False), body.get("search")
+    body = await body_of(request)
+    ids, read, query = strings_of(body, "ids"), body.get("read", False), body.get("search")
     if not isinstance(read, bool):
         raise Failed(400, "Read must be true or false")
     if ids and query:
@@ -113,8 +114,8 @@ async def message(message_id: IdPath, services: Services, query: Latest = "") ->
     summary, raw = await pick(services, message_id, query)
     if not summary.seen:
         await services.inboxes.mark_seen(SINK, summary.id, True)
-    username = username_of(services, summary.id)
-    shaped = await services.parse_pool.run(len(raw), shapes.message, summary, raw, username)
+    username, tags = username_of(services, summary.id), tags_of(services, summary.id, raw)
+    shaped = await services.parse_pool.run(len(raw), shapes.message, summary, raw, username, tags)
     return JSONResponse(shaped, headers=PRIVATE)
 
 
@@ -154,23 +155,3 @@ async def attachment(
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    """The JSON body with its keys lower-cased (Go's decoder matches them ignoring case);
-    {} for none or for anything that is not a JSON object, as Mailpit reads it."""
-    data = await request.body()
-    if len(data) > MAX_BODY:
-        raise Failed(400, "request body too large")
-    try:
-        found = json.loads(data) if data.strip() else {}
-    except ValueError:
-        return {}
-    return (
-        {str(key).lower(): value for key, value in found.items()} if isinstance(found, dict) else {}
-    )
-
-
-def _strings(body: dict[str, Any], key: str) -> list[str]:
-    value = body.get(key)
-    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []

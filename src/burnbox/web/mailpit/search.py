@@ -53,6 +53,7 @@ class Searchable:
     inline: int
     received_at: datetime
     size: int
+    tags: tuple[str, ...] = ()
 
 
 def normalise(text: str) -> str:
@@ -145,7 +146,7 @@ def _message_id(term: Term, item: Searchable, _: tzinfo) -> bool | None:
 
 
 def _tag(term: Term, item: Searchable, _: tzinfo) -> bool | None:
-    return False  # no message carries a tag yet
+    return term.value.lower() in {tag.lower() for tag in item.tags}
 
 
 def _flag(term: Term, item: Searchable, _: tzinfo) -> bool | None:
@@ -153,7 +154,7 @@ def _flag(term: Term, item: Searchable, _: tzinfo) -> bool | None:
     flags = {
         "is:read": item.read,
         "is:unread": not item.read,
-        "is:tagged": False,
+        "is:tagged": bool(item.tags),
         "has:attachment": item.attachments > 0,
         "has:attachments": item.attachments > 0,
         "has:inline": item.inline > 0,

@@ -88,7 +88,9 @@ def _message_id(view: dict[str, list[str]]) -> str:
     return _first(view, "Message-Id").strip().strip("<>")
 
 
-def summary(stored: MessageSummary, raw: bytes, username: str = "") -> Json:
+def summary(
+    stored: MessageSummary, raw: bytes, username: str = "", tags: list[str] | None = None
+) -> Json:
     """One item of a list or a search, and the `new` event's data."""
     full = mime.full_view(raw)
     view = headers(full.headers)
@@ -100,14 +102,16 @@ def summary(stored: MessageSummary, raw: bytes, username: str = "") -> Json:
         "Subject": _first(view, "Subject"),
         "Created": go_time(stored.received_at),
         "Username": username,
-        "Tags": [],
+        "Tags": tags or [],
         "Size": stored.size,
         "Attachments": sum(1 for item in full.attachments if not item.inline),
         "Snippet": mime.snippet(full.text, full.html),
     }
 
 
-def message(stored: MessageSummary, raw: bytes, username: str = "") -> Json:
+def message(
+    stored: MessageSummary, raw: bytes, username: str = "", tags: list[str] | None = None
+) -> Json:
     """GET /api/v1/message/{ID}: the whole message."""
     full = mime.full_view(raw)
     view = headers(full.headers)
@@ -120,7 +124,7 @@ def message(stored: MessageSummary, raw: bytes, username: str = "") -> Json:
         "Subject": _first(view, "Subject"),
         "ListUnsubscribe": list_unsubscribe(view),
         "Date": go_time(_date(_first(view, "Date"), stored.received_at)),
-        "Tags": [],
+        "Tags": tags or [],
         "Username": username,
         "Text": lines(full.text),
         "HTML": lines(full.html),
