@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import shutil
 import smtplib
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -25,7 +28,7 @@ from burnbox.app import sink_users
 from burnbox.settings import SettingsError
 from burnbox.web.mailpit import search
 from tests.helpers import Running, test_settings
-from tests.tools import shared
+from tests.tools import require, shared
 
 SPEC = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "mailpit"
 PNG = bytes.fromhex(
@@ -537,3 +540,52 @@ def test_tags_set_listed_searched_renamed_and_deleted(sink: Running) -> None:
     assert info["Tags"] == {"later": 1, "QA run 1": 1}
     sent = httpx.post(sink.http + "/api/v1/send", json={**send_request(), "Tags": ["Sent"]})
     assert httpx.get(sink.http + f"/api/v1/message/{sent.json()['ID']}").json()["Tags"] == ["Sent"]
+
+
+# -- the mailpit-api client's own end-to-end suite, unchanged ---------------------------------
+
+SUITE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "mailpit-api"
+# What is not built yet (issue 27): these fail, and nothing else may.
+NOT_BUILT = {
+    "getAttachmentThumbnail() should return the attachment data and content type",
+    "htmlCheck() should return HTML validation results for a message",
+    "linkCheck() should return link checker results for a message",
+}
+
+
+def test_the_mailpit_api_clients_own_suite(
+    start_burnbox: Callable[..., Running], tmp_path: Path
+) -> None:
+    shared(SUITE / "tests" / "e2e.spec.ts", "mailpit-api suite")
+    npm = require("npm")
+    suite = tmp_path / "mailpit-api"
+    shutil.copytree(SUITE, suite)
+    subprocess.run(
+        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=suite,
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    users = tmp_path / "htpasswd"
+    users.write_text("qa:" + bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    running = start_burnbox(sink=True, access="public", sink_auth_file=str(users))
+    report = tmp_path / "report.json"
+    vitest = [npm, "exec", "--", "vitest", "run", "--project", "e2e", "--reporter=json"]
+    result = subprocess.run(
+        [*vitest, f"--outputFile={report}"],
+        cwd=suite,
+        env={**os.environ, "BASEURL": running.http, "USERNAME": "qa", "PASSWORD": "secret"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    outcomes = {
+        test["title"]: test["status"]
+        for file in json.loads(report.read_text())["testResults"]
+        for test in file["assertionResults"]
+    }
+    assert len(outcomes) == 29, result.stdout + result.stderr
+    failed = {title for title, status in outcomes.items() if status != "passed"}
+    assert failed == NOT_BUILT, result.stdout[-3000:]
