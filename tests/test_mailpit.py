@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.server
 import json
 import os
 import shutil
 import smtplib
 import subprocess
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -549,7 +551,6 @@ SUITE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance"
 NOT_BUILT = {
     "getAttachmentThumbnail() should return the attachment data and content type",
     "htmlCheck() should return HTML validation results for a message",
-    "linkCheck() should return link checker results for a message",
 }
 
 
@@ -589,3 +590,60 @@ def test_the_mailpit_api_clients_own_suite(
     assert len(outcomes) == 29, result.stdout + result.stderr
     failed = {title for title, status in outcomes.items() if status != "passed"}
     assert failed == NOT_BUILT, result.stdout[-3000:]
+
+
+# -- the link check ---------------------------------------------------------------------------
+
+
+class Statuses(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "/ok")
+        else:
+            self.send_response(200 if self.path == "/ok" else 404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def statuses() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Statuses)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_link_check_asks_loopback_links_only(sink: Running, statuses: str) -> None:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@qa.example", "b@qa.test", "links"
+    message.set_content(f"Also {statuses}/gone in the text.")
+    message.add_alternative(
+        f'<a href="{statuses}/ok">ok</a> <a href="{statuses}/moved">moved</a> '
+        '<a href="https://example.test/x">nowhere</a> <a href="http://192.0.2.7/">not ours</a>',
+        subtype="html",
+    )
+    send(sink, message, ["b@qa.test"])
+    url = sink.http + "/api/v1/message/latest/link-check"
+    report = httpx.get(url, timeout=30).json()
+    assert set(report) == spec_keys("LinkCheckResponse")
+    codes = {link["URL"]: (link["StatusCode"], link["Status"]) for link in report["Links"]}
+    assert codes[f"{statuses}/ok"] == (200, "OK")
+    assert codes[f"{statuses}/moved"][0] == 302
+    assert codes[f"{statuses}/gone"] == (404, "Not Found")
+    assert codes["https://example.test/x"][0] == 0  # it does not resolve here
+    assert codes["http://192.0.2.7/"] == (
+        0,
+        "not checked: only loopback hosts are (BURNBOX_SINK_LINK_CHECK_ALLOW)",
+    )
+    assert report["Errors"] == 3
+    followed = httpx.get(url, params={"follow": "true"}, timeout=30).json()
+    assert {link["URL"]: link["StatusCode"] for link in followed["Links"]}[
+        f"{statuses}/moved"
+    ] == 200
+    assert listed(sink)["unread"] == 0  # checking its links read it

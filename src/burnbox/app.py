@@ -263,6 +263,7 @@ class App:
                 sink_users(settings),
                 self.deliverer.sink_stats,
                 settings.store.split(":", 1)[0] or "memory",
+                link_check_allow=tuple(host.lower() for host in settings.sink_link_check_allow),
             )
             if settings.sink
             else None,

@@ -267,6 +267,13 @@ class Settings:
         "--ui-auth-file): its users' basic auth is then needed for the web side, both APIs "
         "and the event streams; /healthz, /readyz and /metrics stay open.",
     )
+    sink_link_check_allow: tuple[str, ...] = _setting(
+        (),
+        parse_list,
+        "Host patterns (`*.qa.internal`, `app`) whose links Mailpit's link check may ask "
+        "beyond loopback: by default only hosts that resolve to loopback addresses are asked, "
+        "so a message cannot make burnbox probe the network it sits in.",
+    )
     sink_any_listen: bool = _setting(
         False,
         parse_bool,

@@ -37,6 +37,7 @@ class SinkAccess:
     stats: SinkStats = field(default_factory=SinkStats)  # this process's, as the Deliverer counts
     store_kind: str = "memory"  # what /api/v1/info names as its database
     started: float = field(default_factory=time.monotonic)
+    link_check_allow: tuple[str, ...] = ()  # hosts the link check may ask beyond loopback
     # Who sent each message made through Mailpit's send (its `Username`), by the shared
     # view's id: kept by this node, bounded (USERNAMES_KEPT).
     usernames: OrderedDict[str, str] = field(default_factory=OrderedDict)

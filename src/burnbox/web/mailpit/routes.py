@@ -21,7 +21,7 @@ from burnbox.storage.base import NotFound
 from burnbox.web import downloads
 from burnbox.web.deps import Services
 from burnbox.web.downloads import PRIVATE
-from burnbox.web.mailpit import shapes
+from burnbox.web.mailpit import links, shapes
 from burnbox.web.mailpit.common import (
     WHOLE,
     Failed,
@@ -135,6 +135,22 @@ async def source(message_id: IdPath, services: Services, query: Latest = "") -> 
     _, raw = await pick(services, message_id, query)
     # text/plain as Mailpit; nosniff (SecurityHeaders) keeps a browser from rendering it.
     return Response(raw, media_type="text/plain; charset=utf-8", headers=PRIVATE)
+
+
+@router.get(
+    "/api/v1/message/{message_id}/link-check",
+    summary="Mailpit: the status of each link (loopback hosts, or those allowed); reads it.",
+)
+async def link_check(
+    message_id: IdPath, services: Services, follow: Annotated[str, Query(max_length=8)] = ""
+) -> JSONResponse:
+    summary, raw = await load(services, message_id)
+    if not summary.seen:
+        await services.inboxes.mark_seen(SINK, summary.id, True)
+    urls = await services.parse_pool.run(len(raw), links.links_of, raw)
+    allow = services.sink.link_check_allow if services.sink is not None else ()
+    report = await links.check(urls, follow.lower() in ("true", "1"), allow)
+    return JSONResponse(report, headers=PRIVATE)
 
 
 @router.get(
