@@ -21,7 +21,7 @@ from burnbox.storage.base import NotFound
 from burnbox.web import downloads
 from burnbox.web.deps import Services
 from burnbox.web.downloads import PRIVATE
-from burnbox.web.mailpit import links, shapes
+from burnbox.web.mailpit import links, shapes, thumbs
 from burnbox.web.mailpit.common import (
     WHOLE,
     Failed,
@@ -39,6 +39,7 @@ from burnbox.web.mailpit.tagging import tags_of
 from burnbox.web.services import WebServices
 
 router = APIRouter(tags=["Mailpit"])  # included in sink mode only
+PartPath = Annotated[str, Path(max_length=12, pattern=r"^[0-9]+$")]
 Latest = Annotated[str, Query(max_length=2000, description="with `latest`: the newest match")]
 owned = APIRouter(tags=["Mailpit"])  # the paths MailHog's API has too
 
@@ -138,6 +139,25 @@ async def source(message_id: IdPath, services: Services, query: Latest = "") -> 
 
 
 @router.get(
+    "/api/v1/message/{message_id}/part/{part_id}/thumb",
+    summary="Mailpit: a 180x120 JPEG thumbnail of an image part (blank for other parts).",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, 400: {"content": {"text/plain": {}}}},
+)
+async def thumb(message_id: IdPath, part_id: PartPath, services: Services) -> Response:
+    try:  # not `latest` here, and errors are 400, as Mailpit
+        _, raw = await services.inboxes.message(SINK, message_id)
+    except NotFound:
+        raise Failed(400, "message not found") from None
+    parts = await services.parse_pool.run(len(raw), mime.attachment_payloads, raw)
+    for item, data in parts:
+        if shapes.part_id(item) == part_id:
+            picture = await services.parse_pool.run(len(data), thumbs.thumbnail, data)
+            return Response(picture, media_type="image/jpeg", headers=PRIVATE)
+    raise Failed(400, "part not found")
+
+
+@router.get(
     "/api/v1/message/{message_id}/link-check",
     summary="Mailpit: the status of each link (loopback hosts, or those allowed); reads it.",
 )
@@ -159,7 +179,7 @@ async def link_check(
 )
 async def attachment(
     message_id: IdPath,
-    part_id: Annotated[str, Path(max_length=12, pattern=r"^[0-9]+$")],
+    part_id: PartPath,
     services: Services,
 ) -> Response:
     _, raw = await load(services, message_id)
