@@ -102,6 +102,20 @@ def attachment_bytes(raw: bytes, index: int) -> tuple[Attachment, bytes] | None:
     return None
 
 
+def header_view(raw: bytes) -> list[tuple[str, str]]:
+    """The message's headers as the full view shows them, without parsing its body (a
+    list item's addresses: cheap whatever the message's size); never raises."""
+    try:
+        data = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+        message = email.parser.BytesParser().parsebytes(data, headersonly=True)
+        return [
+            (str(name), header_text(value, MAX_HEADER_CHARS))
+            for name, value in list(message.raw_items())[:MAX_HEADERS]
+        ]
+    except Exception:
+        return []
+
+
 def attachment_payloads(raw: bytes) -> list[tuple[Attachment, bytes]]:
     """Every attachment of the full view with its decoded content, from one parse."""
     try:

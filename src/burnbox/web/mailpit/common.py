@@ -66,8 +66,9 @@ async def load(services: WebServices, message_id: str) -> tuple[MessageSummary, 
 async def summary_json(services: WebServices, summary: MessageSummary) -> shapes.Json:
     _, raw = await load(services, summary.id)
     username, tags = username_of(services, summary.id), tagging.tags_of(services, summary.id, raw)
+    head = raw.split(b"\r\n\r\n", 1)[0]  # a list item needs the headers only
     shaped: shapes.Json = await services.parse_pool.run(
-        len(raw), shapes.summary, summary, raw, username, tags
+        len(head), shapes.summary, summary, head, username, tags
     )
     return shaped
 

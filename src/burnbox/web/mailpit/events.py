@@ -5,8 +5,8 @@ push in burnbox: JSON frames `{Type, Data}`.
 - `update`: `{ID, Read}` when a message's read flag changed, `{ID, Tags}` when its tags did;
 - `delete`: `{ID}` when a message went; `truncate` (null) once the mailbox is empty after
   a delete (Mailpit sends it when everything is deleted);
-- `stats`: `{Total, Unread, Version}`, STATS_AFTER seconds after the last of a run of
-  changes, so that a burst of mail gives one.
+- `stats`: `{Total, Unread, Version}`, STATS_AFTER seconds after a change, covering every
+  change meanwhile: a burst of mail gives one every STATS_AFTER seconds, not one a message.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the dependency aliases as
@@ -49,7 +49,8 @@ async def events(socket: WebSocket) -> None:
 
 
 async def _pump(socket: WebSocket, services: WebServices, subscription: Subscription) -> None:
-    stats: asyncio.Task[None] | None = None
+    changed = asyncio.Event()
+    stats = asyncio.create_task(_stats_after_changes(socket, services, changed))
     empty = False  # truncate was sent, and nothing has come since: once per emptying
     try:
         while True:
@@ -63,12 +64,9 @@ async def _pump(socket: WebSocket, services: WebServices, subscription: Subscrip
                     continue
                 empty = frame["Type"] == "truncate" or (empty and frame["Type"] != "new")
                 await socket.send_text(json.dumps(frame))
-            if stats is not None:
-                stats.cancel()
-            stats = asyncio.create_task(_stats_later(socket, services))
+            changed.set()
     finally:
-        if stats is not None:
-            stats.cancel()
+        stats.cancel()
 
 
 async def _frames(services: WebServices, event: Event) -> list[dict[str, Any]]:
@@ -93,10 +91,17 @@ async def _frames(services: WebServices, event: Event) -> list[dict[str, Any]]:
     return []
 
 
-async def _stats_later(socket: WebSocket, services: WebServices) -> None:
-    await asyncio.sleep(STATS_AFTER)
-    every = await services.inboxes.messages(SINK, limit=WHOLE)
-    unread = sum(1 for summary in every if not summary.seen)
-    data = {"Total": len(every), "Unread": unread, "Version": __version__}
-    with contextlib.suppress(RuntimeError):  # the client left meanwhile
-        await socket.send_text(json.dumps({"Type": "stats", "Data": data}))
+async def _stats_after_changes(
+    socket: WebSocket, services: WebServices, changed: asyncio.Event
+) -> None:
+    """`stats` STATS_AFTER seconds after a change, covering every change meanwhile: at
+    most one every STATS_AFTER seconds however fast mail comes."""
+    while True:
+        await changed.wait()
+        await asyncio.sleep(STATS_AFTER)
+        changed.clear()
+        every = await services.inboxes.messages(SINK, limit=WHOLE)
+        unread = sum(1 for summary in every if not summary.seen)
+        data = {"Total": len(every), "Unread": unread, "Version": __version__}
+        with contextlib.suppress(RuntimeError):  # the client left meanwhile
+            await socket.send_text(json.dumps({"Type": "stats", "Data": data}))

@@ -91,9 +91,10 @@ def _message_id(view: dict[str, list[str]]) -> str:
 def summary(
     stored: MessageSummary, raw: bytes, username: str = "", tags: list[str] | None = None
 ) -> Json:
-    """One item of a list or a search, and the `new` event's data."""
-    full = mime.full_view(raw)
-    view = headers(full.headers)
+    """One item of a list or a search, and the `new` event's data: from the headers alone
+    and what was worked out at ingest (snippet, attachments), so that a list or a burst of
+    events does not parse whole messages again."""
+    view = headers(mime.header_view(raw))
     return {
         "ID": stored.id,
         "MessageID": _message_id(view),
@@ -104,8 +105,8 @@ def summary(
         "Username": username,
         "Tags": tags or [],
         "Size": stored.size,
-        "Attachments": sum(1 for item in full.attachments if not item.inline),
-        "Snippet": mime.snippet(full.text, full.html),
+        "Attachments": stored.attachments,
+        "Snippet": stored.snippet,
     }
 
 
