@@ -17,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -27,6 +27,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 import uvloop
+from httpx_sse import connect_sse
 
 from burnbox.app import App
 from burnbox.settings import Settings
@@ -364,3 +365,18 @@ def without_received(raw: bytes, count: int) -> bytes:
         assert match is not None, raw[:300]
         raw = raw[match.end() :]
     return raw
+
+
+@contextlib.contextmanager
+def inbox_feed(create_on: str, listen_on: str) -> Iterator[tuple[dict[str, str], Any]]:
+    """An inbox made on one node and its SSE feed on another (or the same), subscribed:
+    (the inbox, the feed's events)."""
+    inbox = httpx.post(create_on + "/api/inboxes").json()
+    url = f"{listen_on}/api/inboxes/{inbox['address']}/events"
+    with (
+        httpx.Client(timeout=15) as client,
+        connect_sse(client, "GET", url, headers=auth(inbox)) as source,
+    ):
+        events = source.iter_sse()
+        assert next(events).retry == 2000  # subscribed
+        yield inbox, events

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from tests.helpers import metric
+from tests.helpers import auth, inbox_feed, metric
 from tests.postgres import postgres_url, reset
 from tests.process import Node, start_node
 
@@ -43,25 +43,18 @@ def send(node: Node, to: str, subject: str) -> None:
 
 def test_mail_received_on_one_node_is_pushed_on_the_other(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
-    inbox = httpx.post(a.http + "/api/inboxes").json()
-    headers = {"Authorization": f"Bearer {inbox['token']}"}
-    events_on_b = f"{b.http}/api/inboxes/{inbox['address']}/events"
-    with (
-        httpx.Client(timeout=15) as client,
-        connect_sse(client, "GET", events_on_b, headers=headers) as source,
-    ):
-        events = source.iter_sse()
-        assert next(events).retry == 2000  # subscribed on B
+    with inbox_feed(a.http, b.http) as (inbox, events):  # made on A, subscribed on B
         send(a, inbox["address"], "via A")
         event = next(event for event in events if event.event == "message" and event.data)
         assert json.loads(event.data)["subject"] == "via A"
         last = event.id
+    events_on_b = f"{b.http}/api/inboxes/{inbox['address']}/events"
     send(a, inbox["address"], "missed 1")  # nobody listening now
     send(b, inbox["address"], "missed 2")
     with (
         httpx.Client(timeout=15) as client,
         connect_sse(
-            client, "GET", events_on_b, headers={**headers, "Last-Event-ID": last}
+            client, "GET", events_on_b, headers={**auth(inbox), "Last-Event-ID": last}
         ) as source,
     ):
         events = (event for event in source.iter_sse() if event.event == "message" and event.data)

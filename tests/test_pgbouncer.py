@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from httpx_sse import connect_sse
 
 from burnbox.settings import SettingsError, load
+from tests.helpers import auth, inbox_feed
 from tests.pgbouncer import pgbouncer_url
 from tests.postgres import postgres_url, reset
 from tests.process import Node, start_node
@@ -38,15 +38,7 @@ def nodes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Node
 
 def test_two_nodes_through_pgbouncer_store_read_and_push(nodes: tuple[Node, Node]) -> None:
     a, b = nodes
-    inbox = httpx.post(a.http + "/api/inboxes").json()
-    headers = {"Authorization": f"Bearer {inbox['token']}"}
-    events_on_b = f"{b.http}/api/inboxes/{inbox['address']}/events"
-    with (
-        httpx.Client(timeout=15) as client,
-        connect_sse(client, "GET", events_on_b, headers=headers) as source,
-    ):
-        events = source.iter_sse()
-        assert next(events).retry == 2000  # subscribed on B
+    with inbox_feed(a.http, b.http) as (inbox, events):  # made on A, subscribed on B
         for number in range(20):  # more sessions than PgBouncer has server connections
             with smtplib.SMTP("127.0.0.1", a.smtp, timeout=10) as sender:
                 sender.sendmail(
@@ -57,6 +49,7 @@ def test_two_nodes_through_pgbouncer_store_read_and_push(nodes: tuple[Node, Node
         assert [json.loads(event.data)["subject"] for event in pushed] == [
             f"n{number}" for number in range(20)
         ]
+    headers = auth(inbox)
     listed = httpx.get(f"{b.http}/api/inboxes/{inbox['address']}/messages", headers=headers)
     assert len(listed.json()["messages"]) == 20
     raw = httpx.get(

@@ -14,7 +14,8 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from burnbox.feeds import Feed
-from burnbox.hub import Event
+from burnbox.hub import Event, Subscription
+from burnbox.sink import SINK_ADDRESS
 from burnbox.web.auth import cross_site, presented_token
 from burnbox.web.deps import Readable, Services, client_ip, open_inbox, services_of
 from burnbox.web.errors import ApiError, error_responses
@@ -140,6 +141,26 @@ async def pump_until_closed(socket: WebSocket, pump: Coroutine[Any, Any, None]) 
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+SinkPump = Callable[[WebSocket, WebServices, Subscription], Coroutine[Any, Any, None]]
+
+
+async def serve_sink_feed(socket: WebSocket, pump: SinkPump) -> None:
+    """A live feed of sink mode's shared view (Mailpit's and MailHog's): subscribed before
+    the socket is taken, so nothing is missed; `pump` sends until the client leaves."""
+    services = services_of(socket)
+    if services.sink is None:
+        await socket.close(code=WS_UNREADABLE)
+        return
+    async with services.feeds.arrivals(SINK_ADDRESS) as subscription:
+        release = await take_socket(socket, services)
+        if release is None:
+            return
+        try:
+            await pump_until_closed(socket, pump(socket, services, subscription))
+        finally:
+            release()
 
 
 async def take_socket(socket: WebSocket, services: WebServices) -> Callable[[], None] | None:

@@ -23,18 +23,11 @@ from burnbox.sink import SINK, SINK_ADDRESS, Envelope
 from burnbox.storage.base import NotFound
 from burnbox.web import downloads
 from burnbox.web.auth import cross_site
-from burnbox.web.deps import Services, client_ip, services_of
+from burnbox.web.deps import Services, client_ip
 from burnbox.web.downloads import PRIVATE
 from burnbox.web.errors import ApiError, error_responses
 from burnbox.web.limits import TooManyStreams
-from burnbox.web.live import (
-    RECONNECT_MS,
-    WS_CATCH_UP,
-    WS_UNREADABLE,
-    HeldStream,
-    pump_until_closed,
-    take_socket,
-)
+from burnbox.web.live import RECONNECT_MS, WS_CATCH_UP, HeldStream, serve_sink_feed
 from burnbox.web.mailhog import shapes
 from burnbox.web.services import SinkAccess, WebServices
 
@@ -275,18 +268,7 @@ async def events(request: Request, services: Services) -> StreamingResponse:
 @router.websocket("/v2/websocket")
 async def websocket(socket: WebSocket) -> None:
     """MailHog v2's live feed: each new message as its MailHog object, one text frame each."""
-    services = services_of(socket)
-    if services.sink is None:
-        await socket.close(code=WS_UNREADABLE)
-        return
-    async with services.feeds.arrivals(SINK_ADDRESS) as subscription:
-        release = await take_socket(socket, services)  # subscribed first: nothing is missed
-        if release is None:
-            return
-        try:
-            await pump_until_closed(socket, _push_arrivals(socket, services, subscription))
-        finally:
-            release()
+    await serve_sink_feed(socket, _push_arrivals)
 
 
 async def _push_arrivals(

@@ -21,9 +21,8 @@ from fastapi import APIRouter, WebSocket
 
 from burnbox import __version__
 from burnbox.hub import Event, SubscriberDropped, Subscription
-from burnbox.sink import SINK, SINK_ADDRESS
-from burnbox.web.deps import services_of
-from burnbox.web.live import WS_CATCH_UP, WS_UNREADABLE, pump_until_closed, take_socket
+from burnbox.sink import SINK
+from burnbox.web.live import WS_CATCH_UP, serve_sink_feed
 from burnbox.web.mailpit.common import WHOLE, Failed, summary_json
 from burnbox.web.mailpit.tagging import tags_of
 from burnbox.web.services import WebServices
@@ -34,18 +33,7 @@ STATS_AFTER = 0.25  # seconds, as Mailpit
 
 @router.websocket("/api/events")
 async def events(socket: WebSocket) -> None:
-    services = services_of(socket)
-    if services.sink is None:
-        await socket.close(code=WS_UNREADABLE)
-        return
-    async with services.feeds.arrivals(SINK_ADDRESS) as subscription:
-        release = await take_socket(socket, services)  # subscribed first: nothing is missed
-        if release is None:
-            return
-        try:
-            await pump_until_closed(socket, _pump(socket, services, subscription))
-        finally:
-            release()
+    await serve_sink_feed(socket, _pump)
 
 
 async def _pump(socket: WebSocket, services: WebServices, subscription: Subscription) -> None:
