@@ -59,6 +59,16 @@ async def smtp_session(
     writer.close()
 
 
+async def send_all(port: int, recipients: list[str], raw: bytes, sessions: int = 20) -> int:
+    """`raw` to each recipient over `sessions` concurrent sessions, dealt out in turn; how
+    many were stored (each refusal with 4yz is counted out)."""
+    plans: list[list[str]] = [recipients[start::sessions] for start in range(sessions)]
+    stored: list[tuple[str, str]] = []
+    refused: list[int] = []
+    await asyncio.gather(*(smtp_session(port, plan, raw, stored, refused) for plan in plans))
+    return len(stored)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -39,7 +39,7 @@ from harness import (
     message,
     raise_nofile,
     rss_kib,
-    smtp_session,
+    send_all,
     start_burnbox,
 )
 
@@ -67,17 +67,12 @@ class Watch:
 
 
 async def send(port: int, cycle: int, count: int, addresses: int, size: int) -> float:
-    raw = message(size)
-    plans: list[list[str]] = [[] for _ in range(SESSIONS)]
-    for number in range(count):
-        plans[number % SESSIONS].append(f"c{cycle}-{number % addresses}@localhost")
-    stored: list[tuple[str, str]] = []
-    refused: list[int] = []
+    recipients = [f"c{cycle}-{number % addresses}@localhost" for number in range(count)]
     started = time.monotonic()
-    await asyncio.gather(*(smtp_session(port, plan, raw, stored, refused) for plan in plans))
+    stored = await send_all(port, recipients, message(size), SESSIONS)
     elapsed = time.monotonic() - started
-    if len(stored) != count:
-        raise SystemExit(f"cycle {cycle}: {len(stored)} of {count} stored, {len(refused)} 4yz")
+    if stored != count:
+        raise SystemExit(f"cycle {cycle}: {stored} of {count} stored, the rest refused (4yz)")
     return count / elapsed
 
 
