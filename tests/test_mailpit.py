@@ -14,7 +14,7 @@ import smtplib
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -675,3 +675,22 @@ def test_thumbnails_of_image_parts_and_blank_ones_for_others(sink: Running) -> N
     assert pictures["notes.txt"].getpixel((90, 60)) == (255, 255, 255)  # blank
     assert httpx.get(sink.http + "/api/v1/message/NOSUCH/part/2/thumb").status_code == 400
     assert httpx.get(sink.http + "/api/v1/message/latest/part/2/thumb").status_code == 400
+
+
+def test_before_on_the_list_and_search(sink: Running) -> None:
+    """Mailpit's undocumented `before`: only what came strictly before it; an unreadable
+    one is ignored."""
+    send(sink, newsletter("old"), ["dev@qa.invalid"])
+    cut = sink.clock() + timedelta(minutes=1)
+    sink.clock.advance(minutes=2)
+    send(sink, newsletter("new"), ["dev@qa.invalid"])
+    moment = cut.isoformat()
+    page = listed(sink, before=moment)
+    assert [item["Subject"] for item in page["messages"]] == ["old"]
+    assert (page["total"], page["messages_count"]) == (2, 2)  # the mailbox's, as Mailpit
+    assert found(sink, "has:attachment", before=moment) == ["old"]
+    searched = httpx.get(
+        sink.http + "/api/v1/search", params={"query": "has:attachment", "before": moment}
+    ).json()
+    assert searched["messages_count"] == 1
+    assert len(listed(sink, before="not a date")["messages"]) == 2

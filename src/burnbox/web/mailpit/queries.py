@@ -36,11 +36,16 @@ Short = Annotated[str, Query(max_length=64)]
 
 @router.get("/api/v1/search", summary="Mailpit: a page of the messages a search matches.")
 async def find(
-    services: Services, query: Text = "", start: Short = "", limit: Short = "", tz: Short = ""
+    services: Services,
+    query: Text = "",
+    start: Short = "",
+    limit: Short = "",
+    tz: Short = "",
+    before: Short = "",
 ) -> JSONResponse:
     paging = shapes.paging(start, limit)
     every = await services.inboxes.messages(SINK, limit=WHOLE)
-    found = await matching(services, every, query, tz)
+    found = received_before(await matching(services, every, query, tz), before, tz)
     page = found[paging.start : paging.start + paging.limit]  # limit 0: none, as Mailpit
     body = await page_of(services, every, page, paging.start)
     body["messages_count"] = len(found)
@@ -63,6 +68,17 @@ async def delete_found(services: Services, query: Text = "", tz: Short = "") -> 
         if services.sink is not None:
             services.sink.stats.deleted += 1
     return ok()
+
+
+def received_before(
+    summaries: list[MessageSummary], before: str, zone: str = ""
+) -> list[MessageSummary]:
+    """Those received strictly before `before` (Mailpit's undocumented list and search
+    parameter); all of them when it is empty or not a date Mailpit's search would read."""
+    moment = search.parse_date(before, search.zone_of(zone)) if before else None
+    if moment is None:
+        return summaries
+    return [summary for summary in summaries if summary.received_at < moment]
 
 
 async def pick(

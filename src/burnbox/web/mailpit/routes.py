@@ -34,7 +34,7 @@ from burnbox.web.mailpit.common import (
     strings_of,
     username_of,
 )
-from burnbox.web.mailpit.queries import matching, pick
+from burnbox.web.mailpit.queries import matching, pick, received_before
 from burnbox.web.mailpit.tagging import tags_of
 from burnbox.web.services import WebServices
 
@@ -52,10 +52,12 @@ async def list_messages(
     services: Services,
     start: Annotated[str, Query(max_length=40)] = "",
     limit: Annotated[str, Query(max_length=40)] = "",
+    before: Annotated[str, Query(max_length=64)] = "",
 ) -> JSONResponse:
     paging = shapes.paging(start, limit)
     every = await services.inboxes.messages(SINK, limit=WHOLE)
-    page = every if paging.limit == 0 else every[paging.start : paging.start + paging.limit]
+    shown = received_before(every, before)  # the totals are the whole mailbox's
+    page = shown if paging.limit == 0 else shown[paging.start : paging.start + paging.limit]
     return JSONResponse(await page_of(services, every, page, paging.start), headers=PRIVATE)
 
 

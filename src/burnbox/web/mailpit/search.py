@@ -114,7 +114,7 @@ def like(pattern: str, text: str) -> bool:
 
 
 def matches(terms: list[Term], item: Searchable, zone: str = "") -> bool:
-    where = _zone(zone)
+    where = zone_of(zone)
     return all(_holds(term, item, where) for term in terms)
 
 
@@ -228,7 +228,7 @@ def parse_date(text: str, zone: tzinfo) -> datetime | None:
     return found if found.tzinfo else found.replace(tzinfo=zone)
 
 
-def _zone(name: str) -> tzinfo:
+def zone_of(name: str) -> tzinfo:
     if not name:
         return UTC
     try:
