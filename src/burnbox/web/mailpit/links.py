@@ -5,8 +5,8 @@ A link is asked only if every address its host resolves to is a loopback address
 host matches one of BURNBOX_SINK_LINK_CHECK_ALLOW's patterns (the operator widens it for
 the hosts a QA setup uses); any other is reported as not checked, with status code 0.
 Redirects (`follow=true`) are followed hop by hop, each hop checked the same way. Bounds:
-LINKS_MAX links a message, ASKED_AT_ONCE at a time, TIMEOUT seconds each, MAX_HOPS hops;
-nothing of a body is read.
+LINKS_MAX links a message, ASKED_AT_ONCE at a time, TIMEOUT seconds each (to resolve, and
+to answer), MAX_HOPS hops; nothing of a body is read.
 """
 
 from __future__ import annotations
@@ -82,9 +82,13 @@ async def _refused(url: str, allow: tuple[str, ...]) -> str:
     if any(fnmatch.fnmatchcase(host, pattern) for pattern in allow):
         return ""
     try:
-        found = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        found = await asyncio.wait_for(
+            asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM), TIMEOUT
+        )
     except (OSError, UnicodeError):
         return "error: no such host"
+    except TimeoutError:
+        return "error: the host's name did not resolve in time"
     addresses = {ipaddress.ip_address(str(entry[4][0]).split("%")[0]) for entry in found}
     if addresses and all(address.is_loopback for address in addresses):
         return ""
