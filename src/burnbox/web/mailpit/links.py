@@ -6,7 +6,8 @@ host matches one of BURNBOX_SINK_LINK_CHECK_ALLOW's patterns (the operator widen
 the hosts a QA setup uses); any other is reported as not checked, with status code 0.
 Redirects (`follow=true`) are followed hop by hop, each hop checked the same way. Bounds:
 LINKS_MAX links a message, ASKED_AT_ONCE at a time, TIMEOUT seconds each (to resolve, and
-to answer), MAX_HOPS hops; nothing of a body is read.
+to answer), LINK_TOTAL seconds a link with its hops, MAX_HOPS hops; nothing of a body is
+read.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ LINKS_MAX = 50
 ASKED_AT_ONCE = 5
 TIMEOUT = 5.0
 MAX_HOPS = 5
+LINK_TOTAL = 15.0  # seconds for one link, all its hops included
 _IN_HTML = re.compile(r"""(?:href|src)\s*=\s*["']?(https?://[^"'\s>]+)""", re.IGNORECASE)
 _IN_TEXT = re.compile(r"https?://[^\s<>\"')]+", re.IGNORECASE)
 
@@ -47,7 +49,12 @@ async def check(links: list[str], follow: bool, allow: tuple[str, ...]) -> dict[
 
         async def one(url: str) -> dict[str, Any]:
             async with gate:
-                code, status = await _ask(client, url, follow, allow)
+                try:  # a server that drips its answer is cut off too
+                    code, status = await asyncio.wait_for(
+                        _ask(client, url, follow, allow), LINK_TOTAL
+                    )
+                except TimeoutError:
+                    code, status = 0, "error: timed out"
             return {"URL": url, "StatusCode": code, "Status": status}
 
         results = await asyncio.gather(*(one(url) for url in links))
