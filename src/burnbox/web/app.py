@@ -179,7 +179,10 @@ def create_app(services: WebServices) -> FastAPI:
     app.add_middleware(BodyLimit, larger=larger)
     if services.sink is not None and services.sink.users:  # outermost: nothing runs before it
         app.add_middleware(
-            SinkAuth, users=services.sink.users, failures=RateLimiter(*AUTH_FAILURES)
+            SinkAuth,
+            users=services.sink.users,
+            failures=RateLimiter(*AUTH_FAILURES),
+            clock=lambda: services.clock().timestamp(),
         )
     app.add_middleware(SecurityHeaders)
     return app

@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import bcrypt
@@ -55,10 +56,17 @@ def read_users(path: str) -> dict[str, bytes]:
 class SinkAuth:
     """ASGI middleware: HTTP and WebSocket requests need a user of the file."""
 
-    def __init__(self, app: ASGIApp, users: dict[str, bytes], failures: RateLimiter) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        users: dict[str, bytes],
+        failures: RateLimiter,
+        clock: Callable[[], float],
+    ) -> None:
         self.app = app
         self._users = users
         self._failures = failures
+        self._clock = clock  # seconds, the app's clock: the guessers' budget refills by it
         self._passed: OrderedDict[bytes, str] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -82,7 +90,7 @@ class SinkAuth:
             self._passed.move_to_end(key)
             return self._passed[key]
         client = scope.get("client") or ("", 0)
-        now = asyncio.get_running_loop().time()
+        now = self._clock()
         if self._failures.blocked(f"auth:{client[0]}", now) is not None:
             return None
         user = await asyncio.to_thread(self._check, encoded.strip())
