@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,6 +43,21 @@ def _config(folder: Path, port: int, target: str) -> Path:
     return config
 
 
+def _until_listening(process: subprocess.Popen[bytes]) -> None:
+    """Read PgBouncer's log until it says it listens (then keep its pipe drained); fail
+    with what it said if it stops first."""
+    assert process.stderr is not None
+    said = []
+    for line in iter(process.stderr.readline, b""):
+        said.append(line)
+        if b"listening on" in line:
+            drain = threading.Thread(target=lambda: process.stderr and process.stderr.read())
+            drain.daemon = True
+            drain.start()
+            return
+    pytest.fail(f"pgbouncer did not start: {b''.join(said).decode(errors='replace')}")
+
+
 @pytest.fixture(scope="session")
 def pgbouncer_url(postgres_url: str) -> Iterator[str]:
     """The tests' database, through PgBouncer."""
@@ -57,16 +72,7 @@ def pgbouncer_url(postgres_url: str) -> Iterator[str]:
     config = _config(folder, port, postgres_url)
     user = "postgres" if os.geteuid() == 0 else None
     process = subprocess.Popen([binary, str(config)], user=user, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                error = process.stderr.read().decode() if process.stderr else ""
-                pytest.fail(f"pgbouncer did not start: {error}")
-            time.sleep(0.05)  # polling a port another process opens
+    _until_listening(process)
     name = urlsplit(postgres_url).path
     yield f"postgresql://postgres@127.0.0.1:{port}{name}"
     process.send_signal(signal.SIGINT)

@@ -31,7 +31,7 @@ from websockets.typing import Origin
 from burnbox.app import sink_users
 from burnbox.settings import SettingsError
 from burnbox.web.mailpit import search
-from tests.helpers import Running, test_settings
+from tests.helpers import Running, real_now, test_settings
 from tests.tools import require, shared
 
 SPEC = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "mailpit"
@@ -318,10 +318,13 @@ def test_search_terms_sizes_and_dates_as_mailpit_reads_them() -> None:
         3145728,
         0,
     ]
-    berlin = ZoneInfo("Europe/Berlin")
-    assert search.parse_date("2024-05-01", berlin) == datetime(2024, 5, 1, tzinfo=berlin)
-    assert search.parse_date("1 May 2024", UTC) == datetime(2024, 5, 1, tzinfo=UTC)
-    assert search.parse_date("2024-05-01T10:00:00Z", berlin) == datetime(2024, 5, 1, 10, tzinfo=UTC)
+    berlin, today = ZoneInfo("Europe/Berlin"), real_now().date()
+    midnight = datetime(today.year, today.month, today.day)
+    assert search.parse_date(today.isoformat(), berlin) == midnight.replace(tzinfo=berlin)
+    written = f"{today.day} {today:%B} {today.year}"  # as a person writes it: "1 May 2024"
+    assert search.parse_date(written, UTC) == midnight.replace(tzinfo=UTC)
+    stamped = f"{today.isoformat()}T10:00:00Z"
+    assert search.parse_date(stamped, berlin) == midnight.replace(hour=10, tzinfo=UTC)
     assert search.parse_date("soon", UTC) is None
     assert search.like("a_c", "xxabcxx")
     assert not search.like("a.c", "abc")  # only % and _ are wildcards

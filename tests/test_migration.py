@@ -92,7 +92,6 @@ async def test_a_populated_database_is_migrated_while_the_old_release_stores_mai
                 stored.extend(batch)
                 async with grew:
                     grew.notify_all()
-                await asyncio.sleep(0.005)
         finally:
             await connection.close()
 
