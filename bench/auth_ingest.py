@@ -15,7 +15,6 @@ and where the CPU went, per message: the server process, its check process
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import re
 import subprocess
@@ -26,13 +25,12 @@ import urllib.request
 from pathlib import Path
 
 import dkim
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness import Server, median, start_burnbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' DNS server
 from tests.dns import DnsServer, Zone
+from tests.keys import rsa_key
 
 SESSIONS = 20
 SENDER = "news@acme.test"
@@ -40,15 +38,7 @@ SENDER = "news@acme.test"
 
 def signed_message(size: int) -> tuple[bytes, str]:
     """A DKIM-signed message of about `size` bytes, and its key's DNS record."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    private, record = rsa_key()
     line = b"Your weekly digest: the news you asked for, and a code: 482913.\r\n"
     message = (
         b"From: Acme News <news@acme.test>\r\nTo: bench@localhost\r\n"
@@ -58,7 +48,6 @@ def signed_message(size: int) -> tuple[bytes, str]:
     signature = dkim.sign(
         message, b"bench", b"acme.test", private, include_headers=[b"from", b"to", b"subject"]
     )
-    record = "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
     return bytes(signature) + message, record
 
 

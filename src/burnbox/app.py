@@ -18,7 +18,7 @@ from burnbox import __version__, selfcheck
 from burnbox.addressing import AddressError, DomainPolicy
 from burnbox.agents.http import McpEndpoint
 from burnbox.delivery import Deliverer
-from burnbox.destinations import parse_allow
+from burnbox.destinations import IpNetwork, parse_allow
 from burnbox.dispatch import Dispatcher
 from burnbox.feeds import Feeds
 from burnbox.hub import Hub
@@ -168,60 +168,15 @@ class App:
         self.parse_pool = ParsePool(settings.ingest_parse_inline_max)
         self.resolver = Resolver(settings.dns_server or None)
         self.checks = CheckProcess(settings.dns_server or None) if settings.auth_checks else None
-        self.deliverer = Deliverer(
-            self.store,
-            self.hub,
-            self.metrics,
-            clock=clock,
-            ids=ids or MessageIds(clock),
-            message_ttl=settings.message_ttl,
-            parse_pool=self.parse_pool,
-            sink=settings.sink,
-            hostname=smtp_config(settings).hostname,
-            checker=self.checks,
-        )
+        self.deliverer = self._deliverer(ids or MessageIds(clock))
         self.reaper = Reaper(
             self.store, self.hub, self.metrics, clock=clock, interval=settings.reap_interval
         )
-        self.inboxes = InboxService(
-            self.store,
-            self.hub,
-            self.domains,
-            clock=clock,
-            ttl=settings.inbox_ttl,
-            max_lifetime=settings.inbox_max_lifetime,
-            public=settings.access == "public",
-            hostname=smtp_config(settings).hostname,
-        )
+        self.inboxes = self._inbox_service()
         allow = parse_allow(settings.webhook_allow)
         self.webhooks = WebhookService(self.store, clock, allow)
-        self.dispatcher = Dispatcher(
-            self.store,
-            clock,
-            self.metrics,
-            self.parse_pool,
-            allow=allow,
-            retry_for=settings.webhook_retry_for,
-            max_pending=settings.webhook_max_pending,
-            max_pending_total=settings.webhook_max_pending_total,
-            checks=settings.auth_checks,
-        )
-        ssl_context = (
-            tls_context(settings.tls_cert, settings.tls_key) if settings.tls_enabled else None
-        )
-        self.smtp = SmtpServer(
-            SmtpContext(
-                smtp_config(settings),
-                self.deliverer,
-                self.domains,
-                self.metrics,
-                clock,
-                ssl_context,
-                recipient_check=self.inboxes.exists if settings.unclaimed == "reject" else None,
-                abuse=build_abuse(settings, self.resolver),
-                checks=settings.auth_checks,
-            )
-        )
+        self.dispatcher = self._dispatcher(allow)
+        self.smtp = self._smtp_server()
         services = self._web_services()
         self.web = create_app(services)
         self.agents = McpEndpoint(self.web) if settings.mcp else None
@@ -254,19 +209,7 @@ class App:
             allowed_origins=settings.allowed_origins,
             account_requests=RateLimiter(*rate_limit(settings.mailtm_rate)),
             per_account_requests=RateLimiter(*rate_limit(settings.mailtm_account_rate)),
-            sink=SinkAccess(
-                self.deliverer.deliver,
-                lambda: self.smtp_endpoint.port,
-                smtp_config(settings).hostname,
-                settings.sink_api,
-                settings.max_message_size,
-                sink_users(settings),
-                self.deliverer.sink_stats,
-                settings.store.split(":", 1)[0] or "memory",
-                link_check_allow=tuple(host.lower() for host in settings.sink_link_check_allow),
-            )
-            if settings.sink
-            else None,
+            sink=self._sink_access() if settings.sink else None,
             webhooks=self.webhooks,
             account_quota=min(
                 settings.store_max_bytes, settings.inbox_max_messages * settings.max_message_size
@@ -370,6 +313,84 @@ class App:
         await self.resolver.close()
         self.parse_pool.close()
         await self.store.close()
+
+    def _deliverer(self, ids: IdSource) -> Deliverer:
+        settings = self.settings
+        return Deliverer(
+            self.store,
+            self.hub,
+            self.metrics,
+            clock=self.clock,
+            ids=ids,
+            message_ttl=settings.message_ttl,
+            parse_pool=self.parse_pool,
+            sink=settings.sink,
+            hostname=smtp_config(settings).hostname,
+            checker=self.checks,
+        )
+
+    def _inbox_service(self) -> InboxService:
+        settings = self.settings
+        return InboxService(
+            self.store,
+            self.hub,
+            self.domains,
+            clock=self.clock,
+            ttl=settings.inbox_ttl,
+            max_lifetime=settings.inbox_max_lifetime,
+            public=settings.access == "public",
+            hostname=smtp_config(settings).hostname,
+        )
+
+    def _dispatcher(self, allow: tuple[IpNetwork, ...]) -> Dispatcher:
+        """Webhook deliveries from the store's outbox."""
+        settings = self.settings
+        return Dispatcher(
+            self.store,
+            self.clock,
+            self.metrics,
+            self.parse_pool,
+            allow=allow,
+            retry_for=settings.webhook_retry_for,
+            max_pending=settings.webhook_max_pending,
+            max_pending_total=settings.webhook_max_pending_total,
+            checks=settings.auth_checks,
+        )
+
+    def _smtp_server(self) -> SmtpServer:
+        settings = self.settings
+        ssl_context = (
+            tls_context(settings.tls_cert, settings.tls_key) if settings.tls_enabled else None
+        )
+        recipient_check = self.inboxes.exists if settings.unclaimed == "reject" else None
+        return SmtpServer(
+            SmtpContext(
+                smtp_config(settings),
+                self.deliverer,
+                self.domains,
+                self.metrics,
+                self.clock,
+                ssl_context,
+                recipient_check=recipient_check,
+                abuse=build_abuse(settings, self.resolver),
+                checks=settings.auth_checks,
+            )
+        )
+
+    def _sink_access(self) -> SinkAccess:
+        """What sink mode's APIs need of this node (web/services.py)."""
+        settings = self.settings
+        return SinkAccess(
+            self.deliverer.deliver,
+            lambda: self.smtp_endpoint.port,
+            smtp_config(settings).hostname,
+            settings.sink_api,
+            settings.max_message_size,
+            sink_users(settings),
+            self.deliverer.sink_stats,
+            settings.store.split(":", 1)[0] or "memory",
+            link_check_allow=tuple(host.lower() for host in settings.sink_link_check_allow),
+        )
 
     def banner(self) -> str:
         store = self.settings.store

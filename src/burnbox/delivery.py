@@ -127,16 +127,18 @@ class Deliverer:
             for address in dict.fromkeys(addresses)
         ]
         if self.sink and envelope is not None:
-            summaries.append(
-                replace(
-                    summaries[0],
-                    id=self._ids(),
-                    address=SINK_ADDRESS,
-                    sender=envelope.sender,
-                    to=RECIPIENT_SEPARATOR.join(envelope.recipients),
-                )
-            )
+            summaries.append(self._sink_copy(summaries[0], envelope))
         return summaries
+
+    def _sink_copy(self, summary: MessageSummary, envelope: Envelope) -> MessageSummary:
+        """Sink mode's shared view keeps one more copy, with its SMTP envelope (sink.py)."""
+        return replace(
+            summary,
+            id=self._ids(),
+            address=SINK_ADDRESS,
+            sender=envelope.sender,
+            to=RECIPIENT_SEPARATOR.join(envelope.recipients),
+        )
 
     # -- who sent it ----------------------------------------------------------
 

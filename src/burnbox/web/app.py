@@ -161,21 +161,7 @@ def create_app(services: WebServices) -> FastAPI:
     app.mount("/static", StaticFiles(directory=operations.STATIC), name="static")
     for router in (operations.router, api.router, live.router, hooks.router, handles.router):
         app.include_router(router)
-    if services.sink is not None:  # Mailpit's and MailHog's APIs: sink mode only
-        if services.sink.api == "mailpit":  # first: it owns the paths where they clash
-            app.include_router(mailpit.owned)
-        app.include_router(mailpit.router)
-        app.include_router(mailpit_queries.router)
-        app.include_router(mailpit_views.router)
-        app.include_router(mailpit_events.router)
-        app.include_router(mailpit_sending.router)
-        app.include_router(mailpit_about.router)
-        app.include_router(mailpit_tags.router)
-        app.include_router(mailhog.router)
-        app.add_exception_handler(mailpit_common.Failed, _mailpit_failed)
-    larger = {}
-    if services.sink is not None:  # a whole message in base64, in JSON
-        larger[mailpit_sending.PATH] = services.sink.max_message * 4 // 3 + 64 * 1024
+    larger = _serve_sink(app, services) if services.sink is not None else {}
     app.add_middleware(BodyLimit, larger=larger)
     if services.sink is not None and services.sink.users:  # outermost: nothing runs before it
         app.add_middleware(
@@ -186,6 +172,20 @@ def create_app(services: WebServices) -> FastAPI:
         )
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def _serve_sink(app: FastAPI, services: WebServices) -> dict[str, int]:
+    """Mailpit's and MailHog's APIs (sink mode only); the paths with a larger body bound."""
+    assert services.sink is not None
+    if services.sink.api == "mailpit":  # first: it owns the paths where they clash
+        app.include_router(mailpit.owned)
+    for module in (mailpit, mailpit_queries, mailpit_views, mailpit_events, mailpit_sending):
+        app.include_router(module.router)
+    for module in (mailpit_about, mailpit_tags, mailhog):
+        app.include_router(module.router)
+    app.add_exception_handler(mailpit_common.Failed, _mailpit_failed)
+    # Mailpit's send carries a whole message, in base64, in JSON.
+    return {mailpit_sending.PATH: services.sink.max_message * 4 // 3 + 64 * 1024}
 
 
 async def _mailpit_failed(_: Request, failure: Exception) -> Response:

@@ -18,8 +18,18 @@ from typing import Any
 
 from burnbox.addressing import AddressError, parse_address
 
-PROTECTED = {"to", "from", "cc", "bcc", "reply-to", "date", "subject", "content-type"}
-PROTECTED |= {"mime-version"}
+# Headers a send request may not set: its addressing, date, subject and structure.
+PROTECTED = {
+    "to",
+    "from",
+    "cc",
+    "bcc",
+    "reply-to",
+    "date",
+    "subject",
+    "content-type",
+    "mime-version",
+}
 MAX_RECIPIENTS = 1000
 # Content sniffing for the common types (what Go's http.DetectContentType tells apart).
 _MAGIC = (
