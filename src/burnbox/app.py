@@ -26,6 +26,8 @@ from burnbox.ids import Clock, IdSource, MessageIds, system_clock
 from burnbox.inboxes import InboxService
 from burnbox.metrics import Metrics
 from burnbox.parsing import ParsePool
+from burnbox.qa.chaos import Chaos
+from burnbox.qa.release import SinkRelay
 from burnbox.ratelimit import RateLimiter
 from burnbox.relay import Channel, PostgresChannel, RedisChannel, Relay
 from burnbox.retention import Reaper
@@ -176,6 +178,7 @@ class App:
         allow = parse_allow(settings.webhook_allow)
         self.webhooks = WebhookService(self.store, clock, allow)
         self.dispatcher = self._dispatcher(allow)
+        self.chaos = Chaos() if settings.sink and settings.sink_chaos else None
         self.smtp = self._smtp_server()
         services = self._web_services()
         self.web = create_app(services)
@@ -374,6 +377,7 @@ class App:
                 recipient_check=recipient_check,
                 abuse=build_abuse(settings, self.resolver),
                 checks=settings.auth_checks,
+                chaos=self.chaos,
             )
         )
 
@@ -390,6 +394,11 @@ class App:
             self.deliverer.sink_stats,
             settings.store.split(":", 1)[0] or "memory",
             link_check_allow=tuple(host.lower() for host in settings.sink_link_check_allow),
+            chaos=self.chaos,
+            relay=SinkRelay(settings.sink_relay, settings.sink_relay_allow)
+            if settings.sink_relay is not None
+            else None,
+            spamd=settings.spamassassin,
         )
 
     def banner(self) -> str:

@@ -274,6 +274,31 @@ class Settings:
         "beyond loopback: by default only hosts that resolve to loopback addresses are asked, "
         "so a message cannot make burnbox probe the network it sits in.",
     )
+    sink_chaos: bool = _setting(
+        False,
+        parse_bool,
+        "In sink mode, let tests set Mailpit's chaos triggers (`/api/v1/chaos`): SMTP then "
+        "answers the error code they chose, at the rate they chose, at MAIL or RCPT.",
+    )
+    sink_relay: Endpoint | None = _setting(
+        None,
+        parse_optional_endpoint,
+        "In sink mode, the SMTP server (host:port) that Mailpit's release sends a message "
+        "through, to recipients BURNBOX_SINK_RELAY_ALLOW allows; empty: release is off.",
+    )
+    sink_relay_allow: tuple[str, ...] = _setting(
+        (),
+        parse_list,
+        "Glob patterns over the addresses a message may be released to (`*@example.test`; "
+        "`*` for any): required with BURNBOX_SINK_RELAY, so a sink never relays to anyone "
+        "by default.",
+    )
+    spamassassin: Endpoint | None = _setting(
+        None,
+        parse_optional_endpoint,
+        "In sink mode, a SpamAssassin spamd (host:port) that Mailpit's `sa-check` asks for "
+        "its score and rules; empty: the check is off.",
+    )
     sink_any_listen: bool = _setting(
         False,
         parse_bool,
@@ -433,7 +458,13 @@ def check_sink(settings: Settings) -> None:
     """Sink mode is an open catch-all: only for a public (token-free) node on loopback or a
     private network, unless told otherwise."""
     if not settings.sink:
+        _check_sink_only(settings)
         return
+    if settings.sink_relay is not None and not settings.sink_relay_allow:
+        raise SettingsError(
+            "BURNBOX_SINK_RELAY_ALLOW: name the addresses a message may be released to "
+            "(`*@example.test`, or `*` for any); a sink never relays to anyone by default"
+        )
     if settings.access != "public":
         raise SettingsError(
             "BURNBOX_SINK: sink mode shows all mail to anyone, so it needs BURNBOX_ACCESS=public"
@@ -452,6 +483,17 @@ def check_sink(settings: Settings) -> None:
                 f"{key}: sink mode listens only on loopback or private addresses "
                 f"({endpoint.host} is neither); BURNBOX_SINK_ANY_LISTEN=true overrides this"
             )
+
+
+def _check_sink_only(settings: Settings) -> None:
+    named = {
+        "BURNBOX_SINK_CHAOS": settings.sink_chaos,
+        "BURNBOX_SINK_RELAY": settings.sink_relay is not None,
+        "BURNBOX_SPAMASSASSIN": settings.spamassassin is not None,
+    }
+    for key, on in named.items():
+        if on:
+            raise SettingsError(f"{key}: a sink mode setting; set BURNBOX_SINK=true as well")
 
 
 def _private_host(host: str) -> bool:

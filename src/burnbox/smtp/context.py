@@ -15,6 +15,7 @@ from burnbox.addressing import DomainPolicy
 from burnbox.delivery import Deliverer
 from burnbox.ids import Clock
 from burnbox.metrics import Metrics
+from burnbox.qa.chaos import Chaos
 from burnbox.smtp import replies
 from burnbox.trust.abuse import Abuse
 
@@ -109,6 +110,7 @@ class SmtpContext:
         recipient_check: Callable[[str], Awaitable[bool]] | None = None,
         abuse: Abuse | None = None,
         checks: bool = False,
+        chaos: Chaos | None = None,
     ) -> None:
         self.config = config
         self.deliverer = deliverer
@@ -120,6 +122,7 @@ class SmtpContext:
         self.recipient_check = recipient_check
         self.abuse = abuse  # rate, blocklists and refused senders (None: none of them)
         self.checks = checks  # the deliverer checks who sent each message: tell it
+        self.chaos = chaos  # sink mode's faults on request (BURNBOX_SINK_CHAOS), or None
         self.registry = SessionRegistry(config.max_connections, config.max_connections_per_ip)
         self.primary_domain = domains.creatable[0]
         self.greeting = replies.reply(f"220 {config.hostname} ESMTP burnbox")

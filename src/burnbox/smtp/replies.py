@@ -73,6 +73,11 @@ SHUTTING_DOWN = reply("421 4.3.2 Service shutting down; try again later")
 HTTP_REFUSED = reply("500 5.5.2 This is an SMTP server; closing the session")
 
 
+def chaos(code: int) -> bytes:
+    """The error a chaos trigger chose (sink mode's fault injection, for the tests it serves)."""
+    return reply(f"{code} {code // 100}.0.0 Chaos: an error asked for by the test's triggers")
+
+
 def bad_address(reason: str, *, sender: bool) -> bytes:
     code = "501 5.1.7" if sender else "553 5.1.3"
     return reply(f"{code} Bad address: {reason}")

@@ -118,10 +118,19 @@ class SmtpSession(SmtpConnection):
             self._new_transaction(Phase.READY)
             self._error(problem)
             return
+        fault = self._chaos("Sender")  # a reply, not a client error: it counts toward no limit
+        if fault is not None:
+            self._new_transaction(Phase.READY)
+            self._reply(fault)
+            return
         self._made_progress()
         self.transaction.sender = command.path
         self.phase = Phase.MAIL
         self._reply(replies.SENDER_OK)
+
+    def _chaos(self, trigger: str) -> bytes | None:
+        code = self._ctx.chaos.fault(trigger) if self._ctx.chaos is not None else None
+        return None if code is None else replies.chaos(code)
 
     def _abuse_at_mail(self, sender: str) -> bytes | None:
         assert self._ctx.abuse is not None
@@ -169,6 +178,10 @@ class SmtpSession(SmtpConnection):
             return
         key = self._recipient(argument)
         if key is None:
+            return
+        fault = self._chaos("Recipient")
+        if fault is not None:
+            self._reply(fault)
             return
         if key not in self.transaction.recipients:
             refused = self._room_for_one_more()

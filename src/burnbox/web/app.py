@@ -15,12 +15,15 @@ from burnbox.ratelimit import RateLimiter
 from burnbox.web import api, errors, handles, hooks, live, operations
 from burnbox.web.mailhog import routes as mailhog
 from burnbox.web.mailpit import about as mailpit_about
+from burnbox.web.mailpit import checks as mailpit_checks
 from burnbox.web.mailpit import common as mailpit_common
 from burnbox.web.mailpit import events as mailpit_events
 from burnbox.web.mailpit import queries as mailpit_queries
+from burnbox.web.mailpit import release as mailpit_release
 from burnbox.web.mailpit import routes as mailpit
 from burnbox.web.mailpit import sending as mailpit_sending
 from burnbox.web.mailpit import tags as mailpit_tags
+from burnbox.web.mailpit import testing as mailpit_testing
 from burnbox.web.mailpit import views as mailpit_views
 from burnbox.web.services import WebServices
 from burnbox.web.sink_auth import SinkAuth
@@ -180,6 +183,8 @@ def _serve_sink(app: FastAPI, services: WebServices) -> dict[str, int]:
     if services.sink.api == "mailpit":  # first: it owns the paths where they clash
         app.include_router(mailpit.owned)
     for module in (mailpit, mailpit_queries, mailpit_views, mailpit_events, mailpit_sending):
+        app.include_router(module.router)
+    for module in (mailpit_checks, mailpit_release, mailpit_testing):
         app.include_router(module.router)
     for module in (mailpit_about, mailpit_tags, mailhog):
         app.include_router(module.router)

@@ -13,7 +13,10 @@ from burnbox.ids import Clock
 from burnbox.inboxes import InboxService
 from burnbox.metrics import Metrics
 from burnbox.parsing import ParsePool
+from burnbox.qa.chaos import Chaos
+from burnbox.qa.release import SinkRelay
 from burnbox.ratelimit import RateLimiter
+from burnbox.settings_values import Endpoint
 from burnbox.sink import Envelope, SinkStats
 from burnbox.storage.base import Store
 from burnbox.web.limits import StreamLimits
@@ -42,6 +45,9 @@ class SinkAccess:
     # view's id: kept by this node, bounded (USERNAMES_KEPT).
     usernames: OrderedDict[str, str] = field(default_factory=OrderedDict)
     tags: OrderedDict[str, list[str]] = field(default_factory=OrderedDict)  # the same way
+    chaos: Chaos | None = None  # BURNBOX_SINK_CHAOS's triggers, shared with the SMTP side
+    relay: SinkRelay | None = None  # where Mailpit's release may send (BURNBOX_SINK_RELAY)
+    spamd: Endpoint | None = None  # SpamAssassin's spamd for `sa-check`
 
 
 @dataclass(frozen=True)

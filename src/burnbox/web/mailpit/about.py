@@ -6,7 +6,6 @@ its web UI may offer). Every feature is reported on only when it is configured h
 
 import resource
 import time
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -50,23 +49,25 @@ async def info(services: Services) -> JSONResponse:
 
 @router.get("/api/v1/webui", summary="Mailpit: what its web UI may offer here.")
 async def webui(services: Services) -> JSONResponse:
-    relay: dict[str, Any] = {
-        "AllowedRecipients": "",
-        "BlockedRecipients": "",
-        "Enabled": False,  # burnbox relays nowhere (release delivers only to itself)
-        "OverrideFrom": "",
-        "PreserveMessageIDs": False,
-        "RecipientAllowlist": "",
-        "ReturnPath": "",
-        "SMTPServer": "",
-    }
+    sink = services.sink
+    relay = sink.relay if sink is not None else None
+    allowed = ", ".join(relay.allow) if relay is not None else ""  # glob patterns, not a regexp
     body = {
-        "ChaosEnabled": False,
+        "ChaosEnabled": sink is not None and sink.chaos is not None,
         "DuplicatesIgnored": False,
         "HideDeleteAllButton": False,
         "Label": "",
-        "MessageRelay": relay,
-        "SpamAssassin": False,
+        "MessageRelay": {
+            "AllowedRecipients": allowed,
+            "BlockedRecipients": "",
+            "Enabled": relay is not None,
+            "OverrideFrom": "",
+            "PreserveMessageIDs": True,  # released as stored (qa/release.py)
+            "RecipientAllowlist": allowed,  # the deprecated name of the same
+            "ReturnPath": "",
+            "SMTPServer": f"{relay.server.host}:{relay.server.port}" if relay is not None else "",
+        },
+        "SpamAssassin": sink is not None and sink.spamd is not None,
     }
     return JSONResponse(body, headers=PRIVATE)
 

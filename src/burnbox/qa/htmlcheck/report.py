@@ -1,0 +1,89 @@
+"""Mailpit's HTMLCheckResponse for one message's HTML: a warning for each caniemail
+feature the message uses (with how many times it does), its per-client results, and the
+totals, weighted as Mailpit weighs them: a feature counts by the share of the message's
+nodes that use it, and the overall figure is the worst of them. Pure."""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+from burnbox.qa.htmlcheck.document import Census, census_of
+from burnbox.qa.htmlcheck.probes import Probe, probe_of
+from burnbox.qa.htmlcheck.support import Feature, features, platforms
+
+SCRIPT_WARNING: dict[
+    str, Any
+] = {  # not a caniemail feature: no email client runs a message's scripts
+    "Category": "html",
+    "Description": "JavaScript is not supported in any email client.",
+    "Keywords": "script, javascript",
+    "NotesByNumber": {},
+    "Results": [],
+    "Score": {"Found": 0, "Partial": 0.0, "Supported": 0.0, "Unsupported": 100.0},
+    "Slug": "html-script",
+    "Tags": [],
+    "Title": "<script> element",
+    "URL": "",
+}
+
+
+@cache
+def _probes() -> tuple[tuple[Feature, Probe], ...]:
+    return tuple((feature, probe) for feature in features() if (probe := probe_of(feature)))
+
+
+def check(html: str) -> dict[str, Any]:
+    census, nodes = census_of(html)
+    warnings = []
+    for feature, probe in _probes():
+        found = _found(census, probe)
+        if found:
+            warning = copy.deepcopy(feature.warning)
+            warning["Score"]["Found"] = found
+            warnings.append(warning)
+    scripts = census["element", "script"]
+    if scripts:
+        warnings.append(
+            {
+                **copy.deepcopy(SCRIPT_WARNING),
+                "Score": {**SCRIPT_WARNING["Score"], "Found": scripts},
+            }
+        )
+    warnings.sort(key=lambda warning: -_weight(warning, nodes))
+    return {"Platforms": platforms(), "Total": _total(warnings, nodes), "Warnings": warnings}
+
+
+def _found(census: Census, probe: Probe) -> int:
+    total = 0
+    for kind, name in probe:
+        if name.endswith("*"):
+            stem = name[:-1]
+            total += sum(
+                count for (k, n), count in census.items() if k == kind and n.startswith(stem)
+            )
+        else:
+            total += census[kind, name]
+    return total
+
+
+def _weight(warning: dict[str, Any], nodes: int) -> float:
+    score = warning["Score"]
+    return float((score["Unsupported"] + score["Partial"]) * score["Found"] / nodes)
+
+
+def _total(warnings: list[dict[str, Any]], nodes: int) -> dict[str, Any]:
+    partial = max(
+        (w["Score"]["Partial"] * w["Score"]["Found"] / nodes for w in warnings), default=0.0
+    )
+    unsupported = max(
+        (w["Score"]["Unsupported"] * w["Score"]["Found"] / nodes for w in warnings), default=0.0
+    )
+    return {
+        "Nodes": nodes,
+        "Partial": partial,
+        "Supported": 100 - partial - unsupported,
+        "Tests": len(_probes()) + 1,  # and the script check
+        "Unsupported": unsupported,
+    }
