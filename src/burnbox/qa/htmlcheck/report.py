@@ -68,18 +68,22 @@ def _found(census: Census, probe: Probe) -> int:
     return total
 
 
+def _share(warning: dict[str, Any], nodes: int) -> float:
+    """The part of the message a feature touches: at most all of it (Mailpit lets a unit
+    used 300 times in 100 nodes count thrice, and its totals go below zero)."""
+    return float(min(warning["Score"]["Found"] / nodes, 1.0))
+
+
 def _weight(warning: dict[str, Any], nodes: int) -> float:
     score = warning["Score"]
-    return float((score["Unsupported"] + score["Partial"]) * score["Found"] / nodes)
+    return float((score["Unsupported"] + score["Partial"]) * _share(warning, nodes))
 
 
 def _total(warnings: list[dict[str, Any]], nodes: int) -> dict[str, Any]:
-    partial = max(
-        (w["Score"]["Partial"] * w["Score"]["Found"] / nodes for w in warnings), default=0.0
-    )
-    unsupported = max(
-        (w["Score"]["Unsupported"] * w["Score"]["Found"] / nodes for w in warnings), default=0.0
-    )
+    """The worst partial and the worst unsupported share, as Mailpit, kept within 100%."""
+    partial = max((w["Score"]["Partial"] * _share(w, nodes) for w in warnings), default=0.0)
+    unsupported = max((w["Score"]["Unsupported"] * _share(w, nodes) for w in warnings), default=0.0)
+    unsupported = min(unsupported, 100 - partial)
     return {
         "Nodes": nodes,
         "Partial": partial,

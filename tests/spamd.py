@@ -1,0 +1,57 @@
+"""A real SpamAssassin spamd (Debian's `spamd`) on a loopback port of its own, with the
+rules Debian ships and no network tests (`--local`: nothing here may ask the internet);
+stopped after the session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from burnbox.settings_values import Endpoint
+from tests.process import free_port
+
+
+def _until_started(process: subprocess.Popen[bytes]) -> None:
+    """Read spamd's log until it says it started (then keep its pipe drained); fail with
+    what it said if it stops first."""
+    assert process.stderr is not None
+    said = []
+    for line in iter(process.stderr.readline, b""):
+        said.append(line)
+        if b"server started on" in line:
+            drain = threading.Thread(target=lambda: process.stderr and process.stderr.read())
+            drain.daemon = True
+            drain.start()
+            return
+    pytest.fail(f"spamd did not start: {b''.join(said).decode(errors='replace')[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def spamd() -> Iterator[Endpoint]:
+    binary = shutil.which("spamd") or "/usr/sbin/spamd"
+    if not Path(binary).exists():
+        if os.environ.get("CI"):
+            pytest.fail("spamd is not installed (.ci/run installs it)")
+        pytest.skip("spamd is not installed (apt install spamd)")
+    folder = Path(tempfile.mkdtemp(prefix="burnbox-spamd-"))
+    port = free_port()
+    command = [binary, f"--listen=127.0.0.1:{port}", "--max-children=2", "--local"]
+    command += ["--nouser-config", "--syslog=stderr", f"--pidfile={folder / 'spamd.pid'}"]
+    if os.geteuid() == 0:
+        command.append("--username=nobody")  # it will not run its children as root
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, cwd=folder)
+    _until_started(process)
+    yield Endpoint("127.0.0.1", port)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    if process.stderr:
+        process.stderr.close()
+    shutil.rmtree(folder, ignore_errors=True)
