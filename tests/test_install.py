@@ -220,6 +220,23 @@ def test_the_installed_wheel_does_the_main_job(
         stops_cleanly(node)
 
 
+def test_the_installed_wheel_carries_caniemails_data(bare_venv: Path, tmp_path: Path) -> None:
+    """The HTML check reads its support data from the package: it must be in the wheel."""
+    probe = (
+        "from burnbox.qa.htmlcheck.report import check; "
+        "print(check('<p>x</p>')['Warnings'][0]['Slug'])"
+    )
+    found = subprocess.run(
+        [bare_venv / "bin" / "python", "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=bare_env(),
+        cwd=tmp_path,
+    ).stdout
+    assert found.strip() == "html-p"
+
+
 def dockerfile_install_step() -> list[str]:
     """The build stage's `RUN python -m pip install ...` line, exactly as written."""
     text = (ROOT / "Dockerfile").read_text()
