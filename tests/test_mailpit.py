@@ -362,6 +362,24 @@ def test_events_new_stats_update_delete_and_truncate(sink: Running) -> None:
         assert next_of(socket, "stats")["Data"]["Total"] == 0
 
 
+def test_mail_past_its_ttl_is_one_prune_event(start_burnbox: Callable[..., Running]) -> None:
+    sink = start_burnbox(sink=True, access="public", message_ttl=60.0)
+    url = sink.http.replace("http://", "ws://") + "/api/events"
+    with ws_connect(url) as socket:
+        for subject in ("one", "two", "three"):
+            send(sink, newsletter(subject), ["dev@qa.invalid"])
+            next_of(socket, "new")
+        while next_of(socket, "stats")["Data"]["Total"] != 3:  # all three told of first
+            continue
+        sink.clock.advance(seconds=61)
+        assert sink.call(sink.app.reaper.run_once()) >= 3  # the shared view's and the inbox's
+        frames = [json.loads(socket.recv(timeout=30)) for _ in range(2)]
+        assert frames[0] == {"Type": "prune", "Data": None}  # once, not once a message
+        assert frames[1]["Type"] == "stats"
+        assert frames[1]["Data"]["Total"] == 0
+    assert httpx.get(sink.http + "/api/v1/messages").json()["total"] == 0
+
+
 def test_events_refuse_another_sites_page(sink: Running) -> None:
     url = sink.http.replace("http://", "ws://") + "/api/events"
     with pytest.raises(InvalidStatus):

@@ -3,8 +3,10 @@ push in burnbox: JSON frames `{Type, Data}`.
 
 - `new`: a message arrived (its list item, as /api/v1/messages shows it);
 - `update`: `{ID, Read}` when a message's read flag changed, `{ID, Tags}` when its tags did;
-- `delete`: `{ID}` when a message went; `truncate` (null) once the mailbox is empty after
-  a delete (Mailpit sends it when everything is deleted);
+- `delete`: `{ID}` when a message was deleted (or pushed out by the cap); `truncate` (null)
+  once the mailbox is empty after a delete (Mailpit sends it when everything is deleted);
+- `prune` (null) when messages passed their TTL and were purged, once for a run of them:
+  Mailpit sends it after its own pruning, and its clients reload the list;
 - `stats`: `{Total, Unread, Version}`, STATS_AFTER seconds after a change, covering every
   change meanwhile: a burst of mail gives one every STATS_AFTER seconds, not one a message.
 """
@@ -40,6 +42,7 @@ async def _pump(socket: WebSocket, services: WebServices, subscription: Subscrip
     changed = asyncio.Event()
     stats = asyncio.create_task(_stats_after_changes(socket, services, changed))
     empty = False  # truncate was sent, and nothing has come since: once per emptying
+    last = ""  # the last frame's type: a run of purges is one prune
     try:
         while True:
             try:
@@ -48,9 +51,11 @@ async def _pump(socket: WebSocket, services: WebServices, subscription: Subscrip
                 await socket.close(code=WS_CATCH_UP)  # it fell behind: reconnect, list again
                 return
             for frame in await _frames(services, event):
-                if frame["Type"] == "truncate" and empty:
+                kind = frame["Type"]
+                if (kind == "truncate" and empty) or (kind == "prune" and kind == last):
                     continue
-                empty = frame["Type"] == "truncate" or (empty and frame["Type"] != "new")
+                empty = kind == "truncate" or (empty and kind != "new")
+                last = kind
                 await socket.send_text(json.dumps(frame))
             changed.set()
     finally:
@@ -71,7 +76,9 @@ async def _frames(services: WebServices, event: Event) -> list[dict[str, Any]]:
         ]
     if event.kind == "seen" and event.summary is not None:
         return [{"Type": "update", "Data": {"ID": event.message_id, "Read": event.summary.seen}}]
-    if event.kind in ("deleted", "expired") and event.message_id:
+    if event.kind == "expired" and event.message_id:
+        return [{"Type": "prune", "Data": None}]
+    if event.kind == "deleted" and event.message_id:
         frames: list[dict[str, Any]] = [{"Type": "delete", "Data": {"ID": event.message_id}}]
         if (await services.inboxes.usage(SINK))[0] == 0:
             frames.append({"Type": "truncate", "Data": None})
