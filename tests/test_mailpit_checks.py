@@ -109,6 +109,18 @@ def test_chaos_refuses_triggers_out_of_range(
     assert httpx.get(url).json()["Sender"] == {"ErrorCode": 421, "Probability": 7}  # unchanged
 
 
+def test_chaos_refuses_a_body_that_is_not_a_json_object(
+    start_burnbox: Callable[..., Running],
+) -> None:
+    sink = start_burnbox(sink=True, access="public", sink_chaos=True)
+    url = sink.http + "/api/v1/chaos"
+    httpx.put(url, json={"Sender": {"ErrorCode": 421, "Probability": 7}})
+    for body in (b"{not json", b"[1, 2]", b'"text"'):
+        answer = httpx.put(url, content=body)
+        assert (answer.status_code, answer.text) == (400, "invalid JSON: expected an object")
+    assert httpx.get(url).json()["Sender"] == {"ErrorCode": 421, "Probability": 7}  # unchanged
+
+
 def test_chaos_fires_at_the_rate_set() -> None:
     rolls = iter([0.0, 0.299, 0.3, 0.999])
     chaos = Chaos(chance=lambda: next(rolls))

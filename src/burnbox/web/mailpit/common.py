@@ -97,19 +97,22 @@ async def page_of(
     }
 
 
-async def body_of(request: Request) -> dict[str, Any]:
+async def body_of(request: Request, *, strict: bool = False) -> dict[str, Any]:
     """The JSON body with its keys lower-cased (Go's decoder matches them ignoring case);
-    {} for none or for anything that is not a JSON object, as Mailpit reads it."""
+    {} for none. Anything that is not a JSON object is {} too, as Mailpit reads most
+    bodies, or with `strict` a 400, as it reads the ones that set something."""
     data = await request.body()
     if len(data) > MAX_BODY:
         raise Failed(400, "request body too large")
     try:
         found = json.loads(data) if data.strip() else {}
     except ValueError:
+        found = None
+    if not isinstance(found, dict):
+        if strict:
+            raise Failed(400, "invalid JSON: expected an object")
         return {}
-    return (
-        {str(key).lower(): value for key, value in found.items()} if isinstance(found, dict) else {}
-    )
+    return {str(key).lower(): value for key, value in found.items()}
 
 
 def strings_of(body: dict[str, Any], key: str) -> list[str]:

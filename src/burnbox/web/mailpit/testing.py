@@ -30,7 +30,7 @@ async def triggers(services: Services) -> JSONResponse:
 async def set_triggers(request: Request, services: Services) -> JSONResponse:
     chaos = _chaos(services)
     try:
-        chaos.set(await body_of(request))
+        chaos.set(await body_of(request, strict=True))
     except ChaosError as error:
         raise Failed(400, str(error)) from None
     return JSONResponse(chaos.shape(), headers=PRIVATE)
