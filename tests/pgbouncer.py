@@ -6,23 +6,17 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests.process import free_port, until_said
+
 SERVER_CONNECTIONS = 4  # per database and user: fewer than the clients, so they share
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _config(folder: Path, port: int, target: str) -> Path:
@@ -43,21 +37,6 @@ def _config(folder: Path, port: int, target: str) -> Path:
     return config
 
 
-def _until_listening(process: subprocess.Popen[bytes]) -> None:
-    """Read PgBouncer's log until it says it listens (then keep its pipe drained); fail
-    with what it said if it stops first."""
-    assert process.stderr is not None
-    said = []
-    for line in iter(process.stderr.readline, b""):
-        said.append(line)
-        if b"listening on" in line:
-            drain = threading.Thread(target=lambda: process.stderr and process.stderr.read())
-            drain.daemon = True
-            drain.start()
-            return
-    pytest.fail(f"pgbouncer did not start: {b''.join(said).decode(errors='replace')}")
-
-
 @pytest.fixture(scope="session")
 def pgbouncer_url(postgres_url: str) -> Iterator[str]:
     """The tests' database, through PgBouncer."""
@@ -68,11 +47,11 @@ def pgbouncer_url(postgres_url: str) -> Iterator[str]:
         pytest.skip("pgbouncer is not installed (apt install pgbouncer)")
     folder = Path(tempfile.mkdtemp(prefix="burnbox-pgbouncer-"))
     folder.chmod(0o777)  # it runs as postgres when we are root (it refuses to run as root)
-    port = _free_port()
+    port = free_port()
     config = _config(folder, port, postgres_url)
     user = "postgres" if os.geteuid() == 0 else None
     process = subprocess.Popen([binary, str(config)], user=user, stderr=subprocess.PIPE)
-    _until_listening(process)
+    until_said(process, b"listening on", "pgbouncer")
     name = urlsplit(postgres_url).path
     yield f"postgresql://postgres@127.0.0.1:{port}{name}"
     process.send_signal(signal.SIGINT)

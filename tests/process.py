@@ -6,9 +6,27 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+
+
+def until_said(process: subprocess.Popen[bytes], marker: bytes, name: str) -> None:
+    """Read a helper's stderr until it says `marker` (then keep its pipe drained); fail
+    with what it said if it stops first."""
+    assert process.stderr is not None
+    said = []
+    for line in iter(process.stderr.readline, b""):
+        said.append(line)
+        if marker in line:
+            drain = threading.Thread(target=lambda: process.stderr and process.stderr.read())
+            drain.daemon = True
+            drain.start()
+            return
+    pytest.fail(f"{name} did not start: {b''.join(said).decode(errors='replace')[-2000:]}")
 
 
 def free_port() -> int:

@@ -9,29 +9,13 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from burnbox.settings_values import Endpoint
-from tests.process import free_port
-
-
-def _until_started(process: subprocess.Popen[bytes]) -> None:
-    """Read spamd's log until it says it started (then keep its pipe drained); fail with
-    what it said if it stops first."""
-    assert process.stderr is not None
-    said = []
-    for line in iter(process.stderr.readline, b""):
-        said.append(line)
-        if b"server started on" in line:
-            drain = threading.Thread(target=lambda: process.stderr and process.stderr.read())
-            drain.daemon = True
-            drain.start()
-            return
-    pytest.fail(f"spamd did not start: {b''.join(said).decode(errors='replace')[-2000:]}")
+from tests.process import free_port, until_said
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +32,7 @@ def spamd() -> Iterator[Endpoint]:
     if os.geteuid() == 0:
         command.append("--username=nobody")  # it will not run its children as root
     process = subprocess.Popen(command, stderr=subprocess.PIPE, cwd=folder)
-    _until_started(process)
+    until_said(process, b"server started on", "spamd")
     yield Endpoint("127.0.0.1", port)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)

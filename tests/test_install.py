@@ -22,6 +22,7 @@ import signal
 import smtplib
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -191,21 +192,23 @@ def bare_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     shutil.rmtree(venv, ignore_errors=True)
 
 
+def installed_python(venv: Path, code: str) -> str:
+    """What `code` prints, run by the venv's Python outside the source tree."""
+    with tempfile.TemporaryDirectory() as elsewhere:
+        return subprocess.run(
+            [venv / "bin" / "python", "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=bare_env(),
+            cwd=elsewhere,
+        ).stdout
+
+
 def test_the_installed_wheel_does_the_main_job(
     bare_venv: Path, browser: Browser, tmp_path: Path
 ) -> None:
-    found = subprocess.run(
-        [
-            bare_venv / "bin" / "python",
-            "-c",
-            "import burnbox, sys; print(burnbox.__file__, sys.path)",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=bare_env(),
-        cwd=tmp_path,
-    ).stdout
+    found = installed_python(bare_venv, "import burnbox, sys; print(burnbox.__file__, sys.path)")
     assert found.startswith(str(bare_venv))  # the installed copy, not the source tree
     assert str(ROOT) not in found
     assert ".venv" not in found.replace(str(bare_venv), "")
@@ -220,21 +223,13 @@ def test_the_installed_wheel_does_the_main_job(
         stops_cleanly(node)
 
 
-def test_the_installed_wheel_carries_caniemails_data(bare_venv: Path, tmp_path: Path) -> None:
+def test_the_installed_wheel_carries_caniemails_data(bare_venv: Path) -> None:
     """The HTML check reads its support data from the package: it must be in the wheel."""
     probe = (
         "from burnbox.qa.htmlcheck.report import check; "
         "print(check('<p>x</p>')['Warnings'][0]['Slug'])"
     )
-    found = subprocess.run(
-        [bare_venv / "bin" / "python", "-c", probe],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=bare_env(),
-        cwd=tmp_path,
-    ).stdout
-    assert found.strip() == "html-p"
+    assert installed_python(bare_venv, probe).strip() == "html-p"
 
 
 def dockerfile_install_step() -> list[str]:
