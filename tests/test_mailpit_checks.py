@@ -4,12 +4,14 @@ sa-check through a real spamd, and html-check over caniemail's data."""
 
 from __future__ import annotations
 
+import base64
 import smtplib
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import httpx
 import pytest
 
@@ -360,3 +362,83 @@ def test_html_check_totals_stay_within_bounds_on_other_authors_newsletters() -> 
         assert report["Warnings"], template.name  # every real newsletter uses something
         for figure in ("Supported", "Partial", "Unsupported"):
             assert 0 <= total[figure] <= 100, (template.name, total)
+
+
+# -- the calls cypress-mailpit makes ------------------------------------------------------------
+
+
+def test_the_calls_cypress_mailpit_makes(
+    start_burnbox: Callable[..., Running], spamd: Endpoint, tmp_path: Path
+) -> None:
+    """Each command of ../shared/conformance/cypress-mailpit (src/MailpitCommands.ts), made
+    as it makes it: its URLs (the /view ones with the double slash its `mailpitUrl` builds),
+    query strings, bodies and basic auth."""
+    users = tmp_path / "htpasswd"
+    users.write_text("qa:" + bcrypt.hashpw(b"secret", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    sink = start_burnbox(sink=True, access="public", sink_auth_file=str(users), spamassassin=spamd)
+    with httpx.Client(base_url=sink.http, auth=("qa", "secret"), follow_redirects=True) as cy:
+        sent = cy.post("/api/v1/send", json=cypress_send_body()).json()  # mailpitSendMail
+        listed = cy.get("/api/v1/messages?start=0&limit=50").json()  # mailpitGetAllMails
+        assert [item["ID"] for item in listed["messages"]] == [sent["ID"]]
+        mail = cy.get("/api/v1/message/latest").json()  # mailpitGetMail()
+        assert mail["Subject"] == "Hello Mailpit"  # mailpitGetSubject
+        assert [to["Address"] for to in mail["To"]] == ["jane@example.com"]
+        assert mail["From"]["Address"] == "from@example.com"  # mailpitGetFromAddress
+        assert [part["FileName"] for part in mail["Attachments"]] == ["notes.txt"]
+        for query in ("subject:Hello Mailpit", "to:jane@example.com"):  # ...BySubject, ...ByTo
+            found = cy.get("/api/v1/search", params={"query": query, "start": 0, "limit": 50})
+            assert found.json()["messages_count"] == 1  # mailpitHasEmailsBy...
+        spam = cy.get(f"/api/v1/message/{mail['ID']}/sa-check").json()
+        assert spam["Error"] == ""
+        assert isinstance(spam["Score"], float)
+        html = cy.get(f"{sink.http}//view/{mail['ID']}.html")  # mailpitGetMailHTMlBody
+        assert html.history[0].status_code == 301  # to /view/..., as Go's router answers
+        assert "<p>hello from mailpit</p>" in html.text
+        text = cy.get(f"{sink.http}//view/{mail['ID']}.txt").text  # mailpitGetMailTextBody
+        assert text.strip() == "hello from mailpit"
+        for read in (True, False):  # mailpitSetAllEmailStatusAsRead / ...AsUnRead
+            assert cy.put("/api/v1/messages", json={"IDs": [], "Read": read}).text == "ok"
+            assert cy.get("/api/v1/messages").json()["unread"] == (0 if read else 1)
+        answer = cy.put("/api/v1/messages", json={"IDs": [mail["ID"]], "Read": True})
+        assert answer.text == "ok"  # mailpitSetStatusAsRead
+        assert cy.delete("/api/v1/search", params={"query": "to:nobody@example.com"}).is_success
+        assert cy.get("/api/v1/messages").json()["total"] == 1  # nothing matched
+        assert cy.delete("/api/v1/search", params={"query": "subject:Hello"}).is_success
+        assert cy.get("/api/v1/messages").json()["total"] == 0  # mailpitDeleteEmailsBySearch
+        cy.post("/api/v1/send", json=cypress_send_body())
+        assert cy.delete("/api/v1/messages").is_success  # mailpitDeleteAllEmails
+        assert cy.get("/api/v1/messages").json()["total"] == 0
+    assert httpx.get(sink.http + "/api/v1/messages").status_code == 401  # no auth, no mail
+
+
+def cypress_send_body() -> dict[str, Any]:
+    """mailpitSendMail's body with its defaults, and one attachment as a test would add."""
+    return {
+        "Attachments": [{"Content": base64.b64encode(b"notes").decode(), "Filename": "notes.txt"}],
+        "Bcc": ["bcc@example.com"],
+        "Cc": [{"Email": "cc@example.com", "Name": "CC"}],
+        "From": {"Email": "from@example.com", "Name": "From"},
+        "HTML": "<p>hello from mailpit</p>",
+        "Headers": {},
+        "ReplyTo": [{"Email": "replyto@example.com", "Name": "ReplyTo"}],
+        "Subject": "Hello Mailpit",
+        "Tags": [],
+        "Text": "hello from mailpit",
+        "To": [{"Email": "jane@example.com", "Name": "Jane"}],
+    }
+
+
+def test_paths_with_empty_segments_redirect_to_the_clean_path(server: Running) -> None:
+    """Go's router, so Mailpit, answers `//a//b` with a redirect to `/a/b`; so does burnbox,
+    and never to another host."""
+    for path, status, location in [
+        ("//healthz", 301, "/healthz"),
+        ("/api//inboxes?x=1&y=2", 301, "/api/inboxes?x=1&y=2"),
+        ("//evil.example/x", 301, "/evil.example/x"),
+    ]:
+        answer = httpx.get(server.http + path)
+        assert (answer.status_code, answer.headers["location"]) == (status, location)
+    posted = httpx.post(server.http + "//api/inboxes", json={})
+    assert (posted.status_code, posted.headers["location"]) == (308, "/api/inboxes")
+    assert httpx.post(server.http + "//api/inboxes", json={}, follow_redirects=True).is_success
+    assert httpx.get(server.http + "/healthz").status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import swagger_ui_bundle  # type: ignore[import-untyped,unused-ignore]
 from fastapi import FastAPI, Request, Response
@@ -30,6 +31,7 @@ from burnbox.web.sink_auth import SinkAuth
 
 log = logging.getLogger(__name__)
 AUTH_FAILURES = (30, 2.0)  # wrong sink passwords one client may try: a burst, then one per 2 s
+_SLASHES = re.compile(rb"/{2,}")
 MAX_BODY = 16 * 1024  # bytes of request body the API reads; the largest real one is ~200
 SECURITY_HEADERS = [
     (
@@ -85,6 +87,26 @@ class SecurityHeaders(HttpMiddleware):
             log.error("request failed (%s)", type(error).__name__)
             if not started:
                 await _json(send_with_headers, 500, "internal", "Something went wrong on our side.")
+
+
+class CleanPaths(HttpMiddleware):
+    """A path with empty segments (`//view/1.html`: cypress-mailpit builds its /view URLs
+    so) is redirected to the same path without them, as Go's ServeMux, and so Mailpit,
+    does: 301 for GET and HEAD, 308 (the method and body kept) for the rest. The location
+    always starts with one slash: never another host."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path") or scope["path"].encode()
+        if b"//" not in raw:
+            await self.app(scope, receive, send)
+            return
+        location = _SLASHES.sub(b"/", raw.split(b"?", 1)[0])
+        if scope.get("query_string"):
+            location += b"?" + scope["query_string"]
+        status = 301 if scope["method"] in ("GET", "HEAD") else 308
+        headers = [(b"location", location), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
 
 
 class BodyLimit(HttpMiddleware):
@@ -166,6 +188,7 @@ def create_app(services: WebServices) -> FastAPI:
         app.include_router(router)
     larger = _serve_sink(app, services) if services.sink is not None else {}
     app.add_middleware(BodyLimit, larger=larger)
+    app.add_middleware(CleanPaths)
     if services.sink is not None and services.sink.users:  # outermost: nothing runs before it
         app.add_middleware(
             SinkAuth,
