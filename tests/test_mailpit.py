@@ -561,10 +561,15 @@ def test_tags_set_listed_searched_renamed_and_deleted(sink: Running) -> None:
     assert httpx.get(sink.http + "/api/v1/tags").json() == ["Billing", "QA run 1", "urgent"]
     assert found(sink, 'tag:"qa run 1"') == ["plain"]
     assert found(sink, "is:tagged") == ["tagged", "plain"]
-    renamed = httpx.put(sink.http + "/api/v1/tags/urgent", json={"Name": "later"})
-    assert renamed.text == "ok"
-    assert found(sink, "tag:later") == ["tagged"]
-    assert httpx.delete(sink.http + "/api/v1/tags/Billing").text == "ok"
+    with ws_connect(url) as socket:
+        renamed = httpx.put(sink.http + "/api/v1/tags/urgent", json={"Name": "later"})
+        assert renamed.text == "ok"
+        frames = [json.loads(socket.recv(timeout=30)) for _ in range(2)]
+        assert frames[0] == {"Type": "prune", "Data": None}  # list again, as Mailpit says
+        assert frames[1]["Type"] == "stats"
+        assert found(sink, "tag:later") == ["tagged"]
+        assert httpx.delete(sink.http + "/api/v1/tags/Billing").text == "ok"
+        assert json.loads(socket.recv(timeout=30)) == {"Type": "prune", "Data": None}
     assert httpx.get(sink.http + "/api/v1/tags").json() == ["later", "QA run 1"]
     info = httpx.get(sink.http + "/api/v1/info").json()
     assert info["Tags"] == {"later": 1, "QA run 1": 1}

@@ -250,6 +250,11 @@ class InboxService:
         tags, which live beside the store)."""
         self._hub.publish(Event("updated", summary.address, summary.id, summary))
 
+    def announce_reload(self, address: str) -> None:
+        """Tell an address's listeners that much of its mail changed at once (a sink tag
+        renamed or deleted): an "updated" event naming no message, read as "list again"."""
+        self._hub.publish(Event("updated", address, ""))
+
     async def clear(self, inbox: Inbox) -> int:
         """Delete all mail of an address that has no inbox record (sink mode's shared
         view), leaving it open for more."""

@@ -2,11 +2,12 @@
 push in burnbox: JSON frames `{Type, Data}`.
 
 - `new`: a message arrived (its list item, as /api/v1/messages shows it);
-- `update`: `{ID, Read}` when a message's read flag changed, `{ID, Tags}` when its tags did;
+- `update`: `{ID, Read}` when a message's read flag changed, `{ID, Tags}` when its tags were
+  set;
 - `delete`: `{ID}` when a message was deleted (or pushed out by the cap); `truncate` (null)
   once the mailbox is empty after a delete (Mailpit sends it when everything is deleted);
-- `prune` (null) when messages passed their TTL and were purged, once for a run of them:
-  Mailpit sends it after its own pruning, and its clients reload the list;
+- `prune` (null) when messages passed their TTL and were purged, once for a run of them, and
+  when a tag was renamed or deleted: Mailpit sends it then, and its clients list again;
 - `stats`: `{Total, Unread, Version}`, STATS_AFTER seconds after a change, covering every
   change meanwhile: a burst of mail gives one every STATS_AFTER seconds, not one a message.
 """
@@ -42,7 +43,7 @@ async def _pump(socket: WebSocket, services: WebServices, subscription: Subscrip
     changed = asyncio.Event()
     stats = asyncio.create_task(_stats_after_changes(socket, services, changed))
     empty = False  # truncate was sent, and nothing has come since: once per emptying
-    last = ""  # the last frame's type: a run of purges is one prune
+    last = ""  # the last frame's type: a prune again before the next stats is the same run
     try:
         while True:
             try:
@@ -52,7 +53,8 @@ async def _pump(socket: WebSocket, services: WebServices, subscription: Subscrip
                 return
             for frame in await _frames(services, event):
                 kind = frame["Type"]
-                if (kind == "truncate" and empty) or (kind == "prune" and kind == last):
+                again = kind == "prune" and last == "prune" and changed.is_set()
+                if (kind == "truncate" and empty) or again:
                     continue
                 empty = kind == "truncate" or (empty and kind != "new")
                 last = kind
@@ -67,6 +69,8 @@ async def _frames(services: WebServices, event: Event) -> list[dict[str, Any]]:
         with contextlib.suppress(Failed):  # deleted or evicted meanwhile
             return [{"Type": "new", "Data": await summary_json(services, event.summary)}]
         return []
+    if event.kind == "updated" and not event.message_id:  # a tag renamed or deleted
+        return [{"Type": "prune", "Data": None}]
     if event.kind == "updated":  # its tags were set (tags.py)
         return [
             {

@@ -48,7 +48,8 @@ async def delete(tag: TagPath, services: Services) -> Response:
 
 
 async def _replace(services: WebServices, tag: str, by: list[str]) -> None:
-    """Every message carrying `tag` (ignoring case) carries `by` instead."""
+    """Every message carrying `tag` (ignoring case) carries `by` instead; then one `prune`
+    event (clients list again), as Mailpit sends for a tag renamed or deleted."""
     if services.sink is None:
         return
     carrying = [
@@ -59,7 +60,8 @@ async def _replace(services: WebServices, tag: str, by: list[str]) -> None:
     for message_id in carrying:
         kept = services.sink.tags[message_id]
         others = [existing for existing in kept if existing.lower() != tag.lower()]
-        await _retag(services, message_id, clean(others + by))
+        remember(services, message_id, clean(others + by))
+    services.inboxes.announce_reload(SINK.address)
 
 
 async def _retag(services: WebServices, message_id: str, tags: list[str]) -> None:
