@@ -143,16 +143,21 @@ def test_chaos_is_off_unless_the_operator_turns_it_on(sink: Running) -> None:
 # -- release ----------------------------------------------------------------------------------
 
 
-def test_release_sends_through_the_relay_to_allowed_recipients_only(
-    start_burnbox: Callable[..., Running],
-) -> None:
-    relay = start_burnbox(sink=True, access="public")  # a second burnbox is the relay
+@pytest.fixture
+def relayed(start_burnbox: Callable[..., Running]) -> tuple[Running, Running]:
+    """A sink whose relay is a second burnbox (returned second), allowing *@example.test."""
+    relay = start_burnbox(sink=True, access="public")
     sink = start_burnbox(
         sink=True,
         access="public",
         sink_relay=Endpoint("127.0.0.1", relay.smtp_port),
         sink_relay_allow=("*@example.test",),
     )
+    return sink, relay
+
+
+def test_release_sends_through_the_relay(relayed: tuple[Running, Running]) -> None:
+    sink, relay = relayed
     message_id = httpx.post(sink.http + "/api/v1/send", json=send_request()).json()["ID"]
     release = sink.http + f"/api/v1/message/{message_id}/release"
     answer = httpx.post(release, json={"To": ["user1@example.test"]})
@@ -167,8 +172,19 @@ def test_release_sends_through_the_relay_to_allowed_recipients_only(
     raw = httpx.get(relay.http + "/api/v1/message/latest/raw").text
     assert "bcc@example.test" not in raw
     assert "Bcc:" not in raw
+    relay_view = httpx.get(sink.http + "/api/v1/webui").json()["MessageRelay"]
+    assert relay_view["Enabled"] is True
+    assert relay_view["AllowedRecipients"] == "*@example.test"
+    assert relay_view["SMTPServer"] == f"127.0.0.1:{relay.smtp_port}"
+
+
+def test_release_sends_only_to_allowed_recipients(relayed: tuple[Running, Running]) -> None:
+    sink, relay = relayed
+    message_id = httpx.post(sink.http + "/api/v1/send", json=send_request()).json()["ID"]
+    release = sink.http + f"/api/v1/message/{message_id}/release"
     for body, why in [
         ({"To": ["someone@elsewhere.example"]}, "recipient not allowed: someone@elsewhere.example"),
+        ({"To": ["user1@example.test", "x@elsewhere.example"]}, "recipient not allowed"),
         ({"To": ["not an address"]}, "invalid email address"),
         ({"To": []}, "no recipients"),
         ({}, "no recipients"),
@@ -176,17 +192,9 @@ def test_release_sends_through_the_relay_to_allowed_recipients_only(
         refused = httpx.post(release, json=body)
         assert refused.status_code == 400
         assert why in refused.text
-    assert (
-        httpx.post(
-            sink.http + "/api/v1/message/nothere/release", json={"To": ["a@example.test"]}
-        ).status_code
-        == 404
-    )
-    assert len(httpx.get(relay.http + "/api/v1/messages").json()["messages"]) == 1  # no more
-    relay_view = httpx.get(sink.http + "/api/v1/webui").json()["MessageRelay"]
-    assert relay_view["Enabled"] is True
-    assert relay_view["AllowedRecipients"] == "*@example.test"
-    assert relay_view["SMTPServer"] == f"127.0.0.1:{relay.smtp_port}"
+    unknown = sink.http + "/api/v1/message/nothere/release"
+    assert httpx.post(unknown, json={"To": ["a@example.test"]}).status_code == 404
+    assert httpx.get(relay.http + "/api/v1/messages").json()["total"] == 0  # nothing went
 
 
 def test_a_relay_that_does_not_answer_is_said_so(start_burnbox: Callable[..., Running]) -> None:
@@ -396,19 +404,25 @@ def test_the_calls_cypress_mailpit_makes(
         assert "<p>hello from mailpit</p>" in html.text
         text = cy.get(f"{sink.http}//view/{mail['ID']}.txt").text  # mailpitGetMailTextBody
         assert text.strip() == "hello from mailpit"
-        for read in (True, False):  # mailpitSetAllEmailStatusAsRead / ...AsUnRead
-            assert cy.put("/api/v1/messages", json={"IDs": [], "Read": read}).text == "ok"
-            assert cy.get("/api/v1/messages").json()["unread"] == (0 if read else 1)
-        answer = cy.put("/api/v1/messages", json={"IDs": [mail["ID"]], "Read": True})
-        assert answer.text == "ok"  # mailpitSetStatusAsRead
-        assert cy.delete("/api/v1/search", params={"query": "to:nobody@example.com"}).is_success
-        assert cy.get("/api/v1/messages").json()["total"] == 1  # nothing matched
-        assert cy.delete("/api/v1/search", params={"query": "subject:Hello"}).is_success
-        assert cy.get("/api/v1/messages").json()["total"] == 0  # mailpitDeleteEmailsBySearch
-        cy.post("/api/v1/send", json=cypress_send_body())
-        assert cy.delete("/api/v1/messages").is_success  # mailpitDeleteAllEmails
-        assert cy.get("/api/v1/messages").json()["total"] == 0
+        cypress_marks_and_deletes(cy, mail["ID"])
     assert httpx.get(sink.http + "/api/v1/messages").status_code == 401  # no auth, no mail
+
+
+def cypress_marks_and_deletes(cy: httpx.Client, message_id: str) -> None:
+    """cypress-mailpit's read-state and delete commands, on a mailbox of one message."""
+    for read in (True, False):  # mailpitSetAllEmailStatusAsRead / ...AsUnRead
+        assert cy.put("/api/v1/messages", json={"IDs": [], "Read": read}).text == "ok"
+        assert cy.get("/api/v1/messages").json()["unread"] == (0 if read else 1)
+    answer = cy.put("/api/v1/messages", json={"IDs": [message_id], "Read": True})
+    assert answer.text == "ok"  # mailpitSetStatusAsRead
+    assert cy.get("/api/v1/messages").json()["unread"] == 0
+    assert cy.delete("/api/v1/search", params={"query": "to:nobody@example.com"}).is_success
+    assert cy.get("/api/v1/messages").json()["total"] == 1  # nothing matched
+    assert cy.delete("/api/v1/search", params={"query": "subject:Hello"}).is_success
+    assert cy.get("/api/v1/messages").json()["total"] == 0  # mailpitDeleteEmailsBySearch
+    cy.post("/api/v1/send", json=cypress_send_body())
+    assert cy.delete("/api/v1/messages").is_success  # mailpitDeleteAllEmails
+    assert cy.get("/api/v1/messages").json()["total"] == 0
 
 
 def cypress_send_body() -> dict[str, Any]:

@@ -95,6 +95,20 @@ class SessionRegistry:
         task.add_done_callback(self.tasks.discard)
 
 
+def _ehlo_keywords(config: SmtpConfig) -> list[str]:
+    """EHLO's greeting line and the extensions every session offers."""
+    return [
+        f"{config.hostname} greets you",
+        "PIPELINING",
+        f"SIZE {config.max_message_size}",
+        "8BITMIME",
+        "BINARYMIME",
+        "SMTPUTF8",
+        "CHUNKING",
+        "ENHANCEDSTATUSCODES",
+    ]
+
+
 class SmtpContext:
     """What every session of one listener shares."""
 
@@ -126,16 +140,7 @@ class SmtpContext:
         self.registry = SessionRegistry(config.max_connections, config.max_connections_per_ip)
         self.primary_domain = domains.creatable[0]
         self.greeting = replies.reply(f"220 {config.hostname} ESMTP burnbox")
-        keywords = [
-            f"{config.hostname} greets you",
-            "PIPELINING",
-            f"SIZE {config.max_message_size}",
-            "8BITMIME",
-            "BINARYMIME",
-            "SMTPUTF8",
-            "CHUNKING",
-            "ENHANCEDSTATUSCODES",
-        ]
+        keywords = _ehlo_keywords(config)
         self._ehlo = replies.multiline(250, [*keywords, "HELP"])
         self._ehlo_starttls = replies.multiline(250, [*keywords, "STARTTLS", "HELP"])
         self._date_second = -1
