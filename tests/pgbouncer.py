@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.process import free_port, until_said
+from tests.tools import require
 
 SERVER_CONNECTIONS = 4  # per database and user: fewer than the clients, so they share
 
@@ -40,11 +41,7 @@ def _config(folder: Path, port: int, target: str) -> Path:
 @pytest.fixture(scope="session")
 def pgbouncer_url(postgres_url: str) -> Iterator[str]:
     """The tests' database, through PgBouncer."""
-    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-    if not Path(binary).exists():
-        if os.environ.get("CI"):
-            pytest.fail("pgbouncer is not installed (.ci/run installs it)")
-        pytest.skip("pgbouncer is not installed (apt install pgbouncer)")
+    binary = require("pgbouncer")
     folder = Path(tempfile.mkdtemp(prefix="burnbox-pgbouncer-"))
     folder.chmod(0o777)  # it runs as postgres when we are root (it refuses to run as root)
     port = free_port()

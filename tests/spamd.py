@@ -16,15 +16,12 @@ import pytest
 
 from burnbox.settings_values import Endpoint
 from tests.process import free_port, until_said
+from tests.tools import require
 
 
 @pytest.fixture(scope="session")
 def spamd() -> Iterator[Endpoint]:
-    binary = shutil.which("spamd") or "/usr/sbin/spamd"
-    if not Path(binary).exists():
-        if os.environ.get("CI"):
-            pytest.fail("spamd is not installed (.ci/run installs it)")
-        pytest.skip("spamd is not installed (apt install spamd)")
+    binary = require("spamd")
     folder = Path(tempfile.mkdtemp(prefix="burnbox-spamd-"))
     port = free_port()
     command = [binary, f"--listen=127.0.0.1:{port}", "--max-children=2", "--local"]

@@ -11,7 +11,8 @@ import pytest
 
 
 def require(tool: str) -> str:
-    path = shutil.which(tool)
+    """The tool's path (a daemon's in /usr/sbin too, which a user's PATH may leave out)."""
+    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/sbin")
     if path is None:
         if os.environ.get("CI"):
             pytest.fail(f"{tool} is not installed; .ci/run must install it")
