@@ -261,38 +261,42 @@ async def drop_detached(connection: Any, suffix: str) -> int:
     """Lower the counts by what a detached partition holds, tell its webhooks, drop it;
     1 if this node dropped it. Once only: a node that finds it gone (another node listed
     it too, and got there first, while this one waited for its lock) does nothing."""
+    table = f"messages_{suffix}"
     try:
         async with connection.transaction():
-            await connection.execute(f"LOCK TABLE messages_{suffix} IN ACCESS EXCLUSIVE MODE")
-            await _uncount(connection, f"messages_{suffix}")
-            await connection.execute(
-                "SELECT burnbox_tell_dropped($1::regclass)", f"messages_{suffix}"
+            await connection.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            await _uncount_inboxes(connection, table)
+            held = await connection.fetchrow(
+                f"SELECT count(*) AS n, coalesce(sum(stored), 0) AS b FROM {table}"
             )
-            await connection.execute(f"DROP TABLE messages_{suffix}")
+            await connection.execute("SELECT burnbox_tell_dropped($1::regclass)", table)
+            await connection.execute(f"DROP TABLE {table}")
             await connection.execute(f"DROP TABLE IF EXISTS bodies_{suffix}")
+            await connection.execute(  # the shard no writer uses (012_maintenance_shard.sql)
+                "UPDATE usage_shards SET messages = messages - $1, bytes = bytes - $2 "
+                "WHERE shard = 16",
+                held["n"],
+                held["b"],
+            )
     except asyncpg.UndefinedTableError:
         await connection.execute(f"DROP TABLE IF EXISTS bodies_{suffix}")
         return 0
     return 1
 
 
-async def _uncount(connection: Any, table: str) -> None:
-    """What the counting triggers would have done had each row been deleted, worked out in
-    the database (a partition may hold millions). The inboxes' counter rows are locked in
-    address order, as every writer locks them: the update is driven by the partition's
-    addresses sorted, row by row through the counters' index (a hash join would take them
-    in the table's order, and could deadlock with a writer). Locking them first in a pass
-    of their own cost as much again (50,000 rows: 350 ms more, bench/resident.py)."""
+async def _uncount_inboxes(connection: Any, table: str) -> None:
+    """What the counting triggers would have done to each inbox's count had each row been
+    deleted, worked out in the database (a partition may hold millions). The inboxes'
+    counter rows are locked in address order, as every writer locks them: the update is
+    driven by the partition's addresses sorted, row by row through the counters' index (a
+    hash join would take them in the table's order, and could deadlock with a writer).
+    Locking them first in a pass of their own cost as much again (50,000 rows: 350 ms
+    more, bench/resident.py)."""
     await connection.execute("SET LOCAL enable_hashjoin = off")
     await connection.execute(
         f"UPDATE address_counts c SET messages = c.messages - g.n FROM (SELECT address, "
         f"count(*) AS n FROM {table} GROUP BY address ORDER BY address) g "
         "WHERE c.address = g.address"
-    )
-    await connection.execute(
-        "UPDATE usage_shards SET messages = messages - g.n, bytes = bytes - g.b FROM (SELECT "
-        f"count(*) AS n, coalesce(sum(stored), 0) AS b FROM {table}) g "
-        "WHERE shard = pg_backend_pid() % 16"
     )
 
 
