@@ -69,8 +69,14 @@ async def test_a_write_given_up_while_queued_is_never_committed() -> None:
     try:
         first = asyncio.ensure_future(committer.submit(1))
         await committing.wait()
-        queued = asyncio.ensure_future(committer.submit(2))
-        await asyncio.sleep(0)  # one step of the loop: it runs up to its wait in the queue
+        submitted = asyncio.Event()
+
+        async def second() -> int:
+            submitted.set()  # submit queues its job before its first wait: no step between
+            return await committer.submit(2)
+
+        queued = asyncio.ensure_future(second())
+        await submitted.wait()
         assert committer.waiting == 1
         queued.cancel()  # the session's delivery timeout: its sender hears 451
         with pytest.raises(asyncio.CancelledError):

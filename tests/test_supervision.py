@@ -80,22 +80,21 @@ def test_a_web_stack_that_cannot_load_stops_the_start_with_a_clear_line(tmp_path
 
 
 UVICORN_FAULT = """
-# Fault injection for tests/test_supervision.py: uvicorn's main loop fails once the server
-# has answered two requests (burnbox's own check that it answers, then the test's).
+# Fault injection for tests/test_supervision.py: uvicorn's main loop fails at its first tick
+# after the server has answered two requests (burnbox's own check that it answers, then the
+# test's); the loop itself, and its pace, are uvicorn's.
 import uvicorn
 
-_main_loop = uvicorn.Server.main_loop
+_on_tick = uvicorn.Server.on_tick
 
 
-async def main_loop(self):
-    while self.server_state.total_requests < 2:
-        await self.on_tick(0)
-        import asyncio
-        await asyncio.sleep(0.05)
-    raise RuntimeError("injected")
+async def on_tick(self, counter):
+    if self.server_state.total_requests >= 2:
+        raise RuntimeError("injected")
+    return await _on_tick(self, counter)
 
 
-uvicorn.Server.main_loop = main_loop
+uvicorn.Server.on_tick = on_tick
 """
 
 
