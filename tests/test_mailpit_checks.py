@@ -4,6 +4,7 @@ sa-check through a real spamd, and html-check over caniemail's data."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import smtplib
 from collections.abc import Callable
@@ -15,12 +16,15 @@ import bcrypt
 import httpx
 import pytest
 
+from burnbox.qa import spamd as spamd_client
 from burnbox.qa.chaos import Chaos
 from burnbox.qa.htmlcheck.probes import probe_of
 from burnbox.qa.htmlcheck.report import check
 from burnbox.qa.htmlcheck.support import features
+from burnbox.qa.release import MAX_RECIPIENTS
 from burnbox.settings import SettingsError, load
 from burnbox.settings_values import Endpoint
+from burnbox.web.mailpit import checks
 from tests.helpers import Running
 from tests.process import free_port
 from tests.spamd import spamd
@@ -123,6 +127,20 @@ def test_chaos_refuses_a_body_that_is_not_a_json_object(
     assert httpx.get(url).json()["Sender"] == {"ErrorCode": 421, "Probability": 7}  # unchanged
 
 
+def test_the_authentication_trigger_is_kept_but_has_nothing_to_fire_on(
+    start_burnbox: Callable[..., Running],
+) -> None:
+    sink = start_burnbox(sink=True, access="public", sink_chaos=True)
+    every = {"ErrorCode": 454, "Probability": 100}
+    answer = httpx.put(sink.http + "/api/v1/chaos", json={"Authentication": every})
+    assert answer.json()["Authentication"] == every
+    with smtplib.SMTP("127.0.0.1", sink.smtp_port, timeout=10) as client:
+        client.ehlo()
+        assert not client.has_extn("auth")  # no AUTH offered, so no AUTH to fail
+        assert client.docmd("AUTH", "PLAIN AGFAYg==")[0] == 500  # unknown here: not a chaos code
+        assert client.mail("app@qa.example")[0] == 250
+
+
 def test_chaos_fires_at_the_rate_set() -> None:
     rolls = iter([0.0, 0.299, 0.3, 0.999])
     chaos = Chaos(chance=lambda: next(rolls))
@@ -207,6 +225,27 @@ def test_a_relay_that_does_not_answer_is_said_so(start_burnbox: Callable[..., Ru
     assert (answer.status_code, answer.text) == (400, "the relay could not be reached")
 
 
+def test_release_is_bounded_and_says_what_the_relay_refused(
+    start_burnbox: Callable[..., Running],
+) -> None:
+    relay = start_burnbox()  # not a sink: it refuses mail for domains not its own (550)
+    sink = start_burnbox(
+        sink=True,
+        access="public",
+        sink_relay=Endpoint("127.0.0.1", relay.smtp_port),
+        sink_relay_allow=("*",),
+    )
+    message_id = httpx.post(sink.http + "/api/v1/send", json=send_request()).json()["ID"]
+    release = sink.http + f"/api/v1/message/{message_id}/release"
+    refused = httpx.post(release, json={"To": ["someone@elsewhere.example"]})
+    assert (refused.status_code, refused.text) == (400, "the relay refused every recipient")
+    many = [f"user{n}@localhost" for n in range(MAX_RECIPIENTS + 1)]
+    too_many = httpx.post(release, json={"To": many})
+    assert (too_many.status_code, too_many.text) == (400, f"at most {MAX_RECIPIENTS} recipients")
+    assert httpx.post(release, json={"To": many[:MAX_RECIPIENTS]}).text == "ok"
+    relay.wait_for_mail({many[MAX_RECIPIENTS - 1]: 1})
+
+
 def test_release_is_off_without_a_relay(sink: Running) -> None:
     message_id = httpx.post(sink.http + "/api/v1/send", json=send_request()).json()["ID"]
     answer = httpx.post(
@@ -263,6 +302,18 @@ def test_sa_check_says_when_spamd_cannot_be_asked(start_burnbox: Callable[..., R
     verdict = httpx.get(sink.http + "/api/v1/message/latest/sa-check").json()
     assert verdict == {
         "Error": "spamd could not be reached",
+        "IsSpam": False,
+        "Rules": None,
+        "Score": 0.0,
+    }
+
+
+def test_sa_check_sends_spamd_nothing_over_its_bound() -> None:
+    oversize = b"x" * (spamd_client.MAX_MESSAGE + 1)
+    closed = Endpoint("127.0.0.1", free_port())  # never asked: the bound comes first
+    verdict = asyncio.run(spamd_client.check(closed, oversize))
+    assert verdict == {
+        "Error": "messages over 64 MiB are not checked",
         "IsSpam": False,
         "Rules": None,
         "Score": 0.0,
@@ -339,6 +390,13 @@ def test_html_check_counts_each_feature_the_message_uses(sink: Running) -> None:
     total = report["Total"]
     assert total["Supported"] + total["Partial"] + total["Unsupported"] == pytest.approx(100)
     assert "Gmail" in report["Platforms"]["desktop-webmail"]
+
+
+def test_html_check_reads_at_most_its_bound() -> None:
+    raw = html_message("<p>" + "a" * checks.MAX_HTML + "</p><table></table>")
+    html = checks._html_of(raw)
+    assert len(html) == checks.MAX_HTML
+    assert "<table>" not in html  # what lies past the bound is not checked
 
 
 def test_html_check_needs_html(sink: Running) -> None:

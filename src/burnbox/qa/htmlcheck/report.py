@@ -5,7 +5,6 @@ nodes that use it, and the overall figure is the worst of them. Pure."""
 
 from __future__ import annotations
 
-import copy
 from functools import cache
 from typing import Any
 
@@ -36,23 +35,21 @@ def _probes() -> tuple[tuple[Feature, Probe], ...]:
 
 def check(html: str) -> dict[str, Any]:
     census, nodes = census_of(html)
-    warnings = []
-    for feature, probe in _probes():
-        found = _found(census, probe)
-        if found:
-            warning = copy.deepcopy(feature.warning)
-            warning["Score"]["Found"] = found
-            warnings.append(warning)
-    scripts = census["element", "script"]
-    if scripts:
-        warnings.append(
-            {
-                **copy.deepcopy(SCRIPT_WARNING),
-                "Score": {**SCRIPT_WARNING["Score"], "Found": scripts},
-            }
-        )
+    warnings = [
+        _found_in(feature.warning, found)
+        for feature, probe in _probes()
+        if (found := _found(census, probe))
+    ]
+    if scripts := census["element", "script"]:
+        warnings.append(_found_in(SCRIPT_WARNING, scripts))
     warnings.sort(key=lambda warning: -_weight(warning, nodes))
     return {"Platforms": platforms(), "Total": _total(warnings, nodes), "Warnings": warnings}
+
+
+def _found_in(warning: dict[str, Any], found: int) -> dict[str, Any]:
+    """The feature's warning with this message's count: a new Score, the rest shared (the
+    answer is only serialised, never changed)."""
+    return {**warning, "Score": {**warning["Score"], "Found": found}}
 
 
 def _found(census: Census, probe: Probe) -> int:
