@@ -28,7 +28,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Origin
 
-from burnbox.app import sink_users
+from burnbox.parts import sink_users
 from burnbox.settings import SettingsError
 from burnbox.settings_values import Endpoint
 from burnbox.web.mailpit import search

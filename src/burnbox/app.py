@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import signal
@@ -15,7 +14,6 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from burnbox import __version__, selfcheck
-from burnbox.addressing import AddressError, DomainPolicy
 from burnbox.agents.http import McpEndpoint
 from burnbox.delivery import Deliverer
 from burnbox.destinations import IpNetwork, parse_allow
@@ -26,26 +24,29 @@ from burnbox.ids import Clock, IdSource, MessageIds, system_clock
 from burnbox.inboxes import InboxService
 from burnbox.metrics import Metrics
 from burnbox.parsing import ParsePool
+from burnbox.parts import (
+    build_abuse,
+    build_domains,
+    build_relay,
+    build_store,
+    sink_users,
+    smtp_config,
+)
 from burnbox.qa.chaos import Chaos
 from burnbox.qa.release import SinkRelay
 from burnbox.ratelimit import RateLimiter
-from burnbox.relay import Channel, PostgresChannel, RedisChannel, Relay
 from burnbox.retention import Reaper
-from burnbox.settings import POSTGRES_SCHEMES, Settings, SettingsError, check_sink, sqlite_path
+from burnbox.settings import Settings, check_sink
 from burnbox.settings_values import Endpoint, rate_limit
-from burnbox.smtp.context import SmtpConfig, SmtpContext, tls_context
+from burnbox.smtp.context import SmtpContext, tls_context
 from burnbox.smtp.server import SmtpServer
-from burnbox.storage.base import Store
-from burnbox.storage.memory import MemoryStore
 from burnbox.supervisor import Supervisor
-from burnbox.trust.abuse import Abuse
 from burnbox.trust.resolver import Resolver
 from burnbox.trust.worker import CheckProcess
 from burnbox.web.app import create_app
 from burnbox.web.limits import StreamLimits
 from burnbox.web.mailtm.app import create_mailtm_app
 from burnbox.web.services import SinkAccess, WebServices
-from burnbox.web.sink_auth import AuthFileError, read_users
 from burnbox.webhooks import EVENTS as WEBHOOK_EVENTS
 from burnbox.webhooks import WebhookService
 
@@ -64,76 +65,6 @@ class StartFailed(Exception):
         super().__init__(f"{part} failed to start ({reason})")
         self.part = part
         self.reason = reason
-
-
-def build_store(settings: Settings, clock: Clock = system_clock) -> Store:
-    limits = {
-        "max_bytes": settings.store_max_bytes,
-        "inbox_max_messages": settings.inbox_max_messages,
-    }
-    # The durable backends are imported only when chosen: their drivers (asyncpg, aiosqlite)
-    # cost about 8 MiB of RSS that the RAM-only default does not need.
-    if settings.store.startswith("sqlite://"):
-        from burnbox.storage.sqlite import SqliteStore
-
-        return SqliteStore(sqlite_path(settings.store), **limits, clock=clock)
-    if settings.store.startswith(POSTGRES_SCHEMES):
-        from burnbox.storage.postgres import PostgresStore
-
-        return PostgresStore(
-            settings.store,
-            **limits,
-            message_ttl=settings.message_ttl,
-            maintain_every=settings.reap_interval,
-            clock=clock,
-            pooler=settings.store_pooler,
-        )
-    return MemoryStore(**limits, clock=clock)
-
-
-def build_relay(settings: Settings, hub: Hub, metrics: Metrics) -> Relay | None:
-    if settings.hub == "local":
-        return None
-    url = settings.store if settings.hub == "postgres" else settings.hub
-    channel: Channel = (
-        RedisChannel(url) if url.startswith(("redis://", "rediss://")) else PostgresChannel(url)
-    )
-    return Relay(hub, channel, metrics)
-
-
-def smtp_config(settings: Settings) -> SmtpConfig:
-    """The SMTP side's settings, copied under their own names."""
-    config = SmtpConfig(
-        **{item.name: getattr(settings, item.name) for item in dataclasses.fields(SmtpConfig)}
-    )
-    return dataclasses.replace(config, hostname=settings.hostname or socket.getfqdn())
-
-
-def build_abuse(settings: Settings, resolver: Resolver) -> Abuse | None:
-    """The SMTP side's abuse controls, or None when none is configured."""
-    if not (settings.smtp_rate_per_ip or settings.dnsbl or settings.block_senders):
-        return None
-    rate = rate_limit(settings.smtp_rate_per_ip) if settings.smtp_rate_per_ip else None
-    return Abuse(
-        resolver, rate=rate, blocklists=settings.dnsbl, blocked_senders=settings.block_senders
-    )
-
-
-def sink_users(settings: Settings) -> dict[str, bytes] | None:
-    """BURNBOX_SINK_AUTH_FILE's users; a file that cannot be used stops the start."""
-    if not settings.sink_auth_file:
-        return None
-    try:
-        return read_users(settings.sink_auth_file)
-    except AuthFileError as error:
-        raise SettingsError(f"BURNBOX_SINK_AUTH_FILE: {error}") from None
-
-
-def build_domains(settings: Settings) -> DomainPolicy:
-    try:
-        return DomainPolicy(settings.domains, catch_all=settings.sink)
-    except AddressError as error:
-        raise SettingsError(f"BURNBOX_DOMAINS: {error.reason}") from None
 
 
 class _EmbeddedHttpServer(uvicorn.Server):
