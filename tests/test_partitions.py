@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 from burnbox.ids import MessageIds
 from burnbox.model import Inbox, MessageSummary, Webhook
 from burnbox.storage.base import NotFound
-from burnbox.storage.partitions import Partition, free_spans, width_for
+from burnbox.storage.partitions import PARTITION_LOCK, Partition, free_spans, width_for
 from burnbox.storage.postgres import PostgresStore
 from tests.helpers import FakeClock
 from tests.postgres import postgres_url, reset
@@ -209,6 +211,66 @@ async def test_a_clock_ahead_of_the_partitions_still_stores(node: Node) -> None:
         assert (await node.store.summary("a@localhost", message.id)).id == message.id
     finally:
         await ahead.store.close()
+
+
+@contextlib.asynccontextmanager
+async def another_node_making_partitions(url: str) -> AsyncIterator[None]:
+    """The partition lock held, as by a node whose partitions are not committed yet."""
+    connection = await asyncpg.connect(url)
+    try:
+        async with connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
+            yield
+    finally:
+        await connection.close()
+
+
+async def waits_for_the_lock(url: str, task: asyncio.Task[Any]) -> bool:
+    """Whether `task` came to wait for a lock (rather than finishing, or failing, first)."""
+    connection = await asyncpg.connect(url)
+    try:
+        async with asyncio.timeout(20):
+            while not task.done():
+                if await connection.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                ):
+                    return True
+                await asyncio.sleep(0.02)  # pg_locks has no notification to wait on
+        return False
+    finally:
+        await connection.close()
+
+
+async def test_mail_no_partition_takes_waits_for_the_node_making_them(node: Node) -> None:
+    """The second worker of a node used to answer 451: its first mail came while the
+    other worker was still making the partitions, and it gave up instead of waiting."""
+    ahead = Node(node.store._url, FakeClock())
+    await ahead.store.open()
+    ahead.clock.advance(minutes=2)  # past every partition made: its mail needs a new one
+    try:
+        async with another_node_making_partitions(node.store._url):
+            sending = asyncio.create_task(ahead.send("a@localhost"))
+            assert await waits_for_the_lock(node.store._url, sending)
+        message = await sending
+        assert (await node.store.summary("a@localhost", message.id)).id == message.id
+    finally:
+        await ahead.store.close()
+
+
+async def test_a_node_opening_waits_for_the_partitions_being_made(node: Node) -> None:
+    later = Node(node.store._url, FakeClock())
+    later.clock.advance(minutes=2)  # its time has no partition yet
+    async with another_node_making_partitions(node.store._url):
+        opening = asyncio.create_task(later.store.open())
+        assert await waits_for_the_lock(node.store._url, opening)
+    await opening
+    try:
+        around = await partitions(node.store._url)
+        message = await later.send("b@localhost")  # stored at once: its partition was made
+        assert await partitions(node.store._url) == around
+        assert (await node.store.summary("b@localhost", message.id)).id == message.id
+    finally:
+        await later.store.close()
 
 
 async def test_a_partition_detached_by_a_node_that_stopped_is_finished(

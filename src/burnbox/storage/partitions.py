@@ -98,7 +98,7 @@ class Partitions:
     async def open(self, connection: Any, now_ms: int) -> None:
         """Read the width (the migrating node's choice), make the partitions ahead."""
         self.width_ms = await connection.fetchval("SELECT width_ms FROM burnbox_partitioning")
-        await self.ensure(connection, now_ms - self.width_ms, now_ms + self._ahead_ms)
+        await self.ensure(connection, now_ms - self.width_ms, now_ms + self._ahead_ms, wait=True)
 
     async def listed(self, connection: Any) -> list[Partition]:
         """The partitions of messages, oldest first."""
@@ -106,15 +106,22 @@ class Partitions:
         found = [parse(row[0], row[1], row[2]) for row in rows]
         return sorted(found, key=lambda part: part.upper_ms)
 
-    async def ensure(self, connection: Any, since_ms: int, until_ms: int) -> None:
+    async def ensure(
+        self, connection: Any, since_ms: int, until_ms: int, *, wait: bool = False
+    ) -> None:
         """Partitions for every moment from `since_ms` to `until_ms` that none covers yet,
-        cut at the width's multiples; one node at a time (another at work: this one leaves
-        it to it). A gap before `since_ms` stays a gap: a node whose clock jumped ahead
-        makes the partitions of its own time, not of every hour in between."""
+        cut at the width's multiples; one node at a time. Another at work: this one leaves
+        it to it, or, with `wait` (it needs them now: it is opening, or holds mail that no
+        partition takes), waits for it to commit and makes what it left. The lock is the
+        first this transaction takes, so the wait cannot close a cycle. A gap before
+        `since_ms` stays a gap: a node whose clock jumped ahead makes the partitions of its
+        own time, not of every hour in between."""
         width = self.width_ms  # bounds on its multiples: one partition per width, not per round
         since_ms, until_ms = since_ms // width * width, -(-until_ms // width) * width
         async with connection.transaction():
-            if not await connection.fetchval(
+            if wait:
+                await connection.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
+            elif not await connection.fetchval(
                 "SELECT pg_try_advisory_xact_lock($1)", PARTITION_LOCK
             ):
                 return
@@ -204,7 +211,7 @@ class Partitions:
             return False
         for moment in times:
             start = moment // self.width_ms * self.width_ms
-            await self.ensure(connection, start, start + self.width_ms)
+            await self.ensure(connection, start, start + self.width_ms, wait=True)
         return True
 
 
