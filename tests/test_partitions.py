@@ -15,6 +15,7 @@ import pytest
 
 from burnbox.ids import MessageIds
 from burnbox.model import Inbox, MessageSummary, Webhook
+from burnbox.storage import partitions as partitions_module
 from burnbox.storage.base import NotFound
 from burnbox.storage.partitions import PARTITION_LOCK, Partition, free_spans, width_for
 from burnbox.storage.postgres import PostgresStore
@@ -301,6 +302,40 @@ async def test_a_partition_detached_by_a_node_that_stopped_is_finished(
         assert await execute(postgres_url, f"SELECT to_regclass('{table}')") == [(None,)]
     assert await node.store.raw("b@localhost", late.id) == b"raw"
     await counts_are_exact(postgres_url)
+
+
+async def test_a_drop_lowers_the_counts_a_slice_at_a_time_and_resumes_where_it_stopped(
+    node: Node, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(partitions_module, "UNCOUNT_SLICE", 3)  # 10 inboxes: 4 slices
+    width = timedelta(milliseconds=width_for(TTL))
+    aligned = (node.clock() + 4 * width).timestamp() * 1000 // width_for(TTL) * width_for(TTL)
+    node.clock.now = datetime.fromtimestamp(aligned / 1000, UTC) + width / 2
+    for _ in range(2):
+        await node.store.add([node.mail(f"box{n}@localhost", ttl=1) for n in range(10)], b"r")
+    node.clock.advance(seconds=width.total_seconds())
+    stays = await node.send("box0@localhost", ttl=60)  # the next partition's
+    [(partition,)] = await execute(
+        postgres_url,
+        f"SELECT DISTINCT tableoid::regclass::text FROM messages WHERE id < '{stays.id}'",
+    )
+    suffix = partition.removeprefix("messages_")
+    await execute(postgres_url, f"ALTER TABLE messages DETACH PARTITION {partition}")
+    await execute(postgres_url, f"ALTER TABLE bodies DETACH PARTITION bodies_{suffix}")
+    connection = await asyncpg.connect(postgres_url)
+    try:  # a node lowered the first slice's counts, then stopped
+        assert await partitions_module._uncount_slice(connection, suffix)
+    finally:
+        await connection.close()
+    counts = dict(await execute(postgres_url, "SELECT address, messages FROM address_counts"))
+    # The first slice, box0 to box2, lowered by 2 each (box0 keeps the later message)
+    assert counts == {f"box{n}@localhost": {0: 1, 1: 0, 2: 0}.get(n, 2) for n in range(10)}
+    node.clock.advance(seconds=10)
+    await node.store.purge_expired(node.clock())
+    assert await execute(postgres_url, f"SELECT to_regclass('{partition}')") == [(None,)]
+    assert await execute(postgres_url, "SELECT * FROM burnbox_uncounting") == []
+    await counts_are_exact(postgres_url)
+    assert [s.id for s in await node.store.summaries("box0@localhost")] == [stays.id]
 
 
 async def test_webhooks_hear_the_messages_of_a_dropped_partition(

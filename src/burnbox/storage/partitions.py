@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 PARTITION_LOCK = 0x6275726E626F78 + 3  # held (per transaction) by the node making partitions
 MIN_WIDTH_MS = 1000
 MAX_WIDTH_MS = 3_600_000
+UNCOUNT_SLICE = 2_000  # inboxes whose counts a partition drop lowers in one transaction
 MAX_AHEAD_MS = 86_400_000  # how far ahead a node's clock may ask for a partition
 _BOUND = re.compile(r"FROM \((?:MINVALUE|'([0-9A-Z]+)')\) TO \('([0-9A-Z]+)'\)")
 _LIST = (
@@ -270,9 +271,10 @@ async def drop_detached(connection: Any, suffix: str) -> int:
     it too, and got there first, while this one waited for its lock) does nothing."""
     table = f"messages_{suffix}"
     try:
+        while await _uncount_slice(connection, suffix):
+            pass
         async with connection.transaction():
             await connection.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-            await _uncount_inboxes(connection, table)
             held = await connection.fetchrow(
                 f"SELECT count(*) AS n, coalesce(sum(stored), 0) AS b FROM {table}"
             )
@@ -285,26 +287,45 @@ async def drop_detached(connection: Any, suffix: str) -> int:
                 held["n"],
                 held["b"],
             )
+            await connection.execute("DELETE FROM burnbox_uncounting WHERE suffix = $1", suffix)
     except asyncpg.UndefinedTableError:
         await connection.execute(f"DROP TABLE IF EXISTS bodies_{suffix}")
         return 0
     return 1
 
 
-async def _uncount_inboxes(connection: Any, table: str) -> None:
-    """What the counting triggers would have done to each inbox's count had each row been
-    deleted, worked out in the database (a partition may hold millions). The inboxes'
-    counter rows are locked in address order, as every writer locks them: the update is
-    driven by the partition's addresses sorted, row by row through the counters' index (a
-    hash join would take them in the table's order, and could deadlock with a writer).
-    Locking them first in a pass of their own cost as much again (50,000 rows: 350 ms
-    more, bench/resident.py)."""
-    await connection.execute("SET LOCAL enable_hashjoin = off")
-    await connection.execute(
-        f"UPDATE address_counts c SET messages = c.messages - g.n FROM (SELECT address, "
-        f"count(*) AS n FROM {table} GROUP BY address ORDER BY address) g "
-        "WHERE c.address = g.address"
-    )
+async def _uncount_slice(connection: Any, suffix: str) -> bool:
+    """What the counting triggers would have done to the counts of the next UNCOUNT_SLICE
+    inboxes of a detached partition had its rows been deleted, worked out in the database;
+    False once every inbox is done. One short transaction per slice (013_uncount_progress.sql):
+    a writer waits for a counter row at most one slice's time. The rows are locked in
+    address order, as every writer locks them: the slice is read sorted from the
+    partition's primary key and drives the update row by row through the counters' index
+    (a hash join would take them in the table's order, and could deadlock with a writer)."""
+    async with connection.transaction():
+        await connection.execute(
+            "INSERT INTO burnbox_uncounting (suffix, through) VALUES ($1, '') "
+            "ON CONFLICT DO NOTHING",
+            suffix,
+        )
+        through = await connection.fetchval(  # waits for another node's slice, if any
+            "SELECT through FROM burnbox_uncounting WHERE suffix = $1 FOR UPDATE", suffix
+        )
+        await connection.execute("SET LOCAL enable_hashjoin = off")
+        last = await connection.fetchval(
+            f"WITH slice AS MATERIALIZED (SELECT address, count(*) AS n "
+            f"FROM messages_{suffix} WHERE address > $1 GROUP BY address ORDER BY address "
+            "LIMIT $2), lowered AS (UPDATE address_counts c SET messages = c.messages - s.n "
+            "FROM slice s WHERE c.address = s.address) SELECT max(address) FROM slice",
+            through,
+            UNCOUNT_SLICE,
+        )
+        if last is None:
+            return False
+        await connection.execute(
+            "UPDATE burnbox_uncounting SET through = $2 WHERE suffix = $1", suffix, last
+        )
+        return True
 
 
 async def leftovers(connection: Any) -> list[str]:
