@@ -18,21 +18,7 @@ DEFAULT_URL = "http://127.0.0.1:8025"
 
 def add_commands(commands: Any) -> None:
     """Register the client subcommands on the top-level subparsers."""
-    inbox = commands.add_parser("inbox", help="create and manage inboxes on a running server")
-    inbox_commands = inbox.add_subparsers(dest="action", required=True)
-    new = _with_connection(inbox_commands.add_parser("new", help="create an inbox"), token=False)
-    new.add_argument("--local-part", help="a chosen name (random if absent)")
-    new.add_argument("--domain", help="one of the server's domains")
-    for action, text in (
-        ("show", "an inbox's state"),
-        ("ls", "list its messages"),
-        ("extend", "extend its life"),
-        ("rm", "burn it and its mail now"),
-    ):
-        parser = _with_connection(inbox_commands.add_parser(action, help=text))
-        parser.add_argument("address")
-        if action == "ls":
-            parser.add_argument("--limit", type=int, default=50)
+    _add_inbox_commands(commands)
     wait = _with_connection(
         commands.add_parser(
             "wait", help="wait for the oldest unseen message; print it with its codes and links"
@@ -57,6 +43,28 @@ def add_commands(commands: Any) -> None:
         choices=("debug", "info", "warning", "error"),
         help="what this process writes to stderr (default: warnings and errors only)",
     )
+    _add_message_commands(commands)
+
+
+def _add_inbox_commands(commands: Any) -> None:
+    inbox = commands.add_parser("inbox", help="create and manage inboxes on a running server")
+    inbox_commands = inbox.add_subparsers(dest="action", required=True)
+    new = _with_connection(inbox_commands.add_parser("new", help="create an inbox"), token=False)
+    new.add_argument("--local-part", help="a chosen name (random if absent)")
+    new.add_argument("--domain", help="one of the server's domains")
+    for action, text in (
+        ("show", "an inbox's state"),
+        ("ls", "list its messages"),
+        ("extend", "extend its life"),
+        ("rm", "burn it and its mail now"),
+    ):
+        parser = _with_connection(inbox_commands.add_parser(action, help=text))
+        parser.add_argument("address")
+        if action == "ls":
+            parser.add_argument("--limit", type=int, default=50)
+
+
+def _add_message_commands(commands: Any) -> None:
     message = commands.add_parser("msg", help="read messages")
     message_commands = message.add_subparsers(dest="action", required=True)
     get = _with_connection(message_commands.add_parser("get", help="one message as JSON"))

@@ -111,27 +111,34 @@ def _check_smtp(host: str, port: int, ca_file: str | None) -> Iterator[Finding]:
                 "text (set BURNBOX_TLS_CERT and BURNBOX_TLS_KEY)",
             )
             return
-        context = ssl.create_default_context(cafile=ca_file)
-        try:
-            client.starttls(context=context)
-        except (ssl.SSLError, ssl.CertificateError, OSError) as error:
-            yield Finding(
-                False,
-                f"the TLS certificate of {where} is not valid for {host}: "
-                f"{getattr(error, 'verify_message', None) or error}",
-            )
-            return
-        secure = client.sock
-        certificate = secure.getpeercert() if isinstance(secure, ssl.SSLSocket) else None
-        if certificate:
-            expires = ssl.cert_time_to_seconds(str(certificate["notAfter"]))
-            days = int((expires - time.time()) // 86400)
-            soon = days < EXPIRY_WARNING_DAYS
-            yield Finding(
-                not soon,
-                f"the TLS certificate of {where} is valid and expires in "
-                f"{days} days" + (": renew it soon" if soon else ""),
-            )
+        yield from _check_certificate(client, host, where, ca_file)
+
+
+def _check_certificate(
+    client: smtplib.SMTP, host: str, where: str, ca_file: str | None
+) -> Iterator[Finding]:
+    """STARTTLS with the name checked, then how long the certificate has left."""
+    context = ssl.create_default_context(cafile=ca_file)
+    try:
+        client.starttls(context=context)
+    except (ssl.SSLError, ssl.CertificateError, OSError) as error:
+        yield Finding(
+            False,
+            f"the TLS certificate of {where} is not valid for {host}: "
+            f"{getattr(error, 'verify_message', None) or error}",
+        )
+        return
+    secure = client.sock
+    certificate = secure.getpeercert() if isinstance(secure, ssl.SSLSocket) else None
+    if certificate:
+        expires = ssl.cert_time_to_seconds(str(certificate["notAfter"]))
+        days = int((expires - time.time()) // 86400)
+        soon = days < EXPIRY_WARNING_DAYS
+        yield Finding(
+            not soon,
+            f"the TLS certificate of {where} is valid and expires in "
+            f"{days} days" + (": renew it soon" if soon else ""),
+        )
 
 
 def run(domain: str, env_file: str, smtp: list[str] | None, ca_file: str | None) -> int:

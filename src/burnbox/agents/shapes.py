@@ -50,6 +50,15 @@ MessageOut = TypedDict(
 )
 
 
+class FoundIn(TypedDict):
+    """The message a code or link was found in."""
+
+    message_id: str
+    subject: str
+    sender_check: SenderOut | None
+    untrusted: str
+
+
 class CodeOut(TypedDict, total=False):
     timed_out: bool
     code: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -25,6 +25,7 @@ from burnbox.agents.shapes import (
     UNTRUSTED,
     BurnOut,
     CodeOut,
+    FoundIn,
     FullOut,
     InboxOut,
     LinkOut,
@@ -165,6 +166,39 @@ class Tools:
         await self._call(ctx, "DELETE", _inbox_path(address), inbox)
         return {"burned": True, "address": address}
 
+    async def wait_for_message(
+        self, ctx: Context[Any, Any] | None, inbox: str, timeout_s: float
+    ) -> MessageOut:
+        found = await self.next_message(ctx, inbox, timeout_s, lambda full: True)
+        return {"timed_out": True} if found is None else summary_out(found["summary"])
+
+    async def wait_for_code(
+        self, ctx: Context[Any, Any] | None, inbox: str, timeout_s: float
+    ) -> CodeOut:
+        found = await self.next_message(ctx, inbox, timeout_s, lambda full: bool(full["codes"]))
+        if found is None:
+            return {"timed_out": True}
+        return cast(CodeOut, {"code": found["codes"][0], **_about(found["summary"])})
+
+    async def wait_for_link(
+        self, ctx: Context[Any, Any] | None, inbox: str, timeout_s: float
+    ) -> LinkOut:
+        found = await self.next_message(ctx, inbox, timeout_s, lambda full: bool(full["links"]))
+        if found is None:
+            return {"timed_out": True}
+        return cast(LinkOut, {"link": found["links"][0]["url"], **_about(found["summary"])})
+
+
+def _about(summary: dict[str, Any]) -> FoundIn:
+    """What a found code or link says of the message it came from (the callers cast the
+    merged dict: mypy will not spread a TypedDict into one whose other keys are optional)."""
+    return {
+        "message_id": summary["id"],
+        "subject": summary["subject"],
+        "sender_check": sender_out(summary),
+        "untrusted": UNTRUSTED,
+    }
+
 
 def build_server(connect: Connector) -> MCPServer[Any]:
     tools = Tools(connect)
@@ -172,7 +206,12 @@ def build_server(connect: Connector) -> MCPServer[Any]:
     server: MCPServer[Any] = MCPServer(
         "burnbox", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING"
     )
+    _register_inbox_tools(server, tools)
+    _register_wait_tools(server, tools)
+    return server
 
+
+def _register_inbox_tools(server: MCPServer[Any], tools: Tools) -> None:
     @server.tool()
     async def create_inbox(
         ctx: Context[Any, Any], local_part: str | None = None, domain: str | None = None
@@ -185,52 +224,6 @@ def build_server(connect: Connector) -> MCPServer[Any]:
     async def open_inbox(ctx: Context[Any, Any], address: str, token: str) -> InboxOut:
         """Use an inbox made elsewhere, with its token; returns a handle for it."""
         return await tools.open_inbox(ctx, address, token)
-
-    @server.tool()
-    async def wait_for_message(
-        ctx: Context[Any, Any], inbox: str, timeout_s: float = DEFAULT_WAIT
-    ) -> MessageOut:
-        """The next message in the inbox (each is returned once, oldest first), waiting up to
-        timeout_s (at most 120) seconds; {timed_out: true} if none came."""
-        found = await tools.next_message(ctx, inbox, timeout_s, lambda full: True)
-        return {"timed_out": True} if found is None else summary_out(found["summary"])
-
-    @server.tool()
-    async def wait_for_code(
-        ctx: Context[Any, Any], inbox: str, timeout_s: float = DEFAULT_WAIT
-    ) -> CodeOut:
-        """The best one-time code (OTP, verification code) of the next message that has one,
-        waiting up to timeout_s (at most 120) seconds; {timed_out: true} if none came."""
-        found = await tools.next_message(ctx, inbox, timeout_s, lambda full: bool(full["codes"]))
-        if found is None:
-            return {"timed_out": True}
-        summary = found["summary"]
-        return {
-            "code": found["codes"][0],
-            "message_id": summary["id"],
-            "subject": summary["subject"],
-            "sender_check": sender_out(summary),
-            "untrusted": UNTRUSTED,
-        }
-
-    @server.tool()
-    async def wait_for_link(
-        ctx: Context[Any, Any], inbox: str, timeout_s: float = DEFAULT_WAIT
-    ) -> LinkOut:
-        """The best verification, confirmation or reset link of the next message that has
-        one, waiting up to timeout_s (at most 120) seconds; {timed_out: true} if none came.
-        The link is not opened."""
-        found = await tools.next_message(ctx, inbox, timeout_s, lambda full: bool(full["links"]))
-        if found is None:
-            return {"timed_out": True}
-        summary = found["summary"]
-        return {
-            "link": found["links"][0]["url"],
-            "message_id": summary["id"],
-            "subject": summary["subject"],
-            "sender_check": sender_out(summary),
-            "untrusted": UNTRUSTED,
-        }
 
     @server.tool()
     async def get_message(ctx: Context[Any, Any], inbox: str, message_id: str) -> FullOut:
@@ -247,4 +240,29 @@ def build_server(connect: Connector) -> MCPServer[Any]:
         """Burn the inbox and all its mail now; the handle stops working."""
         return await tools.burn_inbox(ctx, inbox)
 
-    return server
+
+def _register_wait_tools(server: MCPServer[Any], tools: Tools) -> None:
+    @server.tool()
+    async def wait_for_message(
+        ctx: Context[Any, Any], inbox: str, timeout_s: float = DEFAULT_WAIT
+    ) -> MessageOut:
+        """The next message in the inbox (each is returned once, oldest first), waiting up to
+        timeout_s (at most 120) seconds; {timed_out: true} if none came."""
+        return await tools.wait_for_message(ctx, inbox, timeout_s)
+
+    @server.tool()
+    async def wait_for_code(
+        ctx: Context[Any, Any], inbox: str, timeout_s: float = DEFAULT_WAIT
+    ) -> CodeOut:
+        """The best one-time code (OTP, verification code) of the next message that has one,
+        waiting up to timeout_s (at most 120) seconds; {timed_out: true} if none came."""
+        return await tools.wait_for_code(ctx, inbox, timeout_s)
+
+    @server.tool()
+    async def wait_for_link(
+        ctx: Context[Any, Any], inbox: str, timeout_s: float = DEFAULT_WAIT
+    ) -> LinkOut:
+        """The best verification, confirmation or reset link of the next message that has
+        one, waiting up to timeout_s (at most 120) seconds; {timed_out: true} if none came.
+        The link is not opened."""
+        return await tools.wait_for_link(ctx, inbox, timeout_s)
