@@ -40,6 +40,7 @@ from burnbox.storage.base import (
 )
 from burnbox.storage.batching import GroupCommitter
 from burnbox.storage.partitions import Partitions, width_for
+from burnbox.storage.postgres_eviction import PostgresEviction, lock_counters
 from burnbox.storage.postgres_expiry import PostgresExpiry
 from burnbox.storage.postgres_webhooks import PostgresWebhooks, tell_ends
 from burnbox.storage.rows import (
@@ -54,7 +55,6 @@ from burnbox.storage.rows import (
 )
 
 MIGRATION_LOCK = 0x6275726E626F78  # "burnbox": the advisory lock migrations run under
-EVICT_LOCK = MIGRATION_LOCK + 2  # held by the one writer evicting for the byte cap now
 COMMAND_TIMEOUT = 30.0  # seconds any one statement may take before the sender hears 451
 POOL_SIZE = 10
 # burnbox_add's arguments: an array per summary field, the stored sizes, the raw messages,
@@ -62,19 +62,9 @@ POOL_SIZE = 10
 _ADD_BATCH = (
     "SELECT burnbox_add(" + ", ".join(f"${n}" for n in range(1, len(SUMMARY_FIELDS) + 4)) + ")"
 )
-# Eviction for the byte cap (see _evict): down to this many percent under the cap, so that
-# one eviction makes room for many batches, and at most this many messages a statement.
-EVICT_BELOW = 5
-EVICT_ROWS = 5000
-# The oldest messages whose bytes, summed oldest first, reach $1 (at most $2 of them).
-_OLDEST = (
-    "SELECT address, id FROM (SELECT address, id, stored, sum(stored) OVER (ORDER BY id) "
-    "AS running FROM (SELECT address, id, stored FROM messages ORDER BY id LIMIT $2) o) r "
-    "WHERE running - stored < $1"
-)
 
 
-class PostgresStore(PostgresWebhooks, PostgresExpiry):
+class PostgresStore(PostgresWebhooks, PostgresExpiry, PostgresEviction):
     def __init__(
         self,
         url: str,
@@ -180,7 +170,7 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry):
                 if previous > to_ms(inbox.created_at):
                     raise AddressTaken(inbox.address)
                 inbox = replace(inbox, claims_from=from_ms(previous))
-                await _lock_counters(connection, [inbox.address])
+                await lock_counters(connection, [inbox.address])
                 await connection.execute(
                     "DELETE FROM messages WHERE address = $1 AND received_at < $2",
                     inbox.address,
@@ -278,64 +268,6 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry):
             results.append(job.stored([] if results else evicted, mine))
         return results
 
-    async def _evict(self, writer: Any) -> list[tuple[str, str]]:
-        """Oldest first, down to a little under the byte cap (EVICT_BELOW of it), in
-        transactions of their own after the batch that went over has committed. Each first
-        locks the counter rows of the inboxes it takes mail from, in address order, as every
-        writer does: eviction inside the batch locked them late and in no order, and
-        deadlocked. The store is over its cap by at most what the batches committing at
-        that moment hold (one per worker), until this round ends. An oldest partition that
-        the excess would empty anyway goes whole, without a row deleted."""
-        target = self._max_bytes - max(self._max_bytes * EVICT_BELOW // 100, 1)
-        evicted: list[tuple[str, str]] = []
-        while True:
-            rows, whole = await self._evict_rows(writer, target)
-            if whole is not None:
-                async with self._ready().acquire() as connection:
-                    rows = await self._partitions.evict(connection, whole)
-            elif rows is None:
-                return evicted
-            evicted += [(row[0], row[1]) for row in rows]
-            self._stats = StoreStats(
-                self._stats.messages - len(rows),
-                self._stats.bytes - sum(row[2] for row in rows),
-                self._stats.inboxes,
-            )
-
-    async def _evict_rows(self, writer: Any, target: int) -> tuple[list[Any] | None, Any]:
-        """One round: the rows evicted (None: nothing to do, or another evictor at work),
-        or the oldest partition to drop whole instead."""
-        async with writer.transaction():
-            # One evictor at a time, across workers and nodes: a second would choose the
-            # same oldest rows and queue behind the first's locks. A writer that finds one
-            # at work goes on; that one evicts until the store is under the target.
-            if not await writer.fetchval("SELECT pg_try_advisory_xact_lock($1)", EVICT_LOCK):
-                return None, None
-            count, held = await writer.fetchrow(
-                "SELECT sum(messages)::bigint, sum(bytes)::bigint FROM usage_shards"
-            )
-            self._stats = StoreStats(count, held, self._stats.inboxes)
-            if held <= target:
-                return None, None
-            whole = await self._partitions.fits(writer, held - target, self._now())
-            if whole is not None:
-                return None, whole
-            # As many of the oldest as the excess needs at the average size, and a few
-            # more: the window over them is the statement's cost.
-            wanted = min(EVICT_ROWS, int((held - target) * count / held * 1.25) + 8)
-            found = await writer.fetch(_OLDEST, held - target, wanted)
-            if not found:
-                return None, None
-            await _lock_counters(writer, sorted({row[0] for row in found}))
-            return list(
-                await writer.fetch(
-                    "DELETE FROM messages WHERE (address, id) IN (SELECT * FROM unnest("
-                    "$1::text[], $2::text[])) RETURNING address, id, stored",
-                    [row[0] for row in found],
-                    [row[1] for row in found],
-                )
-            ), None
-
     async def summaries(
         self, address: str, *, before: str | None = None, limit: int = 50, since: datetime = EPOCH
     ) -> list[MessageSummary]:
@@ -417,7 +349,7 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry):
 
     async def delete(self, address: str, message_id: str, *, since: datetime = EPOCH) -> None:
         async with self._ready().acquire() as connection, connection.transaction():
-            await _lock_counters(connection, [address])
+            await lock_counters(connection, [address])
             result = await connection.execute(
                 "DELETE FROM messages WHERE address = $1 AND id = $2 AND received_at >= $3 "
                 "AND expires_at > $4",
@@ -440,7 +372,7 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry):
                 to_ms(at),
             )
             await tell_ends(connection, ended, "inbox.burned", to_ms(at))
-            await _lock_counters(connection, [address])
+            await lock_counters(connection, [address])
             rows = await connection.fetch(
                 "DELETE FROM messages WHERE address = $1 RETURNING id", address
             )
@@ -499,13 +431,3 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry):
 def _qualified(table: str) -> str:
     """The summary columns with a table's name before each (where a join names others)."""
     return ", ".join(f"{table}.{column.strip()}" for column in SUMMARY_COLUMNS.split(","))
-
-
-async def _lock_counters(connection: Any, addresses: list[str]) -> None:
-    """Lock the counter rows of these inboxes, in address order, before deleting any of their
-    messages. Every writer (a delivery batch, a purge, a burn) takes them first and in that
-    order, so no two of them can each hold a row the other waits for."""
-    await connection.execute(
-        "SELECT 1 FROM address_counts WHERE address = ANY($1::text[]) ORDER BY address FOR UPDATE",
-        sorted(addresses),
-    )
