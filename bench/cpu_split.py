@@ -46,6 +46,35 @@ def cpu_pressure() -> float:
     return int(some[-1].removeprefix("total=")) / 1e6
 
 
+def is_burnbox(command: str) -> bool:
+    return "burnbox serve" in command
+
+
+def is_postgres(command: str) -> bool:
+    return command.startswith("postgres")
+
+
+def send(port: int, arguments: argparse.Namespace) -> float:
+    """smtp-source's whole run against burnbox; its wall time in seconds."""
+    command = [
+        "smtp-source", "-d", "-s", str(arguments.sessions), "-m", str(arguments.messages),
+        "-l", "2000", "-f", "bench@example.org", "-t", "bench@localhost", "-C", "5",
+        f"127.0.0.1:{port}",
+    ]  # fmt: skip
+    if arguments.spread:
+        command.insert(1, "-N")
+    started = time.perf_counter()
+    finished = subprocess.run(command, capture_output=True, timeout=600, text=True)
+    if finished.returncode:
+        raise SystemExit(f"smtp-source failed: {finished.stdout[-2000:]} {finished.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=1)
@@ -55,51 +84,12 @@ def main() -> None:
     arguments = parser.parse_args()
     server = start_burnbox_postgres(workers=arguments.workers)
     try:
-
-        def burnbox(command: str) -> bool:
-            return "burnbox serve" in command
-
-        def postgres(command: str) -> bool:
-            return command.startswith("postgres")
-
-        before = cpu_seconds(burnbox), cpu_seconds(postgres)
-        pressure = cpu_pressure()
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        command = [
-            "smtp-source",
-            "-d",
-            "-s",
-            str(arguments.sessions),
-            "-m",
-            str(arguments.messages),
-            "-l",
-            "2000",
-            "-f",
-            "bench@example.org",
-            "-t",
-            "bench@localhost",
-            "-C",
-            "5",
-            f"127.0.0.1:{server.port}",
-        ]
-        if arguments.spread:
-            command.insert(1, "-N")
-        started = time.perf_counter()
-        finished = subprocess.run(command, capture_output=True, timeout=600, text=True)
-        if finished.returncode:
-            raise SystemExit(
-                f"smtp-source failed: {finished.stdout[-2000:]} {finished.stderr[-2000:]}"
-            )
-        wall = time.perf_counter() - started
+        before = cpu_seconds(is_burnbox), cpu_seconds(is_postgres)
+        pressure, children = cpu_pressure(), children_cpu()
+        wall = send(server.port, arguments)
         waiting = cpu_pressure() - pressure
-        after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        source = (
-            after_children.ru_utime
-            + after_children.ru_stime
-            - children.ru_utime
-            - children.ru_stime
-        )
-        used = cpu_seconds(burnbox) - before[0], cpu_seconds(postgres) - before[1]
+        source = children_cpu() - children
+        used = cpu_seconds(is_burnbox) - before[0], cpu_seconds(is_postgres) - before[1]
         print(
             f"workers={arguments.workers} sessions={arguments.sessions} "
             f"spread={arguments.spread}: {arguments.messages / wall:.0f} msgs/s; cores used: "

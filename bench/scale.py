@@ -142,14 +142,20 @@ def load(
 # -- PostgreSQL ------------------------------------------------------------------------------
 
 
-@contextmanager
-def private_cluster(cores: set[int]) -> Any:
-    """A PostgreSQL cluster of our own, pinned to `cores`; yields its DSN prefix."""
+def postgres_binaries() -> Path:
+    """The folder holding initdb and pg_ctl: on PATH, or Debian's."""
     installed = sorted(Path(path) for path in glob.glob("/usr/lib/postgresql/*/bin"))
     binaries = [Path(shutil.which("initdb") or "").parent, *installed]
     folder = next((path for path in binaries if (path / "pg_ctl").is_file()), None)
     if folder is None:
         raise SystemExit("no PostgreSQL: give --dsn, or put initdb and pg_ctl on PATH")
+    return folder
+
+
+@contextmanager
+def private_cluster(cores: set[int]) -> Any:
+    """A PostgreSQL cluster of our own, pinned to `cores`; yields its DSN prefix."""
+    folder = postgres_binaries()
     root = Path(tempfile.mkdtemp(prefix="burnbox-scale-pg-"))
     root.chmod(0o755)
     data, port = root / "data", free_port()
@@ -160,36 +166,12 @@ def private_cluster(cores: set[int]) -> Any:
         account = pwd.getpwnam("postgres")
         for owned in (root, data):  # its socket and log go in root
             os.chown(owned, account.pw_uid, account.pw_gid)
-    subprocess.run(
-        [
-            *prefix,
-            str(folder / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--no-sync",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    initdb = [str(folder / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
+    subprocess.run([*prefix, *initdb, "--no-sync"], check=True, capture_output=True)
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=400"
+    start = [str(folder / "pg_ctl"), "-D", str(data), "-w", "-o", options]
     subprocess.run(
-        [
-            *prefix,
-            str(folder / "pg_ctl"),
-            "-D",
-            str(data),
-            "-w",
-            "-o",
-            options,
-            "-l",
-            str(root / "log"),
-            "start",
-        ],
-        check=True,
-        capture_output=True,
+        [*prefix, *start, "-l", str(root / "log"), "start"], check=True, capture_output=True
     )
     postmaster = int((data / "postmaster.pid").read_text().split()[0])
     os.sched_setaffinity(postmaster, cores)  # its backends, forked later, inherit this

@@ -117,7 +117,7 @@ def memory_scenario(count: int, size: int) -> dict[str, float]:
     return result
 
 
-def main() -> None:
+def options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="", help="run scenarios whose name contains this")
@@ -140,7 +140,34 @@ def main() -> None:
         action="store_true",
         help="with --postgres: also burnbox --workers 2 on PostgreSQL",
     )
-    arguments = parser.parse_args()
+    return parser.parse_args()
+
+
+def report(name: str, result: dict[str, object], durable: list[str]) -> None:
+    """One scenario's row, and a row for each durable store measured with it."""
+    rates = result["rates"]
+    assert isinstance(rates, dict)
+    peak = result["peak"]
+    assert isinstance(peak, dict)
+    print(
+        f"{name:16} {rates['burnbox']:9.0f} {rates['aiosmtpd']:9.0f} "
+        f"{rates['smtp-sink']:9.0f} {rates['burnbox'] / rates['aiosmtpd']:10.2f} "
+        f"{100 * rates['burnbox'] / rates['smtp-sink']:6.0f}% "
+        f"{peak['burnbox'] / 1024:8.0f} {result['exact']!s:>5}",
+        flush=True,
+    )
+    for store in durable:
+        print(
+            f"{'  ' + store.removeprefix('burnbox-'):16} {rates[store]:9.0f} {'':9} {'':9} "
+            f"{rates[store] / rates['aiosmtpd']:10.2f} "
+            f"{100 * rates[store] / rates['smtp-sink']:6.0f}% "
+            f"{peak[store] / 1024:8.0f} {result['exact']!s:>5}",
+            flush=True,
+        )
+
+
+def main() -> None:
+    arguments = options()
     durable = [
         *(["burnbox-sqlite"] if arguments.sqlite else []),
         *(["burnbox-postgresql"] if arguments.postgres else []),
@@ -153,28 +180,9 @@ def main() -> None:
         f"{'% sink':>7} {'peak MiB':>8} {'exact':>5}"
     )
     for scenario in SCENARIOS:
-        if arguments.only not in scenario.name:
-            continue
-        result = run_scenario(scenario, arguments.runs, servers, spread=arguments.spread)
-        rates = result["rates"]
-        assert isinstance(rates, dict)
-        peak = result["peak"]
-        assert isinstance(peak, dict)
-        print(
-            f"{scenario.name:16} {rates['burnbox']:9.0f} {rates['aiosmtpd']:9.0f} "
-            f"{rates['smtp-sink']:9.0f} {rates['burnbox'] / rates['aiosmtpd']:10.2f} "
-            f"{100 * rates['burnbox'] / rates['smtp-sink']:6.0f}% "
-            f"{peak['burnbox'] / 1024:8.0f} {result['exact']!s:>5}",
-            flush=True,
-        )
-        for name in durable:
-            print(
-                f"{'  ' + name.removeprefix('burnbox-'):16} {rates[name]:9.0f} {'':9} {'':9} "
-                f"{rates[name] / rates['aiosmtpd']:10.2f} "
-                f"{100 * rates[name] / rates['smtp-sink']:6.0f}% "
-                f"{peak[name] / 1024:8.0f} {result['exact']!s:>5}",
-                flush=True,
-            )
+        if arguments.only in scenario.name:
+            result = run_scenario(scenario, arguments.runs, servers, spread=arguments.spread)
+            report(scenario.name, result, durable)
     if not arguments.no_memory:
         for count, size in ((10_000, 2000), (1_000, 100_000)):
             memory = memory_scenario(count, size)
