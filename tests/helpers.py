@@ -330,11 +330,20 @@ class Cluster:
         )
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _run(self, tool: str, *arguments: str) -> None:
+    def _command(self, tool: str, *arguments: str) -> list[str]:
         command = [str(self.bin / tool), *arguments]
-        if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
+        return ["runuser", "-u", "postgres", "--", *command] if self._as_postgres else command
+
+    def _run(self, tool: str, *arguments: str) -> None:
+        subprocess.run(
+            self._command(tool, *arguments), check=True, capture_output=True, timeout=120
+        )
+
+    def begin_smart_stop(self) -> subprocess.Popen[bytes]:
+        """A smart shutdown, begun: PostgreSQL refuses new sessions ("the database system
+        is shutting down") until its last session ends, then stops; wait on the result."""
+        stop = self._command("pg_ctl", "-D", str(self.data), "-w", "-m", "smart", "stop")
+        return subprocess.Popen(stop, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self) -> None:
         self._run(

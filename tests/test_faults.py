@@ -7,6 +7,7 @@ import base64
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -18,9 +19,55 @@ import pytest
 
 from tests.helpers import STORED, Cluster, Conversation, metric, serve
 from tests.postgres import postgres_url, reset
-from tests.process import free_port, start_node
+from tests.process import Node, free_port, start_node
 
 __all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
+
+
+def retry_until_stored(conversation: Conversation, stored: list[str]) -> list[str]:
+    """A sender's retries (no sleep: each is a transaction) until one is stored, whose id
+    goes in `stored`; the reply codes, in order."""
+    answers = []
+    for attempt in range(2, 60):
+        reply = deliver(conversation, attempt)
+        answers.append(reply[:3])
+        if reply.startswith("250"):
+            stored.append(STORED.search(reply.encode()).group(1).decode())  # type: ignore[union-attr]
+            break
+    return answers
+
+
+async def client_backends(url: str) -> list[tuple[int, str]]:
+    """The database's other client sessions: (pid, application name)."""
+    connection = await asyncpg.connect(url)
+    try:
+        rows = await connection.fetch(
+            "SELECT pid, application_name FROM pg_stat_activity WHERE backend_type = "
+            "'client backend' AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await connection.close()
+    return [(row[0], row[1]) for row in rows]
+
+
+async def until_refusing(url: str) -> None:
+    """Until PostgreSQL refuses new sessions as it shuts down (each try answers at once)."""
+    while True:
+        try:
+            connection = await asyncpg.connect(url)
+        except asyncpg.CannotConnectNowError:
+            return
+        await connection.close()
+
+
+def said_first(node: Node, markers: tuple[str, ...]) -> str:
+    """The first of `markers` the node writes to stderr (read line by line as it comes)."""
+    assert node.process.stderr is not None
+    for line in iter(node.process.stderr.readline, ""):
+        for marker in markers:
+            if marker in line:
+                return marker
+    return "the node's stderr ended"
 
 
 @pytest.fixture
@@ -63,13 +110,7 @@ def test_postgres_outage_answers_451_then_recovers(cluster: Cluster) -> None:
         assert metric(scraped.text, 'burnbox_messages_refused_total{reason="store_error"}') == 1
 
         cluster.start()
-        answers = []
-        for attempt in range(2, 60):  # a sender's retries; no sleep: each is a transaction
-            reply = deliver(conversation, attempt)
-            answers.append(reply[:3])
-            if reply.startswith("250"):
-                stored.append(STORED.search(reply.encode()).group(1).decode())  # type: ignore[union-attr]
-                break
+        answers = retry_until_stored(conversation, stored)
         assert answers[-1] == "250", answers
         assert set(answers[:-1]) <= {"451"}  # never a 5yz on our fault
         assert httpx.get(ready).status_code == 200
@@ -182,15 +223,9 @@ def test_a_store_stalled_past_the_delivery_timeout_stores_each_message_once(
     url = str(request.getfixturevalue("postgres_url"))
     asyncio.run(reset(url))
     node = start_node("--store", url, "--smtp-delivery-timeout", "0.5", "--smtp-idle-timeout", "30")
+    locking = "BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;"
     lock_holder = subprocess.Popen(
-        [
-            "psql",
-            url,
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            "BEGIN; LOCK TABLE messages IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;",
-        ],
+        ["psql", url, "-v", "ON_ERROR_STOP=1", "-c", locking],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -287,3 +322,42 @@ def wait_for_lock(url: str) -> None:
         if held.stdout.strip() == "1":
             return
     pytest.fail("the lock was never taken")
+
+
+def test_a_database_shutting_down_pauses_the_node_and_never_stops_it(cluster: Cluster) -> None:
+    """While PostgreSQL shuts down it refuses new sessions with "the database system is
+    shutting down" (CannotConnectNowError) until its last one ends. The node's sessions
+    are ended meanwhile, as a shutdown ends them: every loop that reconnects meets that
+    refusal and must wait it out. The webhook dispatcher once took it for a defect and the
+    node stopped (421 to every sender) instead of answering 451 until the database came
+    back."""
+    node = start_node("--store", cluster.url, "--access", "public")
+    conversation = Conversation(node.smtp)
+    holder = subprocess.Popen(["psql", cluster.url], stdin=subprocess.PIPE)  # one idle session
+    stopping: subprocess.Popen[bytes] | None = None
+    try:
+        conversation.command("EHLO shutdown")
+        assert deliver(conversation, 0).startswith("250")
+        while "psql" not in {name for _, name in asyncio.run(client_backends(cluster.url))}:
+            pass  # until the holding session is in
+        nodes = [pid for pid, name in asyncio.run(client_backends(cluster.url)) if name != "psql"]
+        stopping = cluster.begin_smart_stop()
+        asyncio.run(until_refusing(cluster.url))
+        for pid in nodes:
+            os.kill(pid, signal.SIGTERM)  # what the shutdown does to a session it ends
+        stopped = "stopping this node"
+        assert said_first(node, ("webhook dispatch paused", stopped)) != stopped
+        assert node.process.poll() is None
+        assert deliver(conversation, 1) == "451 4.3.0 Local error in processing; try again later"
+        holder.communicate(timeout=30)  # its session ends: the shutdown finishes
+        assert stopping.wait(timeout=60) == 0
+        cluster.start()
+        stored: list[str] = []
+        assert retry_until_stored(conversation, stored)[-1] == "250"
+    finally:
+        conversation.close()
+        holder.kill()
+        holder.communicate()
+        if stopping is not None:
+            stopping.wait(timeout=60)  # it ends with the holding session
+        node.stop()

@@ -100,7 +100,8 @@ class Dispatcher:
                 try:
                     await self.tick()
                 except (StoreError, OSError, TimeoutError) as error:  # the store's outage
-                    log.warning("webhook dispatch paused (%s)", type(error).__name__)
+                    cause = error.__cause__ or error  # the driver's class says what failed
+                    log.warning("webhook dispatch paused (%s)", type(cause).__name__)
                 await asyncio.sleep(TICK)  # a poll: the outbox is shared by every node
         finally:
             for task in list(self._tasks):

@@ -1,7 +1,9 @@
 """The PostgreSQL store's webhooks: registrations and the outbox (schema/postgres/006_webhooks.sql,
 whose triggers write message events in the message's own transaction). A mixin of
 PostgresStore, apart because it is a second job: the store keeps mail, this keeps who is
-told. Claims use FOR UPDATE SKIP LOCKED, so every worker and node takes different events."""
+told. Claims use FOR UPDATE SKIP LOCKED, so every worker and node takes different events.
+What the dispatcher calls in its loop raises StoreError when the database is away
+(postgres_outage.py), which it waits out."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from burnbox.model import Delivery, Webhook
 from burnbox.storage.base import NotFound
+from burnbox.storage.postgres_outage import outage_is_store_error
 from burnbox.storage.rows import to_ms
 from burnbox.storage.webhook_rows import DELIVERY_COLUMNS, HOOK_COLUMNS, delivery_of, hook_of
 
@@ -94,6 +97,7 @@ class PostgresWebhooks:
                 raise NotFound(webhook_id)
             await connection.execute("DELETE FROM webhook_outbox WHERE webhook_id = $1", webhook_id)
 
+    @outage_is_store_error
     async def end_webhooks(self, now: datetime) -> int:
         async with self._ready().acquire() as connection, connection.transaction():
             if not await connection.fetchval("SELECT EXISTS (SELECT 1 FROM webhooks)"):
@@ -116,6 +120,7 @@ class PostgresWebhooks:
             await tell_ends(connection, orphans, "inbox.expired", to_ms(now))
         return len(ended) + len(orphans)
 
+    @outage_is_store_error
     async def claim_deliveries(
         self, now: datetime, lease_until: datetime, limit: int
     ) -> list[Delivery]:
@@ -131,6 +136,7 @@ class PostgresWebhooks:
         )
         return sorted((delivery_of(row) for row in rows), key=lambda delivery: delivery.id)
 
+    @outage_is_store_error
     async def settle_delivery(
         self,
         delivery: Delivery,
@@ -162,11 +168,13 @@ class PostgresWebhooks:
                     delivery.id,
                 )
 
+    @outage_is_store_error
     async def release_delivery(self, delivery: Delivery, at: datetime) -> None:
         await self._execute(
             "UPDATE webhook_outbox SET next_at = $1 WHERE id = $2", to_ms(at), delivery.id
         )
 
+    @outage_is_store_error
     async def trim_outbox(self, per_hook: int, total: int) -> int:
         rows = await self._fetch(
             "DELETE FROM webhook_outbox WHERE id IN (SELECT id FROM (SELECT id, "
