@@ -71,17 +71,9 @@ def start_node(
     installed copy's `burnbox serve`, or `scripts/serve`)."""
     smtp = smtp or free_port()
     http = http or free_port()
+    listen = ["--smtp-listen", f"127.0.0.1:{smtp}", "--http-listen", f"127.0.0.1:{http}"]
     process = subprocess.Popen(
-        [
-            *serve,
-            "--env-file",
-            "/dev/null",
-            "--smtp-listen",
-            f"127.0.0.1:{smtp}",
-            "--http-listen",
-            f"127.0.0.1:{http}",
-            *flags,
-        ],
+        [*serve, "--env-file", "/dev/null", *listen, *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -25,29 +25,13 @@ class Receiver:
         self.answers = list(answers or [])
         self.hold = hold  # set: answer; unset: keep the sender waiting (a slow receiver)
         self.written = 0  # bytes of its answers it got out
+        self.body_size = body_size
         self._arrived = threading.Condition()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                with outer._arrived:
-                    outer.requests.append(
-                        ({k.lower(): v for k, v in self.headers.items()}, body, self.path)
-                    )
-                    status = outer.answers.pop(0) if outer.answers else 200
-                    outer._arrived.notify_all()
-                if outer.hold is not None:
-                    outer.hold.wait(WAIT)
-                self.send_response(status)
-                if status in (301, 302, 307):
-                    self.send_header("location", "http://127.0.0.1:9/elsewhere")
-                self.send_header("content-length", str(body_size))
-                self.end_headers()
-                with contextlib.suppress(OSError):  # the sender may stop reading, as it should
-                    for start in range(0, body_size, 65536):
-                        self.wfile.write(b"k" * min(65536, body_size - start))
-                        outer.written = start + 65536
+                outer.answer(self)
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -57,6 +41,26 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
+
+    def answer(self, handler: BaseHTTPRequestHandler) -> None:
+        """One POST: recorded, then answered with the next status (200 once they run out)."""
+        body = handler.rfile.read(int(handler.headers.get("content-length", "0")))
+        with self._arrived:
+            headers = {k.lower(): v for k, v in handler.headers.items()}
+            self.requests.append((headers, body, handler.path))
+            status = self.answers.pop(0) if self.answers else 200
+            self._arrived.notify_all()
+        if self.hold is not None:
+            self.hold.wait(WAIT)
+        handler.send_response(status)
+        if status in (301, 302, 307):
+            handler.send_header("location", "http://127.0.0.1:9/elsewhere")
+        handler.send_header("content-length", str(self.body_size))
+        handler.end_headers()
+        with contextlib.suppress(OSError):  # the sender may stop reading, as it should
+            for start in range(0, self.body_size, 65536):
+                handler.wfile.write(b"k" * min(65536, self.body_size - start))
+                self.written = start + 65536
 
     def wait_for(self, count: int) -> list[tuple[dict[str, str], bytes, str]]:
         """Until `count` requests have come (woken by each arrival); fails after WAIT s."""

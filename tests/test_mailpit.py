@@ -96,11 +96,8 @@ def test_list_and_message_have_exactly_mailpits_fields(sink: Running) -> None:
     assert set(item) == spec_keys("MessageSummary")
     assert item["From"] == {"Name": "App", "Address": "app@qa.example"}
     assert [to["Address"] for to in item["To"]] == ["dev@qa.invalid", "ops@qa.test"]
-    assert (item["Subject"], item["MessageID"], item["Read"]) == (
-        "Your code",
-        "code-1@qa.example",
-        False,
-    )
+    wanted = ("Your code", "code-1@qa.example", False)
+    assert (item["Subject"], item["MessageID"], item["Read"]) == wanted
     assert item["Attachments"] == 1
     assert item["Snippet"] == "Your code is 482913."
 
@@ -118,11 +115,8 @@ def test_list_and_message_have_exactly_mailpits_fields(sink: Running) -> None:
     [attached] = whole["Attachments"]
     [inline] = whole["Inline"]
     assert set(attached) == spec_keys("Attachment")
-    assert (attached["FileName"], attached["ContentType"], attached["Size"]) == (
-        "pixel.png",
-        "image/png",
-        len(PNG),
-    )
+    about = (attached["FileName"], attached["ContentType"], attached["Size"])
+    assert about == ("pixel.png", "image/png", len(PNG))
     assert attached["Checksums"]["SHA256"] == hashlib.sha256(PNG).hexdigest()
     assert inline["ContentID"] == "inline-image"
     part = httpx.get(sink.http + f"/api/v1/message/{item['ID']}/part/{attached['PartID']}")

@@ -358,6 +358,20 @@ def test_patch_with_no_body_marks_a_message_seen(mailtm: MailTm) -> None:
     assert again.json()["seen"] is True
 
 
+def check_the_attachment(
+    mailtm: MailTm, token: str, message_id: str, attachments: list[dict[str, Any]]
+) -> None:
+    """The one attachment: its fields, its download, and 404 for one it does not have."""
+    (attachment,) = attachments
+    assert set(attachment) == ATTACHMENT_FIELDS
+    assert (attachment["filename"], attachment["transferEncoding"]) == ("invoice.pdf", "base64")
+    download = mailtm.http.get(attachment["downloadUrl"], headers=bearer(token))
+    assert download.content == b"%PDF-1.4 x"
+    assert download.headers["content-type"] == "application/pdf"
+    missing = f"/messages/{message_id}/attachment/ATTACH000099"
+    assert mailtm.http.get(missing, headers=bearer(token)).status_code == 404
+
+
 def test_one_message_in_full_then_seen_then_deleted(mailtm: MailTm) -> None:
     account_id, token = mailtm.account("bob@localhost")
     mailtm.mail("bob@localhost", attachment=b"%PDF-1.4 x")
@@ -375,14 +389,7 @@ def test_one_message_in_full_then_seen_then_deleted(mailtm: MailTm) -> None:
     assert len(full["html"]) == 1
     assert "<b>482913</b>" in full["html"][0]
     assert "script" not in full["html"][0]  # burnbox's sanitised HTML, never the raw part
-    (attachment,) = full["attachments"]
-    assert set(attachment) == ATTACHMENT_FIELDS
-    assert (attachment["filename"], attachment["transferEncoding"]) == ("invoice.pdf", "base64")
-    download = mailtm.http.get(attachment["downloadUrl"], headers=bearer(token))
-    assert download.content == b"%PDF-1.4 x"
-    assert download.headers["content-type"] == "application/pdf"
-    missing = f"/messages/{item['id']}/attachment/ATTACH000099"
-    assert mailtm.http.get(missing, headers=bearer(token)).status_code == 404
+    check_the_attachment(mailtm, token, item["id"], full["attachments"])
 
     seen = mailtm.http.patch(
         f"/messages/{item['id']}",

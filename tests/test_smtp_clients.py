@@ -155,45 +155,15 @@ def test_swaks_plain_body(server: Running) -> None:
 
 def test_smtp_source_burst_is_stored_exactly(server: Running) -> None:
     smtp_source = require("smtp-source")
-    subprocess.run(
-        [
-            smtp_source,
-            "-d",
-            "-s",
-            "10",
-            "-m",
-            "300",
-            "-l",
-            "2000",
-            "-f",
-            "load@example.org",
-            "-t",
-            "load@localhost",
-            f"127.0.0.1:{server.smtp_port}",
-        ],
-        check=True,
-        timeout=60,
-    )
+    target = f"127.0.0.1:{server.smtp_port}"
+    sender = ["-f", "load@example.org"]
+    # 300 of 2 KB over 10 sessions kept open (-d), then 100 of 100 KB, each to its own
+    # recipient (-N: a sequence number before each address).
+    burst = ["-d", "-s", "10", "-m", "300", "-l", "2000", *sender, "-t", "load@localhost"]
+    subprocess.run([smtp_source, *burst, target], check=True, timeout=60)
     assert server.count() == 300
-    subprocess.run(
-        [
-            smtp_source,
-            "-s",
-            "10",
-            "-m",
-            "100",
-            "-l",
-            "100000",
-            "-N",
-            "-f",
-            "load@example.org",
-            "-t",
-            "big@localhost",
-            f"127.0.0.1:{server.smtp_port}",
-        ],
-        check=True,
-        timeout=60,
-    )
+    big = ["-s", "10", "-m", "100", "-l", "100000", "-N", *sender, "-t", "big@localhost"]
+    subprocess.run([smtp_source, *big, target], check=True, timeout=60)
     assert server.count() == 400
 
 

@@ -202,6 +202,21 @@ def test_burning_an_inbox_tells_its_hooks(
     assert event(burned, secret)["type"] == "inbox.burned"
 
 
+def _received_deleted_received_burned(
+    server: Running, receiver: Receiver, address: str, auth: dict[str, str], heard: int
+) -> None:
+    """A message received and deleted, another received, then the inbox burned; the three
+    events of the first two heard (beyond the `heard` before) before the burn."""
+    send(server, address, mail(address, "Hello node"))
+    listed = httpx.get(f"{server.http}/api/inboxes/{address}/messages", headers=auth).json()
+    message_id = listed["messages"][0]["id"]
+    gone = httpx.delete(f"{server.http}/api/inboxes/{address}/messages/{message_id}", headers=auth)
+    assert gone.status_code == 204
+    send(server, address, mail(address, "Burned with its inbox"))
+    receiver.wait_for(heard + 3)
+    assert httpx.delete(f"{server.http}/api/inboxes/{address}", headers=auth).status_code == 204
+
+
 def test_the_node_wide_webhook_hears_every_inbox(
     start_burnbox: Callable[..., Running], receiver: Receiver
 ) -> None:
@@ -214,16 +229,7 @@ def test_the_node_wide_webhook_hears_every_inbox(
             webhook_allow=LOOPBACK, webhook_url=receiver.url, webhook_secret=secret
         )
         address, auth = inbox(server, f"kept{start}")
-        send(server, address, mail(address, "Hello node"))
-        listed = httpx.get(f"{server.http}/api/inboxes/{address}/messages", headers=auth).json()
-        message_id = listed["messages"][0]["id"]
-        gone = httpx.delete(
-            f"{server.http}/api/inboxes/{address}/messages/{message_id}", headers=auth
-        )
-        assert gone.status_code == 204
-        send(server, address, mail(address, "Burned with its inbox"))
-        receiver.wait_for(len(heard) + 3)
-        assert httpx.delete(f"{server.http}/api/inboxes/{address}", headers=auth).status_code == 204
+        _received_deleted_received_burned(server, receiver, address, auth, len(heard))
         expiring, _ = inbox(server, f"expiring{start}")
         server.clock.advance(days=2)  # past its lifetime: the dispatcher tells its end
         for request in receiver.wait_for(len(heard) + 5)[len(heard) :]:
