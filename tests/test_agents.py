@@ -60,6 +60,18 @@ async def error_of(client: Client, tool: str, **arguments: Any) -> str:
     return str(getattr(result.content[0], "text", ""))
 
 
+async def check_the_verify_message(client: Client, inbox: str, message_id: str) -> None:
+    """The verification mail read whole: its code, link, HTML as text, attachment, sender."""
+    full = await call(client, "get_message", inbox=inbox, message_id=message_id)
+    assert full["codes"] == ["482913"]
+    assert full["links"] == ["https://acme.test/verify?t=abc"]
+    assert "Confirm my account" in full["html_as_text"]
+    attachment = {"filename": "terms.pdf", "content_type": "application/pdf", "size": 6}
+    assert full["attachments"] == [attachment]
+    assert full["from"] == "Acme <no-reply@acme.test>"
+    assert full["untrusted"] == UNTRUSTED
+
+
 async def the_flow(client: Client, server: Running) -> None:
     names = {tool.name for tool in (await client.list_tools()).tools}
     assert names == {
@@ -85,15 +97,7 @@ async def the_flow(client: Client, server: Running) -> None:
     assert code["untrusted"] == UNTRUSTED
     link = await call(client, "wait_for_link", inbox=inbox, timeout_s=0)
     assert link == {"timed_out": True}  # each message is handed out once: none left
-    full = await call(client, "get_message", inbox=inbox, message_id=code["message_id"])
-    assert full["codes"] == ["482913"]
-    assert full["links"] == ["https://acme.test/verify?t=abc"]
-    assert "Confirm my account" in full["html_as_text"]
-    assert full["attachments"] == [
-        {"filename": "terms.pdf", "content_type": "application/pdf", "size": 6}
-    ]
-    assert full["from"] == "Acme <no-reply@acme.test>"
-    assert full["untrusted"] == UNTRUSTED
+    await check_the_verify_message(client, inbox, code["message_id"])
     listed = await call(client, "list_messages", inbox=inbox)
     assert [item["subject"] for item in listed["messages"]] == ["Verify your account", "Welcome"]
     send(server, made["address"], "Reset", "Reset here: https://acme.test/reset?k=9")

@@ -134,6 +134,31 @@ def warm_up(port: int, address: str, seen: queue.Queue[dict[str, object]]) -> No
     raise AssertionError("the Mercure stream never heard a message")
 
 
+def check_the_code_message(client: mailtm.MailTM, message_id: str) -> None:
+    """The message read whole through the client: its text, sender and attachment."""
+    full = client.get_message(message_id)
+    assert "482913" in (full.text or "")
+    assert full.from_ is not None
+    assert full.from_.address == "noreply@shop.example"
+    assert [item.filename for item in full.attachments] == ["invoice.pdf"]
+    assert client.download_attachment(full.attachments[0]) == b"%PDF-1.4 x"
+
+
+def delete_the_account(
+    client: mailtm.MailTM, seen: queue.Queue[dict[str, object]], listener: threading.Thread
+) -> None:
+    """The account deleted: its stream says so and ends; its password no longer signs in."""
+    address, password = client.address, client.password
+    assert address is not None
+    assert password is not None
+    client.delete_account()
+    assert next_of_type(seen, "Account")["isDeleted"] is True
+    assert next_of_type(seen, "end of stream")
+    listener.join(EVENT_TIMEOUT)
+    with pytest.raises(mailtm.AuthenticationError):
+        client.get_token(address, password)
+
+
 # This client does not wait and retry on 429 as Mailjs does: its flow runs under a
 # budget it stays within (the 8/s default is Mailjs's test's, and the contract tests').
 @pytest.mark.parametrize("real_time_burnbox", ["100/s"], indirect=True)
@@ -149,9 +174,8 @@ def test_a_python_client_from_pypi_runs_the_whole_flow(real_time_burnbox: Runnin
     assert account.address == client.address
     assert account.address.endswith("@localhost")
 
-    stream = EventStream(
-        client.token, f"/accounts/{account.id}", hub_url=base + "/.well-known/mercure"
-    )
+    hub = base + "/.well-known/mercure"
+    stream = EventStream(client.token, f"/accounts/{account.id}", hub_url=hub)
     seen: queue.Queue[dict[str, object]] = queue.Queue()
     listener = threading.Thread(target=watch, args=(stream, seen), daemon=True)
     listener.start()
@@ -164,34 +188,19 @@ def test_a_python_client_from_pypi_runs_the_whole_flow(real_time_burnbox: Runnin
 
     polled = client.wait_for_message(subject="Your code", timeout=EVENT_TIMEOUT, interval=0.2)
     assert polled.id == pushed["id"]
-    full = client.get_message(polled.id)
-    assert "482913" in (full.text or "")
-    assert full.from_ is not None
-    assert full.from_.address == "noreply@shop.example"
-    assert [item.filename for item in full.attachments] == ["invoice.pdf"]
-    assert client.download_attachment(full.attachments[0]) == b"%PDF-1.4 x"
+    check_the_code_message(client, polled.id)
 
     assert client.mark_seen(polled.id) is True
     assert next_of_type(seen, "Message", id=polled.id)["seen"] is True
     source = client.get_source(polled.id)
     assert isinstance(source, dict)
     assert "Subject: Your code" in str(source["data"])
-    raw = client.download_message(polled.id)
-    assert raw == running.stored(account.address)[-1]
-
+    assert client.download_message(polled.id) == running.stored(account.address)[-1]
     client.delete_message(polled.id)
     assert next_of_type(seen, "Message", id=polled.id, isDeleted=True)
     assert {message.subject for message in client.iter_messages()} == {"Warm-up"}
 
-    address, password = client.address, client.password
-    assert address is not None
-    assert password is not None
-    client.delete_account()
-    assert next_of_type(seen, "Account")["isDeleted"] is True
-    assert next_of_type(seen, "end of stream")
-    listener.join(EVENT_TIMEOUT)
-    with pytest.raises(mailtm.AuthenticationError):
-        client.get_token(address, password)
+    delete_the_account(client, seen, listener)
 
 
 BARE_PATCH_CLIENT = """

@@ -69,6 +69,45 @@ async def previous_release(url: str, clock: FakeClock, count: int) -> list[Messa
         await connection.close()
 
 
+class OldNode:
+    """The previous release storing mail without pause, five messages a statement, on a
+    connection of its own: what it was told was stored, and how long each batch took."""
+
+    def __init__(self, url: str, clock: FakeClock) -> None:
+        self.url, self.clock = url, clock
+        self.stored: list[MessageSummary] = []
+        self.stalls: list[float] = []
+        self.stop = asyncio.Event()
+        self._grew = asyncio.Condition()
+
+    async def run(self) -> None:
+        ids, connection = MessageIds(self.clock), await asyncpg.connect(self.url)
+        try:
+            while not self.stop.is_set():
+                address = f"live{len(self.stored) % 7}@localhost"
+                batch = [mail(ids, self.clock, address) for _ in range(5)]
+                started = time.monotonic()
+                await add(connection, batch)
+                self.stalls.append(time.monotonic() - started)
+                self.stored.extend(batch)
+                async with self._grew:
+                    self._grew.notify_all()
+        finally:
+            await connection.close()
+
+    async def stored_at_least(self, count: int) -> None:
+        async with self._grew:
+            await self._grew.wait_for(lambda: len(self.stored) >= count)
+
+
+async def legacy_rows(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM messages_legacy"))
+    finally:
+        await connection.close()
+
+
 async def test_a_populated_database_is_migrated_while_the_old_release_stores_mail(
     postgres_url: str,
 ) -> None:
@@ -77,48 +116,22 @@ async def test_a_populated_database_is_migrated_while_the_old_release_stores_mai
     clock.advance(seconds=-60)  # the mail held came in over the last minute
     held = await previous_release(postgres_url, clock, 3000)
     clock.advance(seconds=1)
-    stored: list[MessageSummary] = []  # what the old node was told was stored
-    stalls: list[float] = []
-    stop, grew = asyncio.Event(), asyncio.Condition()
-
-    async def old_node() -> None:
-        ids, connection = MessageIds(clock), await asyncpg.connect(postgres_url)
-        try:
-            while not stop.is_set():
-                batch = [mail(ids, clock, f"live{len(stored) % 7}@localhost") for _ in range(5)]
-                started = time.monotonic()
-                await add(connection, batch)
-                stalls.append(time.monotonic() - started)
-                stored.extend(batch)
-                async with grew:
-                    grew.notify_all()
-        finally:
-            await connection.close()
-
-    async def stored_at_least(count: int) -> None:
-        async with grew:
-            await grew.wait_for(lambda: len(stored) >= count)
-
-    writing = asyncio.create_task(old_node())
-    await stored_at_least(50)
+    old = OldNode(postgres_url, clock)
+    writing = asyncio.create_task(old.run())
+    await old.stored_at_least(50)
     new = PostgresStore(postgres_url, max_bytes=10**9, inbox_max_messages=1000, clock=clock)
     await new.open()  # migrates, as the first node of the new release to start
     try:
-        await stored_at_least(len(stored) + 100)  # the old node goes on storing after it
-        stop.set()
+        await old.stored_at_least(len(old.stored) + 100)  # the old node goes on after it
+        old.stop.set()
         await writing
         ours = await new.add([mail(MessageIds(clock), clock, "box0@localhost")], b"new")
-        for summary in [*held, *stored]:
+        for summary in [*held, *old.stored]:
             assert (await new.summary(summary.address, summary.id)).subject == summary.subject
             assert await new.raw(summary.address, summary.id) == b"raw of " + summary.id.encode()
         assert await new.raw("box0@localhost", ours.ids[0]) == b"new"
         await counts_are_exact(postgres_url)
-        connection = await asyncpg.connect(postgres_url)
-        try:
-            legacy = await connection.fetchval("SELECT count(*) FROM messages_legacy")
-            assert legacy >= len(held)  # the old table is now the oldest partition
-        finally:
-            await connection.close()
-        assert max(stalls) < 10  # the old node waited for the migration, and went on
+        assert await legacy_rows(postgres_url) >= len(held)  # now the oldest partition
+        assert max(old.stalls) < 10  # the old node waited for the migration, and went on
     finally:
         await new.close()

@@ -24,6 +24,37 @@ FIRST_LOAD_BUDGET = 60 * 1024
 MARKER = "/__pwned__"
 
 
+def remote_content_waits_to_be_asked_for(visit: Visit) -> None:
+    """Remote content is blocked until asked for, then loaded (and refused by the test
+    route)."""
+    frame = visit.page.frame_locator("#v-html")
+    frame.locator("h2", has_text="Welcome").wait_for()
+    assert visit.remote_requests() == []
+    visit.page.locator("#remote-toggle").check()
+    frame.locator("img[src='https://track.test/pixel.gif']").wait_for(state="attached")
+    assert any("track.test/pixel.gif" in url for url in visit.remote_requests())
+
+
+def the_attachment_downloads(visit: Visit) -> None:
+    with visit.page.expect_download() as download:
+        visit.page.locator("#v-attachments a", has_text="notes.txt").click()
+    assert download.value.suggested_filename == "notes.txt"
+    assert Path(download.value.path()).read_bytes() == b"attached notes\n"
+
+
+def a_second_inbox_and_a_reload_keep_both(visit: Visit, first: str) -> None:
+    """A second inbox; reload keeps both in the switcher."""
+    page = visit.page
+    page.get_by_role("button", name="New address").click()
+    expect(page.locator("#address")).not_to_have_text(first)
+    second = page.text_content("#address")
+    assert second != first
+    page.reload()
+    page.locator("#address", has_text=second or "").wait_for()
+    options = page.locator("#switcher option").all_text_contents()
+    assert set(options) == {first, second}
+
+
 def test_the_whole_journey(visit: Visit) -> None:
     page, server = visit.page, visit.server
     address = visit.open()
@@ -43,34 +74,15 @@ def test_the_whole_journey(visit: Visit) -> None:
     assert page.evaluate("navigator.clipboard.readText()") == "482913"
     assert page.title() == "burnbox"  # opened, so seen
 
-    # Remote content is blocked until asked for, then loaded (and refused by the test route).
-    frame = page.frame_locator("#v-html")
-    frame.locator("h2", has_text="Welcome").wait_for()
-    assert visit.remote_requests() == []
-    page.locator("#remote-toggle").check()
-    frame.locator("img[src='https://track.test/pixel.gif']").wait_for(state="attached")
-    assert any("track.test/pixel.gif" in url for url in visit.remote_requests())
-
-    # Download the attachment.
-    with page.expect_download() as download:
-        page.locator("#v-attachments a", has_text="notes.txt").click()
-    assert download.value.suggested_filename == "notes.txt"
-    assert Path(download.value.path()).read_bytes() == b"attached notes\n"
+    remote_content_waits_to_be_asked_for(visit)
+    the_attachment_downloads(visit)
 
     # Delete it.
     page.get_by_role("button", name="Delete").click()
     page.locator("#messages button").wait_for(state="detached")
     assert page.locator("#empty").is_visible()
 
-    # A second inbox; reload keeps both in the switcher.
-    page.get_by_role("button", name="New address").click()
-    expect(page.locator("#address")).not_to_have_text(address)
-    second = page.text_content("#address")
-    assert second != address
-    page.reload()
-    page.locator("#address", has_text=second or "").wait_for()
-    options = page.locator("#switcher option").all_text_contents()
-    assert set(options) == {address, second}
+    a_second_inbox_and_a_reload_keep_both(visit, address)
 
     # Burn the current inbox: it is gone, and the page moves to the other one.
     page.get_by_role("button", name="Burn now").click()
