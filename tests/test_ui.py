@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Response, expect
+from playwright.sync_api import Browser, Page, Response, Route, expect
 
 from tests.helpers import FakeClock, Running
 from tests.pages import Visit, send, verification_mail
@@ -96,9 +96,21 @@ def test_choose_a_name_and_taken_address(visit: Visit) -> None:
     visit.open()
     page.get_by_role("button", name="Choose a name").click()
     page.locator("#choose-local").fill("my-signup")
+    held: list[Route] = []  # the new inbox's first read, held: its mail is still loading
+    page.route(
+        lambda url: url.endswith("/api/inboxes/my-signup%40localhost"),
+        lambda route: held.append(route),
+    )
     page.locator("#choose button[type=submit]").click()
     page.locator("#address", has_text="my-signup@localhost").wait_for()
-    page.get_by_role("button", name="Choose a name").click()
+    # The form closed once the address was ours, not once its mail came: a click meanwhile
+    # used to close it instead of opening it again.
+    expect(page.locator("#choose")).to_be_hidden()
+    chooser = page.get_by_role("button", name="Choose a name")
+    expect(chooser).to_have_attribute("aria-expanded", "false")
+    assert len(held) == 1
+    held[0].continue_()
+    chooser.click()
     page.locator("#choose-local").fill("my-signup")
     page.locator("#choose button[type=submit]").click()
     page.locator("#toast", has_text="already taken").wait_for()

@@ -67,7 +67,9 @@ function renderSwitcher() {
       value: address, textContent: address, selected: address === state.current })));
 }
 
-async function createInbox(localPart, domain) {
+// `created` runs once the address is ours, before its mail loads: a form that asked for it
+// closes then, so that a click meanwhile opens it again rather than closing it.
+async function createInbox(localPart, domain, created = () => {}) {
   const body = { cookie: true };
   if (localPart) body.local_part = localPart;
   if (domain) body.domain = domain;
@@ -75,6 +77,7 @@ async function createInbox(localPart, domain) {
     const inbox = await api("POST", "/api/inboxes", body);
     state.inboxes = [{ address: inbox.address, expires_at: inbox.expires_at },
       ...state.inboxes.filter((known) => known.address !== inbox.address)];
+    created();
     await selectInbox(inbox.address);
     return true;
   } catch (error) {
@@ -325,18 +328,20 @@ $("burn").addEventListener("click", async () => {
   if (state.inboxes.length) await selectInbox(state.inboxes[0].address);
   else await createInbox();
 });
+function showChooser(shown) {
+  $("choose").hidden = !shown;
+  $("choose-toggle").setAttribute("aria-expanded", String(shown));
+}
 $("choose-toggle").addEventListener("click", () => {
-  const form = $("choose");
-  form.hidden = !form.hidden;
-  $("choose-toggle").setAttribute("aria-expanded", String(!form.hidden));
-  if (!form.hidden) $("choose-local").focus();
+  showChooser($("choose").hidden);
+  if (!$("choose").hidden) $("choose-local").focus();
 });
 $("choose").addEventListener("submit", async (event) => {
   event.preventDefault();
-  if (await createInbox($("choose-local").value.trim(), $("choose-domain").value)) {
-    $("choose").hidden = true;
+  await createInbox($("choose-local").value.trim(), $("choose-domain").value, () => {
+    showChooser(false);
     $("choose-local").value = "";
-  }
+  });
 });
 document.addEventListener("keydown", (event) => {
   if (event.key === "Escape" && messageView.current) messageView.close();
