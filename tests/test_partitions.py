@@ -232,11 +232,12 @@ async def waits_for_the_lock(url: str, task: asyncio.Task[Any]) -> bool:
     try:
         async with asyncio.timeout(20):
             while not task.done():
+                # pg_locks has no notification: each round trip is the wait (and lets
+                # the task run), bounded by the timeout.
                 if await connection.fetchval(
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
                 ):
                     return True
-                await asyncio.sleep(0.02)  # pg_locks has no notification to wait on
         return False
     finally:
         await connection.close()
