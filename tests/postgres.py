@@ -11,6 +11,11 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
+from burnbox.model import SUMMARY_FIELDS, MessageSummary
+from burnbox.storage.rows import migrations, summary_values
+
+# How a node of a previous release stores a batch: one call (004_eviction_apart.sql).
+ADD = "SELECT burnbox_add(" + ", ".join(f"${n}" for n in range(1, len(SUMMARY_FIELDS) + 4)) + ")"
 SERVER = os.environ.get("BURNBOX_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
 
@@ -48,3 +53,21 @@ def postgres_url() -> Iterator[str]:
         pytest.skip(f"PostgreSQL is not reachable at {SERVER} (.ci/run starts it)")
     yield f"{SERVER}/{name}"
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def migrate_to(connection: asyncpg.Connection, last: int) -> None:
+    """The schema as the release whose last migration is `last` left it."""
+    await connection.execute(
+        "CREATE TABLE burnbox_migrations (version integer PRIMARY KEY, "
+        "applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    for number, script in migrations("postgres")[:last]:
+        await connection.execute(script)
+        await connection.execute("INSERT INTO burnbox_migrations VALUES ($1)", number)
+
+
+async def add_as_before(connection: asyncpg.Connection, batch: list[MessageSummary]) -> None:
+    """Store a batch as a node of a previous release does: each raw is "raw of <id>"."""
+    rows = [(*summary_values(summary), 10) for summary in batch]
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    await connection.fetchval(ADD, *columns, [b"raw of " + s.id.encode() for s in batch], 1000)

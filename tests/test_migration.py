@@ -1,6 +1,7 @@
-"""The upgrade to partitioned mail (010_partitions.sql) is online: a database of the
-previous release, holding mail, is migrated by a new node while a node of the previous
-release keeps storing mail through it; nothing stored is lost, and the counts stay exact."""
+"""The upgrades to partitioned mail (010_partitions.sql) and to the ring (014_ring.sql)
+are online: a database of the release before each, holding mail, is migrated by a new node
+while a node of that release keeps storing mail through it; nothing stored is lost, and
+the counts stay exact."""
 
 from __future__ import annotations
 
@@ -9,19 +10,16 @@ import time
 from datetime import timedelta
 
 import asyncpg
+import pytest
 
 from burnbox.ids import MessageIds
-from burnbox.model import SUMMARY_FIELDS, MessageSummary
+from burnbox.model import MessageSummary
 from burnbox.storage.postgres import PostgresStore
-from burnbox.storage.rows import migrations, summary_values
 from tests.helpers import FakeClock
-from tests.postgres import postgres_url, reset
-from tests.test_partitions import counts_are_exact
+from tests.postgres import add_as_before, migrate_to, postgres_url, reset
+from tests.test_ring import counts_are_exact
 
 __all__ = ["postgres_url"]
-
-PREVIOUS = 9  # the last migration of the release before partitions
-ADD = "SELECT burnbox_add(" + ", ".join(f"${n}" for n in range(1, len(SUMMARY_FIELDS) + 4)) + ")"
 
 
 def mail(ids: MessageIds, clock: FakeClock, address: str) -> MessageSummary:
@@ -39,29 +37,19 @@ def mail(ids: MessageIds, clock: FakeClock, address: str) -> MessageSummary:
     )
 
 
-async def add(connection: asyncpg.Connection, batch: list[MessageSummary]) -> None:
-    """What a node of the previous release does to store a batch: one call."""
-    rows = [(*summary_values(summary), 10) for summary in batch]
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    await connection.fetchval(ADD, *columns, [b"raw of " + s.id.encode() for s in batch], 1000)
-
-
-async def previous_release(url: str, clock: FakeClock, count: int) -> list[MessageSummary]:
-    """The schema as the previous release left it, holding `count` messages."""
+async def previous_release(
+    url: str, clock: FakeClock, count: int, last: int
+) -> list[MessageSummary]:
+    """The schema as the release whose last migration is `last` left it, holding `count`
+    messages."""
     connection = await asyncpg.connect(url)
     try:
-        await connection.execute(
-            "CREATE TABLE burnbox_migrations (version integer PRIMARY KEY, "
-            "applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        for number, script in migrations("postgres")[:PREVIOUS]:
-            await connection.execute(script)
-            await connection.execute("INSERT INTO burnbox_migrations VALUES ($1)", number)
+        await migrate_to(connection, last)
         ids = MessageIds(clock)
         held = []
         for start in range(0, count, 100):
             batch = [mail(ids, clock, f"box{n % 50}@localhost") for n in range(start, start + 100)]
-            await add(connection, batch)
+            await add_as_before(connection, batch)
             held += batch
             clock.advance(seconds=1)
         return held
@@ -87,7 +75,7 @@ class OldNode:
                 address = f"live{len(self.stored) % 7}@localhost"
                 batch = [mail(ids, self.clock, address) for _ in range(5)]
                 started = time.monotonic()
-                await add(connection, batch)
+                await add_as_before(connection, batch)
                 self.stalls.append(time.monotonic() - started)
                 self.stored.extend(batch)
                 async with self._grew:
@@ -108,13 +96,15 @@ async def legacy_rows(url: str) -> int:
         await connection.close()
 
 
+# The last migration of the release before partitions, and of the one before the ring.
+@pytest.mark.parametrize("previous", [9, 13])
 async def test_a_populated_database_is_migrated_while_the_old_release_stores_mail(
-    postgres_url: str,
+    postgres_url: str, previous: int
 ) -> None:
     await reset(postgres_url)
     clock = FakeClock()
     clock.advance(seconds=-60)  # the mail held came in over the last minute
-    held = await previous_release(postgres_url, clock, 3000)
+    held = await previous_release(postgres_url, clock, 3000, previous)
     clock.advance(seconds=1)
     old = OldNode(postgres_url, clock)
     writing = asyncio.create_task(old.run())
@@ -131,7 +121,7 @@ async def test_a_populated_database_is_migrated_while_the_old_release_stores_mai
             assert await new.raw(summary.address, summary.id) == b"raw of " + summary.id.encode()
         assert await new.raw("box0@localhost", ours.ids[0]) == b"new"
         await counts_are_exact(postgres_url)
-        assert await legacy_rows(postgres_url) >= len(held)  # now the oldest partition
+        assert await legacy_rows(postgres_url) >= len(held)  # now in the partition before the ring
         assert max(old.stalls) < 10  # the old node waited for the migration, and went on
     finally:
         await new.close()

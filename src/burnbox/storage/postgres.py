@@ -7,10 +7,10 @@ is over the cap, and commits once; add() returns only after that COMMIT.
 Migrations are numbered SQL files applied at open in one transaction under an
 advisory lock, so nodes starting together apply each one once.
 
-Mail is kept in partitions by arrival and expires by the partition (partitions.py);
-reads hide what has expired meanwhile. Through a transaction pooler (PgBouncer,
-`pooler="transaction"`) no statement is prepared by name and no state outlives a
-transaction: every lock is a transaction's.
+Mail is kept in a ring of partitions by arrival and expires by emptying one whole
+(ring.py); reads hide what has expired meanwhile, and a read by id names the partition.
+Through a transaction pooler (PgBouncer, `pooler="transaction"`) no statement is prepared
+by name and no state outlives a transaction: every lock is a transaction's.
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ from burnbox.storage.base import (
     check_fits,
 )
 from burnbox.storage.batching import GroupCommitter
-from burnbox.storage.partitions import Partitions, width_for
-from burnbox.storage.postgres_eviction import PostgresEviction, lock_counters
+from burnbox.storage.counter_locks import lock_counters
+from burnbox.storage.postgres_eviction import PostgresEviction
 from burnbox.storage.postgres_expiry import PostgresExpiry
 from burnbox.storage.postgres_webhooks import PostgresWebhooks, tell_ends
+from burnbox.storage.ring import Ring, ring_position, slot_width_ms
 from burnbox.storage.rows import (
     ID,
     SUMMARY_COLUMNS,
@@ -59,6 +60,8 @@ COMMAND_TIMEOUT = 30.0  # seconds any one statement may take before the sender h
 POOL_SIZE = 10
 # burnbox_add's arguments: an array per summary field, the stored sizes, the raw messages,
 # and the inbox cap (004_eviction_apart.sql).
+# A read by id names its partition (014_ring.sql), so that it is planned for that one.
+_ONE_SLOT = "burnbox_slot(id) = burnbox_slot($2)"
 _ADD_BATCH = (
     "SELECT burnbox_add(" + ", ".join(f"${n}" for n in range(1, len(SUMMARY_FIELDS) + 4)) + ")"
 )
@@ -76,17 +79,16 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry, PostgresEviction):
         clock: Clock = system_clock,
         pooler: str = "none",
     ) -> None:
-        """`message_ttl` sets the partitions' width (partitions.py); `maintain_every` is how
-        often purge_expired runs, so that partitions are made far enough ahead; `pooler`
+        """`message_ttl` and `maintain_every` (how often purge_expired runs) set the spans of
+        the ring's partitions, if this node is the one to make them (ring.py); `pooler`
         "transaction" when connecting through PgBouncer in transaction pooling."""
         self._url = url
         self._max_bytes = max_bytes
         self._inbox_max = inbox_max_messages
         self._clock = clock
         self._pooled = pooler == "transaction"
-        ahead = max(4 * width_for(message_ttl), int(3 * maintain_every * 1000))
-        lease = max(10_000, int(3 * maintain_every * 1000))
-        self._partitions = Partitions(message_ttl, ahead, lease)
+        self._position = ring_position(message_ttl, maintain_every)
+        self._ring = Ring(self._position, lease_ms=max(10_000, int(3 * maintain_every * 1000)))
         self._pool: asyncpg.Pool | None = None
         self._adds: GroupCommitter[PendingAdd, Stored] = GroupCommitter(self._commit)
         self._stats = StoreStats(0, 0, 0)
@@ -105,22 +107,24 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry, PostgresEviction):
             statement_cache_size=0 if self._pooled else 100,
         )
         async with self._pool.acquire() as connection:
-            await self._migrate(connection, self._partitions.width_ms)
-            await self._partitions.open(connection, to_ms(self._clock()))
+            await self._migrate(connection, self._position)
+            await self._ring.open(connection)
         row = await self._row("SELECT messages, bytes FROM usage")
         self._stats = StoreStats(row[0], row[1], 0)  # inboxes are counted at a scrape
         self._adds.start()
 
     @staticmethod
-    async def _migrate(connection: Any, width_ms: int) -> None:
+    async def _migrate(connection: Any, position: int) -> None:
         """Every pending migration, in one transaction holding the migration lock (a
-        transaction's lock, so that it holds through a pooler too). The partition width
-        this node would choose goes along (010_partitions.sql records it)."""
+        transaction's lock, so that it holds through a pooler too). The ring's spans this
+        node would choose go along (014_ring.sql records them; 010 recorded a width)."""
         async with connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            await connection.execute(
-                "SELECT set_config('burnbox.width_ms', $1, true)", str(width_ms)
-            )
+            for name, value in (
+                ("burnbox.width_ms", slot_width_ms(position)),
+                ("burnbox.slot_position", position),
+            ):
+                await connection.execute("SELECT set_config($1, $2, true)", name, str(value))
             await connection.execute(
                 "CREATE TABLE IF NOT EXISTS burnbox_migrations ("
                 "version integer PRIMARY KEY, applied_at timestamptz "
@@ -224,21 +228,9 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry, PostgresEviction):
 
     async def _commit(self, batch: list[PendingAdd]) -> list[Stored | BaseException]:
         try:
-            try:
-                return await self._commit_batch(batch)
-            except asyncpg.CheckViolationError as error:
-                if "no partition" not in str(error) or not await self._cover(batch):
-                    raise
-                return await self._commit_batch(batch)  # a clock ahead of the partitions
+            return await self._commit_batch(batch)
         except (asyncpg.DiskFullError, asyncpg.InsufficientResourcesError) as error:
             raise StoreFull("the database has no room") from error
-
-    async def _cover(self, batch: list[PendingAdd]) -> bool:
-        """Partitions for a batch whose ids no partition holds yet (a node's clock ahead of
-        what was made): True if it can now be stored."""
-        ids = [summary.id for job in batch for summary in job.summaries]
-        async with self._ready().acquire() as connection:
-            return await self._partitions.cover(connection, ids, to_ms(self._clock()))
 
     async def _commit_batch(self, batch: list[PendingAdd]) -> list[Stored | BaseException]:
         rows = [
@@ -297,8 +289,8 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry, PostgresEviction):
         self, address: str, message_id: str, *, since: datetime = EPOCH
     ) -> MessageSummary:
         row = await self._maybe(
-            f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = $1 "
-            "AND id = $2 AND received_at >= $3 AND expires_at > $4",
+            f"SELECT {SUMMARY_COLUMNS} FROM messages WHERE address = $1 AND id = $2 "
+            f"AND {_ONE_SLOT} AND received_at >= $3 AND expires_at > $4",
             address,
             message_id,
             to_ms(since),
@@ -311,7 +303,9 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry, PostgresEviction):
     async def raw(self, address: str, message_id: str, *, since: datetime = EPOCH) -> bytes:
         value = await self._value(
             "SELECT b.raw FROM bodies b JOIN messages m USING (address, id) "
-            "WHERE b.address = $1 AND b.id = $2 AND m.received_at >= $3 AND m.expires_at > $4",
+            "WHERE b.address = $1 AND b.id = $2 AND burnbox_slot(b.id) = burnbox_slot($2) "
+            "AND burnbox_slot(m.id) = burnbox_slot($2) AND m.received_at >= $3 "
+            "AND m.expires_at > $4",
             address,
             message_id,
             to_ms(since),
@@ -325,7 +319,7 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry, PostgresEviction):
         self, address: str, message_id: str, seen: bool, *, since: datetime = EPOCH
     ) -> MessageSummary:
         row = await self._maybe(
-            f"UPDATE messages SET seen = $3 WHERE address = $1 AND id = $2 "
+            f"UPDATE messages SET seen = $3 WHERE address = $1 AND id = $2 AND {_ONE_SLOT} "
             f"AND received_at >= $4 AND expires_at > $5 RETURNING {SUMMARY_COLUMNS}",
             address,
             message_id,
@@ -351,8 +345,8 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry, PostgresEviction):
         async with self._ready().acquire() as connection, connection.transaction():
             await lock_counters(connection, [address])
             result = await connection.execute(
-                "DELETE FROM messages WHERE address = $1 AND id = $2 AND received_at >= $3 "
-                "AND expires_at > $4",
+                f"DELETE FROM messages WHERE address = $1 AND id = $2 AND {_ONE_SLOT} "
+                "AND received_at >= $3 AND expires_at > $4",
                 address,
                 message_id,
                 to_ms(since),

@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from burnbox.model import StoreStats
+from burnbox.storage.counter_locks import lock_counters
 
 if TYPE_CHECKING:
     import asyncpg
 
-    from burnbox.storage.partitions import Partitions
+    from burnbox.storage.ring import Ring
 
 EVICT_LOCK = 0x6275726E626F78 + 2  # held by the one writer evicting for the byte cap now
 # Eviction for the byte cap (see _evict): down to this many percent under the cap, so that
@@ -30,7 +31,7 @@ _OLDEST = (
 class PostgresEviction:
     if TYPE_CHECKING:  # what PostgresStore provides
         _max_bytes: int
-        _partitions: Partitions
+        _ring: Ring
         _stats: StoreStats
 
         def _ready(self) -> asyncpg.Pool: ...
@@ -47,11 +48,13 @@ class PostgresEviction:
         the excess would empty anyway goes whole, without a row deleted."""
         target = self._max_bytes - max(self._max_bytes * EVICT_BELOW // 100, 1)
         evicted: list[tuple[str, str]] = []
+        whole_ok = True
         while True:
-            rows, whole = await self._evict_rows(writer, target)
+            rows, whole = await self._evict_rows(writer, target, whole_ok)
             if whole is not None:
                 async with self._ready().acquire() as connection:
-                    rows = await self._partitions.evict(connection, whole)
+                    rows = await self._ring.evict(connection, *whole)
+                whole_ok = bool(rows)  # left as it was (its lock was busy): by the row
             elif rows is None:
                 return evicted
             evicted += [(row[0], row[1]) for row in rows]
@@ -61,9 +64,11 @@ class PostgresEviction:
                 self._stats.inboxes,
             )
 
-    async def _evict_rows(self, writer: Any, target: int) -> tuple[list[Any] | None, Any]:
+    async def _evict_rows(
+        self, writer: Any, target: int, whole_ok: bool
+    ) -> tuple[list[Any] | None, tuple[str, int] | None]:
         """One round: the rows evicted (None: nothing to do, or another evictor at work),
-        or the oldest partition to drop whole instead."""
+        or the oldest partition to empty whole instead, and the bytes it may hold."""
         async with writer.transaction():
             # One evictor at a time, across workers and nodes: a second would choose the
             # same oldest rows and queue behind the first's locks. A writer that finds one
@@ -76,9 +81,9 @@ class PostgresEviction:
             self._stats = StoreStats(count, held, self._stats.inboxes)
             if held <= target:
                 return None, None
-            whole = await self._partitions.fits(writer, held - target, self._now())
+            whole = await self._ring.fits(writer, held - target, self._now()) if whole_ok else None
             if whole is not None:
-                return None, whole
+                return None, (whole, held - target)
             # As many of the oldest as the excess needs at the average size, and a few
             # more: the window over them is the statement's cost.
             wanted = min(EVICT_ROWS, int((held - target) * count / held * 1.25) + 8)
@@ -94,13 +99,3 @@ class PostgresEviction:
                     [row[1] for row in found],
                 )
             ), None
-
-
-async def lock_counters(connection: Any, addresses: list[str]) -> None:
-    """Lock the counter rows of these inboxes, in address order, before deleting any of their
-    messages. Every writer (a delivery batch, a purge, a burn) takes them first and in that
-    order, so no two of them can each hold a row the other waits for."""
-    await connection.execute(
-        "SELECT 1 FROM address_counts WHERE address = ANY($1::text[]) ORDER BY address FOR UPDATE",
-        sorted(addresses),
-    )

@@ -5,7 +5,7 @@ Each round (the reaper's, on every node):
   hub's "expired" events, read by the index on expires_at from a cursor kept in the
   database (burnbox_told), by one node at a time: each is told once, whichever node
   purges. Nothing is deleted: reads hide them already.
-- **partitions**: expired ones dropped whole, the ones ahead made (partitions.py).
+- **ring**: partitions whose mail has all expired emptied whole (ring.py).
 - **records**: inbox records an hour past their end, and inbox counter rows long empty,
   deleted: one small row per inbox, not per message.
 
@@ -24,7 +24,7 @@ from burnbox.storage.rows import to_ms
 if TYPE_CHECKING:
     import asyncpg
 
-    from burnbox.storage.partitions import Partitions
+    from burnbox.storage.ring import Ring
 
 PURGE_LOCK = 0x6275726E626F78 + 1  # held (per transaction) by the node telling expiries
 TELL_BATCH = 5000  # expiries told per statement
@@ -37,7 +37,7 @@ ORDER_MEMORY = timedelta(hours=1)
 
 class PostgresExpiry:
     if TYPE_CHECKING:  # what PostgresStore provides
-        _partitions: Partitions
+        _ring: Ring
 
         def _ready(self) -> asyncpg.Pool: ...
 
@@ -47,7 +47,7 @@ class PostgresExpiry:
         try:
             async with self._ready().acquire() as connection:
                 told = await _tell(connection, to_ms(now))
-                await self._partitions.maintain(connection, to_ms(now))
+                await self._ring.maintain(connection, to_ms(now))
                 forgotten = await _forget(connection, now)
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise StoreError(type(error).__name__) from error  # the reaper tries again later
@@ -71,7 +71,7 @@ async def _tell(connection: Any, now_ms: int) -> list[tuple[str, str]]:
                 TELL_BATCH,
             )
             # The cursor: the last one told, or, once none is left, now (what expires at or
-            # before it is all told: a partition of such mail may go, partitions.droppable).
+            # before it is all told: a partition of such mail may be emptied, ring.py).
             last = (rows[-1][2], rows[-1][1]) if len(rows) == TELL_BATCH else (now_ms, "")
             if last > (after[0], after[1]):
                 await connection.execute("UPDATE burnbox_told SET expires_at = $1, id = $2", *last)
