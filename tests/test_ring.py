@@ -15,7 +15,7 @@ import pytest
 
 from burnbox.ids import MessageIds
 from burnbox.model import Inbox, MessageSummary, Webhook
-from burnbox.storage import ring as ring_module
+from burnbox.storage import emptying
 from burnbox.storage.base import NotFound
 from burnbox.storage.postgres import PostgresStore
 from burnbox.storage.ring import SLOTS, ring_position, slot_width_ms
@@ -303,7 +303,7 @@ async def test_the_mail_held_before_the_ring_is_kept_then_goes_whole(postgres_ur
 async def test_a_drain_lowers_the_counts_a_slice_at_a_time_and_resumes_where_it_stopped(
     node: Node, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ring_module, "DRAIN_SLICE", 3)  # 10 inboxes: 4 slices
+    monkeypatch.setattr(emptying, "SLICE", 3)  # 10 inboxes: 4 slices
     into_a_new_span(node)
     for _ in range(2):
         await node.store.add([node.mail(f"box{n}@localhost", ttl=1) for n in range(10)], b"r")
@@ -315,9 +315,10 @@ async def test_a_drain_lowers_the_counts_a_slice_at_a_time_and_resumes_where_it_
     await node.store.purge_expired(node.clock())  # told, not emptied
     connection = await asyncpg.connect(postgres_url)
     try:  # the keeper emptied it, lowered the first slice's counters, then stopped
-        assert await ring_module.empty(connection, slot, ms(node.clock())) == []
-        assert await ring_module.drain_slice(connection)  # batch 0 is done: batch 1 next
-        assert await ring_module.drain_slice(connection)
+        seen = await emptying.snapshot(connection, slot)
+        assert await emptying.empty(connection, slot, ms(node.clock()), seen=seen) == []
+        assert await emptying.drain_slice(connection)  # none published before: the first next
+        assert await emptying.drain_slice(connection)
     finally:
         await connection.close()
     counts = dict(await execute(postgres_url, "SELECT address, messages FROM address_counts"))
@@ -435,7 +436,7 @@ async def test_mail_that_outlives_the_ring_is_kept_and_what_expires_beside_it_go
 async def test_emptying_waits_a_bounded_time_for_a_reader_then_tries_next_round(
     node: Node, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ring_module, "LOCK_WAIT_MS", 100)
+    monkeypatch.setattr(emptying, "LOCK_WAIT_MS", 100)
     message = await node.send("a@localhost", ttl=1)
     table = await partition_of(postgres_url, message)
     node.clock.advance(seconds=3 * WIDTH)
@@ -463,9 +464,61 @@ async def test_a_partition_is_not_emptied_while_it_holds_mail_not_yet_expired(
     slot = (await partition_of(postgres_url, late)).removeprefix("messages_s")
     connection = await asyncpg.connect(postgres_url)
     try:
-        assert await ring_module.empty(connection, slot.upper(), ms(node.clock())) is None
+        assert await emptying.empty(connection, slot.upper(), ms(node.clock())) is None
     finally:
         await connection.close()
     assert (await node.store.summary("b@localhost", late.id)).id == late.id
     assert await partition_of(postgres_url, expired) == await partition_of(postgres_url, late)
+    await counts_are_exact(postgres_url)
+
+
+async def expired_partition(node: Node, postgres_url: str) -> str:
+    """Two inboxes' expired mail in one partition, told by another node (so that the test
+    empties it); returns the partition's letter."""
+    into_a_new_span(node)
+    for _ in range(3):
+        await node.store.add([node.mail(f"box{n}@localhost", ttl=1) for n in range(2)], b"r")
+    slot = node.store._ring.slot_at(ms(node.clock()))
+    node.clock.advance(seconds=3 * WIDTH)
+    await not_keeping(postgres_url)
+    await node.store.purge_expired(node.clock())
+    return slot
+
+
+async def test_a_partition_changed_after_its_snapshot_is_counted_again_under_its_lock(
+    node: Node, postgres_url: str
+) -> None:
+    """A burn took some of its mail, and mail came late, between the slices and the lock:
+    the counts the slices noted would lower the counters wrongly."""
+    slot = await expired_partition(node, postgres_url)
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        seen = await emptying.snapshot(connection, slot)
+        await node.store.burn_inbox("box0@localhost", node.clock())
+        behind = FakeClock()  # a node whose clock is in that span still
+        behind.now = node.clock() - timedelta(seconds=3 * WIDTH)
+        async with another_node(postgres_url, behind) as lagging:
+            await lagging.store.add([lagging.mail("box1@localhost", ttl=1)], b"late")
+        assert await emptying.empty(connection, slot, ms(node.clock()), seen=seen) == []
+        await emptying.drain(connection)
+    finally:
+        await connection.close()
+    assert (await execute(postgres_url, "SELECT count(*) FROM messages"))[0][0] == 0
+    await counts_are_exact(postgres_url)
+
+
+async def test_a_snapshot_whose_notes_a_drain_truncated_is_counted_again(
+    node: Node, postgres_url: str
+) -> None:
+    slot = await expired_partition(node, postgres_url)
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        seen = await emptying.snapshot(connection, slot)
+        assert not await emptying.drain_slice(connection)  # nothing published: notes truncated
+        assert await execute(postgres_url, "SELECT * FROM burnbox_emptied") == []
+        assert await emptying.empty(connection, slot, ms(node.clock()), seen=seen) == []
+        await emptying.drain(connection)
+    finally:
+        await connection.close()
+    assert (await execute(postgres_url, "SELECT count(*) FROM messages"))[0][0] == 0
     await counts_are_exact(postgres_url)

@@ -20,7 +20,7 @@ from burnbox.parsing import ParsePool
 from burnbox.sink import RECIPIENT_SEPARATOR, SINK_ADDRESS, Envelope, SinkStats
 from burnbox.storage.base import Store, StoreError
 from burnbox.trust.checker import Arrival, timed_out
-from burnbox.trust.results import authentication, untrust
+from burnbox.trust.results import method_results, untrust
 from burnbox.trust.worker import CheckProcess
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class Deliverer:
             self._hub.publish(Event("updated", summary.address, summary.id, summary))
 
     def _count(self, auth: str, way: str) -> None:
-        self._metrics.count_checked(way, authentication(auth) or {})
+        self._metrics.count_checked(way, method_results(auth) if auth else {})
 
     async def start(self) -> None:
         if self._checker is not None:

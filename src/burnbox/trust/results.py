@@ -52,26 +52,35 @@ def header(hostname: str, resinfo: str) -> bytes:
 
 
 def authentication(resinfo: str) -> dict[str, str] | None:
-    """The API's object: each method's first result (dkim: pass if any signature passed,
-    else fail if any failed), the From domain, and the verdict. None while unchecked."""
+    """The API's object: each method's result (method_results), the From domain, and the
+    verdict. None while unchecked."""
     if not resinfo:
         return None
-    seen: dict[str, list[str]] = {}
-    for part in resinfo.split(";"):
-        found = _RESULT.match(part)
-        if found:
-            seen.setdefault(found.group(1).lower(), []).append(found.group(2).lower())
-    dkim = seen.get("dkim", ["none"])
-    overall = {
-        "spf": seen.get("spf", ["none"])[0],
-        "dkim": next((w for w in ("pass", "fail") if w in dkim), dkim[0]),
-        "dmarc": seen.get("dmarc", ["none"])[0],
-        "arc": seen.get("arc", ["none"])[0],
-    }
+    overall = method_results(resinfo)
     domain = _FROM.search(resinfo)
     overall["from_domain"] = domain.group(1).lower() if domain else ""
     overall["verdict"] = verdict(overall, "aligned" in resinfo)
     return overall
+
+
+def method_results(resinfo: str) -> dict[str, str]:
+    """Each method's first result (dkim: pass if any signature passed, else fail if any
+    failed), "none" for a method not there: all the metrics count of a message."""
+    seen: dict[str, str] = {}
+    dkim: list[str] = []
+    for part in resinfo.split(";"):
+        found = _RESULT.match(part)
+        if found:
+            method, result = found.group(1).lower(), found.group(2).lower()
+            if method == "dkim":
+                dkim.append(result)
+            seen.setdefault(method, result)
+    return {
+        "spf": seen.get("spf", "none"),
+        "dkim": next((w for w in ("pass", "fail") if w in dkim), seen.get("dkim", "none")),
+        "dmarc": seen.get("dmarc", "none"),
+        "arc": seen.get("arc", "none"),
+    }
 
 
 def verdict(results: dict[str, str], aligned: bool) -> str:

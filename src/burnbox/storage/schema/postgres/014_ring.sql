@@ -97,20 +97,30 @@ CREATE TRIGGER messages_bodies_follow AFTER DELETE ON messages
     REFERENCING OLD TABLE AS deleted FOR EACH STATEMENT EXECUTE FUNCTION burnbox_bodies_follow();
 
 -- What an emptied partition held, per inbox, until the inboxes' counters are lowered by it:
--- a slice of inboxes at a time, each a short transaction, in address order as every writer
--- locks them (storage/ring.py). Emptied with TRUNCATE once all is lowered: no row deleted.
+-- noted a slice of inboxes at a time under an attempt number, before the partition is
+-- emptied, and checked under its lock (storage/emptying.py); then a slice of inboxes at a
+-- time, each a short transaction, in address order as every writer locks them. Truncated
+-- once all is lowered: no row deleted.
 CREATE TABLE burnbox_emptied (
-    batch   bigint NOT NULL,  -- one per partition emptied, in the order they committed
+    attempt bigint NOT NULL,
     address text NOT NULL,
     n       bigint NOT NULL
 );
-CREATE INDEX burnbox_emptied_by_batch ON burnbox_emptied (batch, address);
--- Which batch is being lowered and how far (every address up to `through`), and the last
--- batch queued; the row is also the lock that orders batches and slices across nodes.
-CREATE TABLE burnbox_draining (
-    batch   bigint NOT NULL,
-    through text NOT NULL,
-    queued  bigint NOT NULL,
-    one     boolean PRIMARY KEY DEFAULT true CHECK (one)
+CREATE INDEX burnbox_emptied_by_attempt ON burnbox_emptied (attempt, address);
+-- The attempts of the partitions emptied, in the order they were (seq), to be lowered.
+CREATE TABLE burnbox_published (
+    seq     bigint PRIMARY KEY,
+    attempt bigint NOT NULL
 );
-INSERT INTO burnbox_draining (batch, through, queued) VALUES (0, '', 0);
+-- Which one is being lowered and how far (every address up to `through`), the last one
+-- published, and how many times the notes were truncated (an attempt noted before a
+-- truncate lost its rows); the row is also the lock that orders publishing and slices
+-- across nodes.
+CREATE TABLE burnbox_draining (
+    seq        bigint NOT NULL,
+    through    text NOT NULL,
+    queued     bigint NOT NULL,
+    generation bigint NOT NULL,
+    one        boolean PRIMARY KEY DEFAULT true CHECK (one)
+);
+INSERT INTO burnbox_draining (seq, through, queued, generation) VALUES (0, '', 0, 0);
