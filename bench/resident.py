@@ -128,8 +128,8 @@ def reads(http: str, options: argparse.Namespace) -> dict[str, list[float]]:
     return timings
 
 
-async def send_for(port: int, until: float, latencies: list[tuple[float, float]]) -> None:
-    """One session sending until `until`: (when sent, seconds to its 250) for each."""
+async def send_for(port: int, stop: asyncio.Event, latencies: list[tuple[float, float]]) -> None:
+    """One session sending until `stop` is set: (when sent, seconds to its 250) for each."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     await reader.readline()
     writer.write(b"EHLO load.test\r\n")
@@ -137,7 +137,7 @@ async def send_for(port: int, until: float, latencies: list[tuple[float, float]]
         pass
     raw = b"From: load@example.org\r\nSubject: live\r\n\r\n" + BODY * 20
     number = 0
-    while time.monotonic() < until:
+    while not stop.is_set():
         number += 1
         sent = time.monotonic()
         writer.write(
@@ -179,12 +179,14 @@ async def empty_oldest(url: str) -> list[tuple[str, float]]:
 
 async def ingest_during_drop(port: int, url: str, options: argparse.Namespace) -> None:
     latencies: list[tuple[float, float]] = []
-    until = time.monotonic() + options.quiet + options.after
+    stop = asyncio.Event()
     senders = [
-        asyncio.create_task(send_for(port, until, latencies)) for _ in range(options.sessions)
+        asyncio.create_task(send_for(port, stop, latencies)) for _ in range(options.sessions)
     ]
     await asyncio.sleep(options.quiet)
     steps = await empty_oldest(url)
+    await asyncio.sleep(options.after)
+    stop.set()
     await asyncio.gather(*senders)
     started, ended = steps[0][1], steps[-1][1]
     before = [took for sent, took in latencies if sent < started]
