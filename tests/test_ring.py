@@ -485,6 +485,18 @@ async def expired_partition(node: Node, postgres_url: str) -> str:
     return slot
 
 
+async def empty_and_drain(
+    connection: asyncpg.Connection, slot: str, now_ms: int, seen: emptying.Snapshot
+) -> None:
+    assert await emptying.empty(connection, slot, now_ms, seen=seen) == []
+    await emptying.drain(connection)
+
+
+async def all_gone_and_counted(url: str) -> None:
+    assert (await execute(url, "SELECT count(*) FROM messages"))[0][0] == 0
+    await counts_are_exact(url)
+
+
 async def test_a_partition_changed_after_its_snapshot_is_counted_again_under_its_lock(
     node: Node, postgres_url: str
 ) -> None:
@@ -499,12 +511,10 @@ async def test_a_partition_changed_after_its_snapshot_is_counted_again_under_its
         behind.now = node.clock() - timedelta(seconds=3 * WIDTH)
         async with another_node(postgres_url, behind) as lagging:
             await lagging.store.add([lagging.mail("box1@localhost", ttl=1)], b"late")
-        assert await emptying.empty(connection, slot, ms(node.clock()), seen=seen) == []
-        await emptying.drain(connection)
+        await empty_and_drain(connection, slot, ms(node.clock()), seen)
     finally:
         await connection.close()
-    assert (await execute(postgres_url, "SELECT count(*) FROM messages"))[0][0] == 0
-    await counts_are_exact(postgres_url)
+    await all_gone_and_counted(postgres_url)
 
 
 async def test_a_snapshot_whose_notes_a_drain_truncated_is_counted_again(
@@ -516,9 +526,7 @@ async def test_a_snapshot_whose_notes_a_drain_truncated_is_counted_again(
         seen = await emptying.snapshot(connection, slot)
         assert not await emptying.drain_slice(connection)  # nothing published: notes truncated
         assert await execute(postgres_url, "SELECT * FROM burnbox_emptied") == []
-        assert await emptying.empty(connection, slot, ms(node.clock()), seen=seen) == []
-        await emptying.drain(connection)
+        await empty_and_drain(connection, slot, ms(node.clock()), seen)
     finally:
         await connection.close()
-    assert (await execute(postgres_url, "SELECT count(*) FROM messages"))[0][0] == 0
-    await counts_are_exact(postgres_url)
+    await all_gone_and_counted(postgres_url)
