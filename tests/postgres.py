@@ -7,6 +7,7 @@ import concurrent.futures
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import asyncpg
 import pytest
@@ -64,6 +65,21 @@ async def migrate_to(connection: asyncpg.Connection, last: int) -> None:
     for number, script in migrations("postgres")[:last]:
         await connection.execute(script)
         await connection.execute("INSERT INTO burnbox_migrations VALUES ($1)", number)
+
+
+async def cover_with_ranges(connection: asyncpg.Connection, moment: datetime) -> None:
+    """What a node of a release with range partitions (010-013) made for its own time: a
+    partition around `moment`, unless those made at migration (by the database's clock)
+    cover it already. Under the tests' shifted clock the node's time is not the database's."""
+    low, high = (int((moment + timedelta(hours=shift)).timestamp() * 1000) for shift in (-1, 2))
+    for table in ("messages", "bodies"):
+        try:
+            await connection.execute(
+                f"CREATE TABLE {table}_p{low} PARTITION OF {table} FOR VALUES "
+                f"FROM (burnbox_first_id({low})) TO (burnbox_first_id({high}))"
+            )
+        except asyncpg.InvalidObjectDefinitionError:  # it would overlap: covered already
+            return
 
 
 async def add_as_before(connection: asyncpg.Connection, batch: list[MessageSummary]) -> None:

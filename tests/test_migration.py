@@ -16,7 +16,7 @@ from burnbox.ids import MessageIds
 from burnbox.model import MessageSummary
 from burnbox.storage.postgres import PostgresStore
 from tests.helpers import FakeClock
-from tests.postgres import add_as_before, migrate_to, postgres_url, reset
+from tests.postgres import add_as_before, cover_with_ranges, migrate_to, postgres_url, reset
 from tests.test_ring import counts_are_exact
 
 __all__ = ["postgres_url"]
@@ -45,6 +45,8 @@ async def previous_release(
     connection = await asyncpg.connect(url)
     try:
         await migrate_to(connection, last)
+        if last >= 10:
+            await cover_with_ranges(connection, clock())
         ids = MessageIds(clock)
         held = []
         for start in range(0, count, 100):
@@ -88,10 +90,11 @@ class OldNode:
             await self._grew.wait_for(lambda: len(self.stored) >= count)
 
 
-async def legacy_rows(url: str) -> int:
+async def rows_before_the_ring(url: str) -> int:
+    """The rows of partition '-', the tables as they were (014_ring.sql)."""
     connection = await asyncpg.connect(url)
     try:
-        return int(await connection.fetchval("SELECT count(*) FROM messages_legacy"))
+        return int(await connection.fetchval("SELECT count(*) FROM messages_range"))
     finally:
         await connection.close()
 
@@ -121,7 +124,7 @@ async def test_a_populated_database_is_migrated_while_the_old_release_stores_mai
             assert await new.raw(summary.address, summary.id) == b"raw of " + summary.id.encode()
         assert await new.raw("box0@localhost", ours.ids[0]) == b"new"
         await counts_are_exact(postgres_url)
-        assert await legacy_rows(postgres_url) >= len(held)  # now in the partition before the ring
+        assert await rows_before_the_ring(postgres_url) >= len(held)
         assert max(old.stalls) < 10  # the old node waited for the migration, and went on
     finally:
         await new.close()

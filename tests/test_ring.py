@@ -20,7 +20,7 @@ from burnbox.storage.base import NotFound
 from burnbox.storage.postgres import PostgresStore
 from burnbox.storage.ring import SLOTS, ring_position, slot_width_ms
 from tests.helpers import FakeClock
-from tests.postgres import add_as_before, migrate_to, postgres_url, reset
+from tests.postgres import add_as_before, cover_with_ranges, migrate_to, postgres_url, reset
 
 __all__ = ["postgres_url"]
 
@@ -268,6 +268,7 @@ async def range_release(url: str, clock: FakeClock) -> list[MessageSummary]:
     connection = await asyncpg.connect(url)
     try:
         await migrate_to(connection, 13)
+        await cover_with_ranges(connection, clock())
         await add_as_before(connection, held)
         await connection.execute(
             "CREATE TABLE messages_p1 (LIKE messages INCLUDING DEFAULTS INCLUDING CONSTRAINTS);"
