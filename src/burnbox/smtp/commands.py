@@ -3,7 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from burnbox.smtp.transaction import BODY_TYPES
+
+MAX_SIZE_DIGITS = 18  # a SIZE value longer than this is malformed, not merely large
+# The MAIL FROM parameters we implement, each with the test its value must pass.
+_MAIL_PARAMETERS: dict[str, Callable[[str | None], bool]] = {
+    "SIZE": lambda value: (
+        value is not None and value.isascii() and value.isdigit() and len(value) <= MAX_SIZE_DIGITS
+    ),
+    "BODY": lambda value: value is not None and value.upper() in BODY_TYPES,
+    "SMTPUTF8": lambda value: value is None,
+}
 
 # A path is anything in angle brackets without spaces, or (leniently, as Postfix
 # does) a bare token; the parameters follow after white space.
@@ -63,3 +76,14 @@ def parse_bdat(argument: str) -> tuple[int, bool]:
 def clean_helo(argument: str) -> str:
     """The client's EHLO name, made safe for a Received: header."""
     return _HELO_SAFE.sub("", argument.strip())[:255]
+
+
+def mail_parameter_fault(params: dict[str, str | None]) -> str | None:
+    """The first MAIL FROM parameter at fault: "" for one we do not implement, else the
+    name of one whose value is malformed; None if every one is good."""
+    for name, value in params.items():
+        if name not in _MAIL_PARAMETERS:
+            return ""
+        if not _MAIL_PARAMETERS[name](value):
+            return name
+    return None

@@ -5,31 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 from burnbox.addressing import AddressError, parse_path
 from burnbox.metrics import RefusalReason
 from burnbox.sink import Envelope
 from burnbox.smtp import header_section, replies
-from burnbox.smtp.commands import CommandError, clean_helo, parse_bdat, parse_path_command
+from burnbox.smtp.commands import (
+    CommandError,
+    clean_helo,
+    mail_parameter_fault,
+    parse_bdat,
+    parse_path_command,
+)
 from burnbox.smtp.connection import SmtpConnection
 from burnbox.smtp.context import SmtpContext
 from burnbox.smtp.reader import ChunkReader, DotReader, Fault
-from burnbox.smtp.transaction import BODY_TYPES, Phase
+from burnbox.smtp.transaction import Phase
 from burnbox.storage.base import StoreFull, TooLargeForStore
 from burnbox.trust.abuse import Refusal
 from burnbox.trust.checker import Arrival
 
 log = logging.getLogger(__name__)
-MAX_SIZE_DIGITS = 18  # a SIZE value longer than this is malformed, not merely large
-# The MAIL FROM parameters we implement, each with the test its value must pass.
-_MAIL_PARAMETERS: dict[str, Callable[[str | None], bool]] = {
-    "SIZE": lambda value: (
-        value is not None and value.isascii() and value.isdigit() and len(value) <= MAX_SIZE_DIGITS
-    ),
-    "BODY": lambda value: value is not None and value.upper() in BODY_TYPES,
-    "SMTPUTF8": lambda value: value is None,
-}
 
 
 class SmtpSession(SmtpConnection):
@@ -147,19 +143,15 @@ class SmtpSession(SmtpConnection):
             return replies.PARAM_UNSUPPORTED
         if self.transaction.chunks_failed:  # a new MAIL starts a transaction afresh
             self._new_transaction(Phase.READY)
-        for name, value in params.items():
-            if name not in _MAIL_PARAMETERS:
-                return replies.PARAM_UNSUPPORTED
-            if not _MAIL_PARAMETERS[name](value):
-                return replies.bad_parameter(name)
-            if name == "SIZE" and value is not None:
-                problem = self._declare_size(int(value))
-                if problem is not None:
-                    return problem
-            elif name == "BODY" and value is not None:
-                self.transaction.body_type = value.upper()
-            elif name == "SMTPUTF8":
-                self.transaction.utf8 = True
+        fault = mail_parameter_fault(params)
+        if fault is not None:
+            return replies.bad_parameter(fault) if fault else replies.PARAM_UNSUPPORTED
+        size, body = params.get("SIZE"), params.get("BODY")
+        if size is not None and (problem := self._declare_size(int(size))) is not None:
+            return problem
+        if body is not None:
+            self.transaction.body_type = body.upper()
+        self.transaction.utf8 = self.transaction.utf8 or "SMTPUTF8" in params
         return None
 
     def _declare_size(self, size: int) -> bytes | None:

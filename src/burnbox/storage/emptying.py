@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,26 +63,43 @@ class Snapshot:
     attempt: int
     generation: int  # burnbox_draining's when it began: a truncate since loses its rows
     held: tuple[int, int, int | None] = (0, 0, None)  # rows, bytes, XOR of key hashes
+    through: str = ""  # every inbox up to this one has been noted
 
 
 def new_attempt() -> int:
     return secrets.randbits(62) + 1
 
 
+async def paced(step: Callable[[], Awaitable[bool]]) -> None:
+    """Run `step` until it says it is done, resting after each run REST times as long as it
+    took: background work that should take a share of the database's time, not all it can
+    get, as autovacuum's cost delay does."""
+    while True:
+        began = time.monotonic()
+        if not await step():
+            return
+        await asyncio.sleep((time.monotonic() - began) * REST)
+
+
 async def snapshot(connection: Any, slot: str) -> Snapshot:
     """Note per inbox what a partition holds, a slice of inboxes at a time, resting between."""
     generation = await connection.fetchval("SELECT generation FROM burnbox_draining")
     seen = Snapshot(new_attempt(), generation)
-    sql, through = _SNAPSHOT.format(table=f"messages_s{slot}"), ""
-    while True:
-        began = time.monotonic()
-        last, rows, stored, hashed = await connection.fetchrow(sql, through, SLICE, seen.attempt)
+    sql = _SNAPSHOT.format(table=f"messages_s{slot}")
+
+    async def next_slice() -> bool:
+        last, rows, stored, hashed = await connection.fetchrow(
+            sql, seen.through, SLICE, seen.attempt
+        )
         if last is None:
-            return seen
+            return False
         count, total, fingerprint = seen.held
         seen.held = (count + rows, total + stored, _xor(fingerprint, hashed))
-        through = last
-        await asyncio.sleep((time.monotonic() - began) * REST)
+        seen.through = last
+        return True
+
+    await paced(next_slice)
+    return seen
 
 
 def _xor(one: int | None, other: int | None) -> int | None:
@@ -161,15 +179,10 @@ async def _note(connection: Any, table: str, seen: Snapshot | None) -> tuple[int
 
 
 async def drain(connection: Any) -> None:
-    """Lower the counters by every attempt published, a slice at a time, resting between
-    the slices: it is background work, and on a busy node it should take a share of the
-    database's time, not all it can get (working flat out lifted ingest's p99 2.2x to 2.9x
-    where resting three times as long kept it under 2x: bench/resident.py)."""
-    while True:
-        began = time.monotonic()
-        if not await drain_slice(connection):
-            return
-        await asyncio.sleep((time.monotonic() - began) * REST)
+    """Lower the counters by every attempt published, a slice at a time, paced (working
+    flat out lifted ingest's p99 2.2x to 2.9x where resting three times as long kept it
+    under 2x: bench/resident.py)."""
+    await paced(lambda: drain_slice(connection))
 
 
 async def drain_slice(connection: Any) -> bool:

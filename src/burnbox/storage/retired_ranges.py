@@ -10,14 +10,13 @@ release detached and did not drop (it stopped between the two) is finished the s
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 import asyncpg
 
+from burnbox.storage.emptying import paced
+
 UNCOUNT_SLICE = 1_000  # inboxes whose counts a drop lowers in one transaction
-UNCOUNT_REST = 3.0  # after each slice, rest this many times as long as it took
 RANGE = "range"  # messages_range, bodies_range: the mail held before the ring
 
 
@@ -96,16 +95,8 @@ async def drop_detached(connection: Any, suffix: str) -> int:
 
 
 async def _uncount(connection: Any, suffix: str) -> None:
-    """Every slice, resting between them: a drop is background work, and on a busy node
-    it should take a share of the database's time, not all it can get (as autovacuum's
-    cost delay does). Resting three times as long as each slice took keeps the lift in
-    ingest's p99 under 2x where working flat out gave 2.2x to 2.9x, for a drop four times
-    as long: about 1.5 s for 40,000 messages (bench/resident.py)."""
-    while True:
-        began = time.monotonic()
-        if not await _uncount_slice(connection, suffix):
-            return
-        await asyncio.sleep((time.monotonic() - began) * UNCOUNT_REST)
+    """Every slice, paced as the ring's drain is (emptying.paced)."""
+    await paced(lambda: _uncount_slice(connection, suffix))
 
 
 async def _uncount_slice(connection: Any, suffix: str) -> bool:
