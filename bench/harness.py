@@ -19,7 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-
+sys.path.insert(0, str(ROOT))  # the tests' free_port: never the same port twice
+from tests.process import free_port as free_port  # noqa: E402
 
 STORED = re.compile(rb"^250 2\.0\.0 OK: stored as ([0-9A-Z]+)")
 BODY = b"x" * 76 + b"\r\n"
@@ -67,12 +68,6 @@ async def send_all(port: int, recipients: list[str], raw: bytes, sessions: int =
     refused: list[int] = []
     await asyncio.gather(*(smtp_session(port, plan, raw, stored, refused) for plan in plans))
     return len(stored)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 20.0) -> None:

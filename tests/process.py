@@ -7,9 +7,11 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,10 +31,20 @@ def until_said(process: subprocess.Popen[bytes], marker: bytes, name: str) -> No
     pytest.fail(f"{name} did not start: {b''.join(said).decode(errors='replace')[-2000:]}")
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on, never one this process was given before: the kernel
+    may hand the same free port out twice in a row once the probe closes (a node was
+    started with SMTP and HTTP on one port, and could not bind)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 @dataclass
@@ -92,3 +104,18 @@ def start_node(
         _, stderr = process.communicate(timeout=30)
         raise AssertionError(f"burnbox did not start: {stderr}")
     return Node(process, smtp, http, banner)
+
+
+@contextmanager
+def nodes_running(count: int, *flags: str, **options: Any) -> Iterator[list[Node]]:
+    """`count` nodes started in turn with the same flags and options, every one stopped
+    on the way out, also when a later one fails to start (else the first runs on,
+    orphaned)."""
+    started: list[Node] = []
+    try:
+        for _ in range(count):
+            started.append(start_node(*flags, **options))
+        yield started
+    finally:
+        for node in started:
+            node.stop()

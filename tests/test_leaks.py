@@ -21,7 +21,7 @@ from websockets.sync.client import connect as ws_connect
 
 from tests.helpers import Running, auth, create, send, url
 from tests.postgres import postgres_url, reset
-from tests.process import start_node
+from tests.process import nodes_running
 
 __all__ = ["postgres_url"]
 
@@ -91,11 +91,8 @@ def test_across_two_nodes_the_old_owners_mail_stays_unreadable(
     """Node A holds the victim's inbox until it expires (its stream says so, by A's timer:
     no reaper has run); at that moment the attacker makes the address again on node B."""
     asyncio.run(reset(postgres_url))
-    nodes = [
-        start_node("--store", postgres_url, "--hub", "postgres", "--inbox-ttl", "3s")
-        for _ in range(2)
-    ]
-    try:
+    flags = ("--store", postgres_url, "--hub", "postgres", "--inbox-ttl", "3s")
+    with nodes_running(2, *flags) as nodes:
         a, b = (f"http://127.0.0.1:{node.http_port}" for node in nodes)
         victim = httpx.post(a + "/api/inboxes", json={"local_part": "victim"}).json()
         with smtplib.SMTP("127.0.0.1", nodes[0].smtp, timeout=10) as smtp:
@@ -118,9 +115,6 @@ def test_across_two_nodes_the_old_owners_mail_stays_unreadable(
         assert httpx.get(new + "/messages", headers=headers).json()["messages"] == []
         assert everything_readable(new, headers, listed["id"]) == [404] * 4
         assert httpx.get(new + "/messages?after=0", headers=headers).json()["messages"] == []
-    finally:
-        for node in nodes:
-            node.stop()
 
 
 def test_streams_end_when_their_inbox_expires(start_burnbox: Callable[..., Running]) -> None:

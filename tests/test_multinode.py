@@ -14,26 +14,20 @@ from httpx_sse import connect_sse
 
 from tests.helpers import auth, inbox_feed, metric
 from tests.postgres import postgres_url, reset
-from tests.process import Node, start_node
+from tests.process import Node, nodes_running, start_node
 
 __all__ = ["postgres_url"]  # a fixture, used through request.getfixturevalue
-
-
-def start(store: str, hub: str, folder: Path) -> Node:
-    node = start_node("--store", store, "--hub", hub, cwd=folder, banner_lines=6)
-    assert "push     across nodes" in node.banner, node.banner
-    return node
 
 
 @pytest.fixture(params=["postgres", "redis://127.0.0.1:6379/0"], ids=["pg-notify", "redis"])
 def nodes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Node, Node]]:
     url = str(request.getfixturevalue("postgres_url"))
     asyncio.run(reset(url))
-    first = start(url, request.param, tmp_path)
-    second = start(url, request.param, tmp_path)
-    yield first, second
-    for node in (first, second):
-        node.stop()
+    flags = ("--store", url, "--hub", request.param)
+    with nodes_running(2, *flags, cwd=tmp_path, banner_lines=6) as (first, second):
+        for node in (first, second):
+            assert "push     across nodes" in node.banner, node.banner
+        yield first, second
 
 
 def send(node: Node, to: str, subject: str) -> None:

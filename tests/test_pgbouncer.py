@@ -18,7 +18,7 @@ from burnbox.settings import SettingsError, load
 from tests.helpers import auth, inbox_feed
 from tests.pgbouncer import pgbouncer_url
 from tests.postgres import postgres_url, reset
-from tests.process import Node, start_node
+from tests.process import Node, nodes_running
 
 __all__ = ["pgbouncer_url", "postgres_url"]  # fixtures, used through request.getfixturevalue
 
@@ -30,10 +30,8 @@ def nodes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Node
     asyncio.run(reset(direct))
     hub = direct if request.param == "direct" else "redis://127.0.0.1:6379/0"
     options = ["--store", pooled, "--store-pooler", "transaction", "--hub", hub]
-    started = [start_node(*options, cwd=tmp_path, banner_lines=6) for _ in range(2)]
-    yield started[0], started[1]
-    for node in started:
-        node.stop()
+    with nodes_running(2, *options, cwd=tmp_path, banner_lines=6) as (a, b):
+        yield a, b
 
 
 def test_two_nodes_through_pgbouncer_store_read_and_push(nodes: tuple[Node, Node]) -> None:

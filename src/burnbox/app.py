@@ -232,21 +232,23 @@ class App:
         """Stop accepting, let what is in flight finish (up to `grace` seconds, the
         configured shutdown grace by default), then stop every part."""
         self.supervisor.stopping()
-        await self.smtp.stop(self.settings.shutdown_grace if grace is None else grace)
-        for server in (self._http, self._mailtm_http):
-            if server is not None:
-                server.should_exit = True
-                if grace is not None:
-                    server.config.timeout_graceful_shutdown = max(1, round(grace))
-        if self.agents is not None:
-            await self.agents.stop()
-        await self.supervisor.stop_all(finishing=("http", "mailtm"))  # uvicorn ends by itself
-        if self.relay is not None:
-            await self.relay.stop()
-        await self.deliverer.stop()
-        await self.resolver.close()
-        self.parse_pool.close()
-        await self.store.close()
+        try:
+            await self.smtp.stop(self.settings.shutdown_grace if grace is None else grace)
+            for server in (self._http, self._mailtm_http):
+                if server is not None:
+                    server.should_exit = True
+                    if grace is not None:
+                        server.config.timeout_graceful_shutdown = max(1, round(grace))
+            if self.agents is not None:
+                await self.agents.stop()
+            await self.supervisor.stop_all(finishing=("http", "mailtm"))  # uvicorn ends itself
+            if self.relay is not None:
+                await self.relay.stop()
+            await self.deliverer.stop()
+            await self.resolver.close()
+        finally:  # whatever failed above, the store's threads (SQLite's) must not outlive us
+            self.parse_pool.close()
+            await self.store.close()
 
     def _deliverer(self, ids: IdSource) -> Deliverer:
         settings = self.settings
