@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import socket
 import subprocess
@@ -32,19 +33,26 @@ def until_said(process: subprocess.Popen[bytes], marker: bytes, name: str) -> No
 
 
 _GIVEN: set[int] = set()
+_EPHEMERAL_LOW = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+_PORTS = random.Random()
 
 
 def free_port() -> int:
-    """A port nothing listens on, never one this process was given before: the kernel
-    may hand the same free port out twice in a row once the probe closes (a node was
-    started with SMTP and HTTP on one port, and could not bind)."""
+    """A port nothing listens on, never one this process gave out before, and below the
+    kernel's ephemeral range: a port the kernel picks for bind(0) may be picked again
+    (a node was given one port for SMTP and HTTP and could not bind), and may be taken
+    by a client's outgoing connection before the server binds it."""
     while True:
+        port = _PORTS.randrange(max(1024, _EPHEMERAL_LOW - 12000), _EPHEMERAL_LOW)
+        if port in _GIVEN:
+            continue
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in _GIVEN:
-            _GIVEN.add(port)
-            return port
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # in use
+                continue
+        _GIVEN.add(port)
+        return port
 
 
 @dataclass
