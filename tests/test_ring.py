@@ -434,6 +434,26 @@ async def test_mail_that_outlives_the_ring_is_kept_and_what_expires_beside_it_go
     await counts_are_exact(postgres_url)
 
 
+async def test_expired_mail_beside_mail_that_outlives_the_ring_goes_a_bounded_number_a_round(
+    node: Node, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row by row, but never more than OVERDUE_ROWS a round: one round's transaction stays
+    short however much has piled up; the rest goes in the rounds after."""
+    monkeypatch.setattr(emptying, "OVERDUE_ROWS", 2)
+    into_a_new_span(node)
+    lasting = await node.send("long@localhost", ttl=SLOTS * WIDTH * 2)
+    for n in range(5):
+        await node.send(f"b{n}@localhost", ttl=1)
+    node.clock.advance(seconds=(SLOTS - 1) * WIDTH)  # its partition comes round next
+    held = f"SELECT count(*) FROM messages WHERE burnbox_slot(id) = burnbox_slot('{lasting.id}')"
+    remaining = []
+    for _ in range(3):
+        await node.store.purge_expired(node.clock())
+        remaining.append((await execute(postgres_url, held))[0][0])
+    assert remaining == [4, 2, 1]
+    await counts_are_exact(postgres_url)
+
+
 async def test_emptying_waits_a_bounded_time_for_a_reader_then_tries_next_round(
     node: Node, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
