@@ -13,7 +13,8 @@ import asyncpg
 import pytest
 
 from burnbox.model import SUMMARY_FIELDS, MessageSummary
-from burnbox.storage.rows import migrations, summary_values
+from burnbox.storage.migrating import migrations
+from burnbox.storage.rows import summary_values
 
 # How a node of a previous release stores a batch: one call (004_eviction_apart.sql).
 ADD = "SELECT burnbox_add(" + ", ".join(f"${n}" for n in range(1, len(SUMMARY_FIELDS) + 4)) + ")"

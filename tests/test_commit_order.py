@@ -16,9 +16,10 @@ import pytest
 
 from burnbox.ids import MessageIds, first_id_at
 from burnbox.model import MessageSummary
+from burnbox.storage.migrating import migrations
 from burnbox.storage.postgres import PostgresStore
 from burnbox.storage.postgres_expiry import ORDER_MEMORY
-from burnbox.storage.rows import SUMMARY_COLUMNS, migrations, summary_values
+from burnbox.storage.rows import SUMMARY_COLUMNS, summary_values
 from tests.helpers import FakeClock
 from tests.postgres import postgres_url, reset
 

@@ -9,7 +9,7 @@ import logging
 from burnbox.addressing import AddressError, parse_path
 from burnbox.metrics import RefusalReason
 from burnbox.sink import Envelope
-from burnbox.smtp import header_section, replies
+from burnbox.smtp import header_section, replies, trace
 from burnbox.smtp.commands import (
     CommandError,
     clean_helo,
@@ -109,7 +109,7 @@ class SmtpSession(SmtpConnection):
             except AddressError as error:
                 problem = replies.bad_address(error.reason, sender=True)
         if problem is None and self._ctx.abuse is not None:
-            problem = self._abuse_at_mail(_bare(command.path))
+            problem = self._abuse_at_mail(trace.bare(command.path))
         if problem is not None:
             self._new_transaction(Phase.READY)
             self._error(problem)
@@ -320,7 +320,7 @@ class SmtpSession(SmtpConnection):
     def _deliver(self, message: bytes) -> None:
         raw = self._received_header() + header_section.normalise(message)
         recipients = list(self.transaction.recipients)
-        sender = _bare(self.transaction.sender or "")
+        sender = trace.bare(self.transaction.sender or "")
         envelope = (
             Envelope(sender, tuple(recipients))
             if self._ctx.deliverer.sink  # only sink mode keeps it
@@ -375,16 +375,10 @@ class SmtpSession(SmtpConnection):
         return answer
 
     def _received_header(self) -> bytes:
-        protocol = ("UTF8SMTP" if self.transaction.utf8 else "ESMTP" if self._esmtp else "SMTP") + (
-            "S" if self._encrypted else ""
-        )
-        config = self._ctx.config
-        client = f" ([{self.client_ip}])" if config.received_client_ip else ""
-        date = self._ctx.received_date()
-        return (
-            f"Received: from {self._helo}{client}\r\n\tby {config.hostname} "
-            f"(burnbox) with {protocol};\r\n\t{date}\r\n"
-        ).encode("ascii", "replace")
+        config, transaction = self._ctx.config, self.transaction
+        using = trace.protocol(utf8=transaction.utf8, esmtp=self._esmtp, encrypted=self._encrypted)
+        client = self.client_ip if config.received_client_ip else None
+        return trace.received(self._helo, client, config.hostname, using, self._ctx.received_date())
 
     # -- the rest ------------------------------------------------------------
 
@@ -434,8 +428,3 @@ SmtpSession.HANDLERS = {
     "QUIT": SmtpSession._quit,
     "STARTTLS": SmtpSession._starttls,
 }
-
-
-def _bare(path: str) -> str:
-    """A reverse path without its angle brackets (`<>`, a bounce's, is empty)."""
-    return path[1:-1] if path.startswith("<") and path.endswith(">") else path

@@ -47,7 +47,10 @@ _SNAPSHOT = (
     "SELECT $3, address, n FROM slice) "
     "SELECT max(address), sum(n)::bigint, sum(b)::bigint, bit_xor(h) FROM slice"
 )
-_HELD = f"SELECT count(*), coalesce(sum(stored), 0)::bigint, bit_xor({_KEY_HASH}) FROM {{table}}"
+_HELD = (
+    "SELECT count(*), coalesce(sum(stored), 0)::bigint, "
+    f"coalesce(bit_xor({_KEY_HASH}), 0) FROM {{table}}"
+)
 _DRAIN = (
     "WITH slice AS MATERIALIZED (SELECT address, sum(n) AS n FROM burnbox_emptied "
     "WHERE attempt = $1 AND address > $2 GROUP BY address ORDER BY address LIMIT $3), "
@@ -62,7 +65,7 @@ class Snapshot:
 
     attempt: int
     generation: int  # burnbox_draining's when it began: a truncate since loses its rows
-    held: tuple[int, int, int | None] = (0, 0, None)  # rows, bytes, XOR of key hashes
+    held: tuple[int, int, int] = (0, 0, 0)  # rows, bytes, XOR of key hashes
     through: str = ""  # every inbox up to this one has been noted
 
 
@@ -94,18 +97,12 @@ async def snapshot(connection: Any, slot: str) -> Snapshot:
         if last is None:
             return False
         count, total, fingerprint = seen.held
-        seen.held = (count + rows, total + stored, _xor(fingerprint, hashed))
+        seen.held = (count + rows, total + stored, fingerprint ^ hashed)
         seen.through = last
         return True
 
     await paced(next_slice)
     return seen
-
-
-def _xor(one: int | None, other: int | None) -> int | None:
-    if one is None or other is None:
-        return other if one is None else one
-    return one ^ other
 
 
 async def empty(

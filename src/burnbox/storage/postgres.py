@@ -40,6 +40,7 @@ from burnbox.storage.base import (
 )
 from burnbox.storage.batching import GroupCommitter
 from burnbox.storage.counter_locks import lock_counters
+from burnbox.storage.migrating import migrate_postgres
 from burnbox.storage.postgres_eviction import PostgresEviction
 from burnbox.storage.postgres_expiry import PostgresExpiry
 from burnbox.storage.postgres_webhooks import PostgresWebhooks, tell_ends
@@ -49,13 +50,11 @@ from burnbox.storage.rows import (
     SUMMARY_COLUMNS,
     PendingAdd,
     from_ms,
-    migrations,
     summary_of,
     summary_values,
     to_ms,
 )
 
-MIGRATION_LOCK = 0x6275726E626F78  # "burnbox": the advisory lock migrations run under
 COMMAND_TIMEOUT = 30.0  # seconds any one statement may take before the sender hears 451
 POOL_SIZE = 10
 # burnbox_add's arguments: an array per summary field, the stored sizes, the raw messages,
@@ -107,38 +106,12 @@ class PostgresStore(PostgresWebhooks, PostgresExpiry, PostgresEviction):
             statement_cache_size=0 if self._pooled else 100,
         )
         async with self._pool.acquire() as connection:
-            await self._migrate(connection, self._position)
+            spans = {"width_ms": slot_width_ms(self._position), "slot_position": self._position}
+            await migrate_postgres(connection, spans)  # 010 recorded a width, 014 the spans
             await self._ring.open(connection)
         row = await self._row("SELECT messages, bytes FROM usage")
         self._stats = StoreStats(row[0], row[1], 0)  # inboxes are counted at a scrape
         self._adds.start()
-
-    @staticmethod
-    async def _migrate(connection: Any, position: int) -> None:
-        """Every pending migration, in one transaction holding the migration lock (a
-        transaction's lock, so that it holds through a pooler too). The ring's spans this
-        node would choose go along (014_ring.sql records them; 010 recorded a width)."""
-        async with connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            for name, value in (
-                ("burnbox.width_ms", slot_width_ms(position)),
-                ("burnbox.slot_position", position),
-            ):
-                await connection.execute("SELECT set_config($1, $2, true)", name, str(value))
-            await connection.execute(
-                "CREATE TABLE IF NOT EXISTS burnbox_migrations ("
-                "version integer PRIMARY KEY, applied_at timestamptz "
-                "NOT NULL DEFAULT now())"
-            )
-            done = {
-                row[0] for row in await connection.fetch("SELECT version FROM burnbox_migrations")
-            }
-            for number, script in migrations("postgres"):
-                if number not in done:
-                    await connection.execute(script)
-                    await connection.execute(
-                        "INSERT INTO burnbox_migrations (version) VALUES ($1)", number
-                    )
 
     async def close(self) -> None:
         await self._adds.stop()

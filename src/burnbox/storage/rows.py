@@ -1,11 +1,10 @@
-"""What the SQL stores share: summary rows, pending adds, migrations."""
+"""What the SQL stores share: summary rows and pending adds."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 from typing import Any
 
 from burnbox.model import SUMMARY_FIELDS, MessageSummary, at_ms, from_plain, ms_of, to_plain
@@ -44,13 +43,3 @@ class PendingAdd:
     def stored(self, evicted: list[tuple[str, str]], ids: list[str] | None = None) -> Stored:
         """Its answer: the ids it got (as proposed unless given) and what was evicted."""
         return Stored(ids or [summary.id for summary in self.summaries], evicted)
-
-
-def migrations(dialect: str) -> list[tuple[int, str]]:
-    """(number, SQL) of every migration for `dialect` (sqlite, postgres), in order."""
-    folder = resources.files("burnbox.storage") / "schema" / dialect
-    return sorted(
-        (int(item.name.split("_", 1)[0]), item.read_text())
-        for item in folder.iterdir()
-        if item.name.endswith(".sql")
-    )

@@ -35,11 +35,11 @@ from burnbox.storage.base import (
     check_fits,
 )
 from burnbox.storage.batching import GroupCommitter
+from burnbox.storage.migrating import migrate_sqlite
 from burnbox.storage.rows import (
     SUMMARY_COLUMNS,
     PendingAdd,
     from_ms,
-    migrations,
     summary_of,
     summary_values,
     to_ms,
@@ -82,21 +82,12 @@ class SqliteStore(SqliteWebhooks, SqliteRoom):
             "busy_timeout=5000",
         ):
             await self._writer.execute(f"PRAGMA {pragma}")
-        await self._migrate()
+        await migrate_sqlite(self._writer)
         self._reader = await aiosqlite.connect(self._path, isolation_level=None)
         await self._reader.execute("PRAGMA busy_timeout=5000")
         row = await self._one("SELECT count(*), coalesce(sum(stored), 0) FROM messages")
         self._messages, self._bytes = row[0], row[1]  # the byte cap needs these at once
         self._adds.start()
-
-    async def _migrate(self) -> None:
-        assert self._writer is not None
-        version = (await (await self._writer.execute("PRAGMA user_version")).fetchone() or (0,))[0]
-        for number, script in migrations("sqlite"):
-            if number > version:
-                await self._writer.executescript(
-                    f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;"
-                )
 
     async def close(self) -> None:
         await self._adds.stop()
