@@ -24,10 +24,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
+from burnbox import delivery
 from burnbox.trust.abuse import client_key
 from burnbox.trust.results import untrust
 from tests.dns import DnsServer, Zone
-from tests.helpers import Running, create, url
+from tests.helpers import Running, create, metric, url
 from tests.keys import RSA_KEY
 from tests.pages import Visit, violations
 from tests.receiver import Receiver
@@ -151,6 +152,24 @@ def test_a_resolver_that_never_answers_stalls_nothing(checking: Running) -> None
     results = checked(checking, "someone@localhost", "Slow DNS", timeout=30)["authentication"]
     assert results["spf"] == "temperror"
     assert results["dmarc"] == "temperror"
+
+
+def test_past_the_bound_on_checks_at_once_a_message_is_marked_temperror_at_once(
+    start_burnbox: Callable[..., Running], dns: DnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Background checks are bounded (delivery.MAX_CHECKING): one past it is not queued to
+    wait for DNS, it is recorded as temperror straight away and counted as skipped."""
+    monkeypatch.setattr(delivery, "MAX_CHECKING", 1)
+    server = start_burnbox(auth_checks=True, dns_server=dns.address, access="public")
+    assert send(server, mail("Slow <a@slow.test>", "Waits"), "a@slow.test")[0] == 250
+    assert send(server, mail("Slow <b@slow.test>", "Skipped"), "b@slow.test")[0] == 250
+    results = checked(server, "someone@localhost", "Skipped")["authentication"]
+    listed = httpx.get(url(server, "someone@localhost", "/messages")).json()["messages"]
+    waiting = [item["authentication"] for item in listed if item["subject"] == "Waits"]
+    assert waiting == [None]  # still asking DNS (a 5 s budget): the second did not wait for it
+    assert (results["spf"], results["dkim"], results["dmarc"]) == ("temperror",) * 3
+    scraped = httpx.get(server.http + "/metrics").text
+    assert metric(scraped, 'burnbox_auth_checks_total{way="skipped"}') == 1
 
 
 def test_results_recorded_later_are_pushed_as_an_update(checking: Running) -> None:
