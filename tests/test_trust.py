@@ -25,6 +25,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from burnbox import delivery
+from burnbox.trust import worker
 from burnbox.trust.abuse import client_key
 from burnbox.trust.results import untrust
 from tests.dns import DnsServer, Zone
@@ -387,3 +388,36 @@ def test_a_killed_check_process_loses_no_mail_and_is_replaced(checking: Running)
     assert checked(checking, "someone@localhost", "After 2")["authentication"]["dkim"] == "pass"
     assert checking.app.checks.pid not in (None, first)
     assert checking.app.checks.restarts == 1
+
+
+def test_a_check_process_that_stops_answering_holds_mail_back_briefly_and_is_replaced(
+    start_burnbox: Callable[..., Running], dns: DnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped (SIGSTOP), the process answers nothing: a message waits PATIENCE for its
+    results, is stored without them, and is marked temperror once the silence has lasted
+    longer than a check may take; the silent process is then killed and replaced."""
+    monkeypatch.setattr(worker, "PATIENCE", 0.5)
+    monkeypatch.setattr(worker, "SLACK", 0.5)  # silent past the 5 s budget and this: stuck
+    server = start_burnbox(auth_checks=True, dns_server=dns.address, access="public")
+    assert server.app.checks is not None
+    send(server, signed(mail("Acme <billing@acme.test>", "Warm")), "b@acme.test")
+    assert checked(server, "someone@localhost", "Warm")["authentication"]["dkim"] == "pass"
+    stopped = server.app.checks.pid
+    assert stopped is not None
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        code, _ = send(server, signed(mail("Acme <billing@acme.test>", "Held")), "b@acme.test")
+        assert code == 250
+        assert time.monotonic() - started < 5  # not the 60 s delivery timeout's 451
+        listed = httpx.get(url(server, "someone@localhost", "/messages")).json()["messages"]
+        assert [item["authentication"] for item in listed if item["subject"] == "Held"] == [None]
+        held = checked(server, "someone@localhost", "Held")["authentication"]
+        assert (held["spf"], held["dkim"], held["dmarc"]) == ("temperror",) * 3
+    finally:
+        os.kill(stopped, signal.SIGCONT)  # a no-op once it has been killed
+    code, _ = send(server, signed(mail("Acme <billing@acme.test>", "Later")), "b@acme.test")
+    assert code == 250
+    assert checked(server, "someone@localhost", "Later")["authentication"]["dkim"] == "pass"
+    assert server.app.checks.pid not in (None, stopped)
+    assert server.app.checks.restarts == 1

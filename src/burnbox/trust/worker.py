@@ -9,9 +9,10 @@ messages per write under load.
 The process keeps the resolver and its cache. Two requests: "now" checks with only kept
 answers and says None when it would have to ask DNS (the deliverer stores the results
 with the message); "check" asks DNS within the budget (after the 250, in the background).
-Neither can lose mail: when the process is starting, falls behind, dies or cannot be
-started, "now" says None and "check" says temperror, and the mail is stored all the same.
-A process that dies is replaced at the next request.
+Neither can lose mail or hold it long: when the process is starting, falls behind, dies,
+stops answering or cannot be started, "now" says None (at the latest after PATIENCE) and
+"check" says temperror, and the mail is stored all the same. A process that dies, or
+answers nothing for longer than a check may take, is replaced at the next request.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 MAX_WAITING = 2000  # "now" requests in flight; past it the checks go to the background
 ANSWERS_PER_WRITE = 16  # at about 100 µs each: the first waits at most 1.6 ms
 SLACK = 5.0  # seconds past the budget before a silent process counts as gone
+PATIENCE = 1.0  # seconds a message waits for its results; then it is stored without them
 READY = "ready"
 
 
@@ -47,6 +49,9 @@ class CheckProcess:
         self._closed = False
         self._waiting: dict[int, asyncio.Future[str | None]] = {}
         self._ids = itertools.count()
+        self._now_sent: deque[tuple[float, int]] = deque()  # (when, ident), oldest first
+        self._lapsing: asyncio.TimerHandle | None = None
+        self._unanswered_since: float | None = None  # requests wait, the process silent
         self._reviving: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
         self.restarts = 0  # processes that died and were replaced
@@ -74,11 +79,13 @@ class CheckProcess:
             async with asyncio.timeout(self._budget + SLACK):
                 return await answer or timed_out(arrival)
         except TimeoutError:
+            self._replace_if_silent()
             return timed_out(arrival)
 
     def _ask(self, kind: str, arrival: Arrival, raw: bytes) -> asyncio.Future[str | None]:
         """The answer to come; None if the process ends (or is not running) first."""
-        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[str | None] = loop.create_future()
         if self._frames is None or not self._frames.open:
             answer.set_result(None)
             return answer
@@ -86,7 +93,41 @@ class CheckProcess:
         self._waiting[ident] = answer
         answer.add_done_callback(lambda _: self._waiting.pop(ident, None))
         self._frames.send((ident, kind, arrival.client_ip, arrival.helo, arrival.mail_from, raw))
+        sent = loop.time()
+        if self._unanswered_since is None:
+            self._unanswered_since = sent
+        if kind == "now":
+            self._sent_now(loop, sent, ident)
         return answer
+
+    def _sent_now(self, loop: asyncio.AbstractEventLoop, sent: float, ident: int) -> None:
+        """Note when a "now" was asked: one timer for all of them, not one each (a timer
+        per message costs as much as the rest of the request)."""
+        self._now_sent.append((sent, ident))
+        if self._lapsing is None:
+            self._lapsing = loop.call_later(PATIENCE, self._lapse)
+
+    def _lapse(self) -> None:
+        """Messages whose results are later than PATIENCE go on without them (the
+        deliverer checks them in the background), and a silent process is replaced."""
+        self._lapsing = None
+        loop = asyncio.get_running_loop()
+        late = loop.time() - PATIENCE
+        while self._now_sent and self._now_sent[0][0] <= late:
+            answer = self._waiting.get(self._now_sent.popleft()[1])
+            if answer is not None and not answer.done():
+                answer.set_result(None)
+        self._replace_if_silent()
+        if self._now_sent:
+            self._lapsing = loop.call_at(self._now_sent[0][0] + PATIENCE, self._lapse)
+
+    def _replace_if_silent(self) -> None:
+        """A process that has said nothing for longer than any check may take, while
+        requests wait, is stuck: it is killed, and the next request starts another."""
+        since, now = self._unanswered_since, asyncio.get_running_loop().time()
+        if since is not None and now - since > self._budget + SLACK and self._process:
+            log.error("the sender-check process stopped answering; it is replaced")
+            self._process.kill()
 
     def _revive(self) -> None:
         """Start a process again in the background, if the last one died."""
@@ -131,10 +172,12 @@ class CheckProcess:
         finally:
             theirs.close()
         self._ready = False
+        self._unanswered_since = None
         frames = self._frames = Frames(self._answered, self._lost)
         await asyncio.get_running_loop().connect_accepted_socket(lambda: frames, sock=ours)
 
     def _answered(self, frame: Any) -> None:
+        self._unanswered_since = None
         if frame == (READY,):
             self._ready = True
             return
@@ -158,6 +201,8 @@ class CheckProcess:
 
     async def close(self) -> None:
         self._closed = True
+        if self._lapsing is not None:
+            self._lapsing.cancel()
         if self._frames is not None:
             self._frames.close()
         process, self._process = self._process, None
