@@ -19,8 +19,8 @@ from burnbox.model import MessageSummary
 from burnbox.parsing import ParsePool
 from burnbox.sink import RECIPIENT_SEPARATOR, SINK_ADDRESS, Envelope, SinkStats
 from burnbox.storage.base import Store, StoreError
-from burnbox.trust.checker import Arrival, timed_out
-from burnbox.trust.results import method_results, untrust
+from burnbox.trust.checker import Arrival, Checked, checked, timed_out
+from burnbox.trust.results import untrust
 from burnbox.trust.worker import CheckProcess
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,10 @@ class Deliverer:
         everything was stored.
         """
         raw = untrust(raw, self._hostname)
-        checked = None
+        asked = None
         if self._checker is not None and arrival is not None:
-            checked = self._checker.now(arrival, raw)  # worked out while this one summarises
-        summaries = await self._summaries(addresses, raw, envelope, checked)
-        auth = summaries[0].auth if summaries else ""
+            asked = self._checker.now(arrival, raw)  # worked out while this one summarises
+        summaries = await self._summaries(addresses, raw, envelope, asked)
         started = time.perf_counter()
         stored = await self._store.add(summaries, raw)
         self._metrics.store_seconds.observe(time.perf_counter() - started)
@@ -89,9 +88,9 @@ class Deliverer:
             self._hub.publish(Event("message", summary.address, summary.id, summary))
         for address, message_id in stored.evicted:
             self._hub.publish(Event("deleted", address, message_id))
-        if self._checker is not None and arrival is not None:
+        if asked is not None and arrival is not None:  # asked is done: _summaries awaited it
             copies = [(s.address, i) for s, i in zip(summaries, stored.ids, strict=True)]
-            self._record_checks(arrival, raw, copies, auth)
+            self._record_checks(arrival, raw, copies, asked.result())
         return stored.ids
 
     async def _summaries(
@@ -99,13 +98,14 @@ class Deliverer:
         addresses: list[str],
         raw: bytes,
         envelope: Envelope | None,
-        checked: asyncio.Future[str | None] | None,
+        asked: asyncio.Future[Checked | None] | None,
     ) -> list[MessageSummary]:
         # The fast path's cost is bounded by the header block; the full parse is not.
         parsed = overview.quick(raw)
         if parsed is None:
             parsed = await self._parse_pool.run(len(raw), mime.overview, raw)
-        auth = (await checked or "") if checked is not None else ""
+        found = await asked if asked is not None else None
+        auth = found.auth if found is not None else ""
         now = self._clock()
         expires = now + self._ttl
         summaries = [
@@ -143,14 +143,14 @@ class Deliverer:
     # -- who sent it ----------------------------------------------------------
 
     def _record_checks(
-        self, arrival: Arrival, raw: bytes, copies: list[tuple[str, str]], auth: str
+        self, arrival: Arrival, raw: bytes, copies: list[tuple[str, str]], found: Checked | None
     ) -> None:
         """Count results stored with the message, or check it in the background."""
-        if auth:
-            self._count(auth, "cached")
+        if found is not None:
+            self._metrics.count_checked("cached", found.results)
             return
         if len(self._checking) >= MAX_CHECKING:
-            checking = self._settle(copies, timed_out(arrival), "skipped")
+            checking = self._settle(copies, checked(timed_out(arrival)), "skipped")
         else:
             checking = self._check(arrival, raw, copies)
         task = asyncio.ensure_future(checking)
@@ -161,19 +161,16 @@ class Deliverer:
         assert self._checker is not None
         await self._settle(copies, await self._checker.check(arrival, raw), "background")
 
-    async def _settle(self, copies: list[tuple[str, str]], auth: str, way: str) -> None:
+    async def _settle(self, copies: list[tuple[str, str]], found: Checked, way: str) -> None:
         """Record the results on every copy still held, and tell their watchers."""
-        self._count(auth, way)
+        self._metrics.count_checked(way, found.results)
         try:
-            updated = await self._store.set_auth(copies, auth)
+            updated = await self._store.set_auth(copies, found.auth)
         except (StoreError, OSError) as error:  # the results are lost; the mail is not
             log.warning("could not record a message's sender checks (%s)", type(error).__name__)
             return
         for summary in updated:
             self._hub.publish(Event("updated", summary.address, summary.id, summary))
-
-    def _count(self, auth: str, way: str) -> None:
-        self._metrics.count_checked(way, method_results(auth) if auth else {})
 
     async def start(self) -> None:
         if self._checker is not None:

@@ -17,12 +17,12 @@ import re
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from burnbox.trust import arc, dkim, dmarc, spf
 from burnbox.trust.kept import Kept
 from burnbox.trust.resolver import CacheMiss, Lookups, Resolver
-from burnbox.trust.results import Results
+from burnbox.trust.results import Results, method_results
 
 BUDGET = 5.0  # seconds all of one message's checks may take
 SPF_KEPT = 4096  # SPF results kept (client, sender, HELO)
@@ -36,6 +36,19 @@ class Arrival:
     client_ip: str
     helo: str
     mail_from: str  # the reverse path without its brackets; "" for a bounce
+
+
+class Checked(NamedTuple):
+    """One message's results: the RFC 8601 text stored with it, and each method's result
+    (results.method_results), worked out where the checks ran so that the server only
+    counts them."""
+
+    auth: str
+    results: dict[str, str]
+
+
+def checked(auth: str) -> Checked:
+    return Checked(auth, method_results(auth))
 
 
 class Checker:

@@ -27,15 +27,17 @@ from collections import deque
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from burnbox.trust.checker import BUDGET, Arrival, Checker, timed_out
+from burnbox.trust.checker import BUDGET, Arrival, Checked, Checker, checked, timed_out
 from burnbox.trust.frames import Frames
 from burnbox.trust.resolver import Resolver
+from burnbox.trust.results import method_results
 
 log = logging.getLogger(__name__)
 MAX_WAITING = 2000  # "now" requests in flight; past it the checks go to the background
 ANSWERS_PER_WRITE = 16  # at about 100 µs each: the first waits at most 1.6 ms
 SLACK = 5.0  # seconds past the budget before a silent process counts as gone
 PATIENCE = 1.0  # seconds a message waits for its results; then it is stored without them
+LAPSE_STEP = PATIENCE / 4  # at least this long between sweeps of the late: a few a second
 READY = "ready"
 
 
@@ -47,7 +49,7 @@ class CheckProcess:
         self._frames: Frames | None = None
         self._ready = False
         self._closed = False
-        self._waiting: dict[int, asyncio.Future[str | None]] = {}
+        self._waiting: dict[int, asyncio.Future[Checked | None]] = {}
         self._ids = itertools.count()
         self._now_sent: deque[tuple[float, int]] = deque()  # (when, ident), oldest first
         self._lapsing: asyncio.TimerHandle | None = None
@@ -61,31 +63,31 @@ class CheckProcess:
         """The check process's, while there is one."""
         return None if self._process is None else self._process.pid
 
-    def now(self, arrival: Arrival, raw: bytes) -> asyncio.Future[str | None]:
+    def now(self, arrival: Arrival, raw: bytes) -> asyncio.Future[Checked | None]:
         """The results from kept answers, or None (not kept, or no process to ask). Asked
         at once, so that the caller can go on with the message while they are worked out."""
         if not self._ready or len(self._waiting) >= MAX_WAITING:
             self._revive()
-            answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+            answer: asyncio.Future[Checked | None] = asyncio.get_running_loop().create_future()
             answer.set_result(None)
             return answer
         return self._ask("now", arrival, raw)
 
-    async def check(self, arrival: Arrival, raw: bytes) -> str:
+    async def check(self, arrival: Arrival, raw: bytes) -> Checked:
         """The results, asking DNS; temperror for what the budget or a lost process ends."""
         await self.start()
         answer = self._ask("check", arrival, raw)
         try:
             async with asyncio.timeout(self._budget + SLACK):
-                return await answer or timed_out(arrival)
+                return await answer or checked(timed_out(arrival))
         except TimeoutError:
             self._replace_if_silent()
-            return timed_out(arrival)
+            return checked(timed_out(arrival))
 
-    def _ask(self, kind: str, arrival: Arrival, raw: bytes) -> asyncio.Future[str | None]:
+    def _ask(self, kind: str, arrival: Arrival, raw: bytes) -> asyncio.Future[Checked | None]:
         """The answer to come; None if the process ends (or is not running) first."""
         loop = asyncio.get_running_loop()
-        answer: asyncio.Future[str | None] = loop.create_future()
+        answer: asyncio.Future[Checked | None] = loop.create_future()
         if self._frames is None or not self._frames.open:
             answer.set_result(None)
             return answer
@@ -109,7 +111,10 @@ class CheckProcess:
 
     def _lapse(self) -> None:
         """Messages whose results are later than PATIENCE go on without them (the
-        deliverer checks them in the background), and a silent process is replaced."""
+        deliverer checks them in the background), and a silent process is replaced. The
+        next sweep is LAPSE_STEP away at the soonest: under load one is due every few
+        messages, and one a message costs more than it saves (a message may then wait
+        PATIENCE + LAPSE_STEP)."""
         self._lapsing = None
         loop = asyncio.get_running_loop()
         late = loop.time() - PATIENCE
@@ -119,7 +124,8 @@ class CheckProcess:
                 answer.set_result(None)
         self._replace_if_silent()
         if self._now_sent:
-            self._lapsing = loop.call_at(self._now_sent[0][0] + PATIENCE, self._lapse)
+            due = max(self._now_sent[0][0] + PATIENCE, loop.time() + LAPSE_STEP)
+            self._lapsing = loop.call_at(due, self._lapse)
 
     def _replace_if_silent(self) -> None:
         """A process that has said nothing for longer than any check may take, while
@@ -181,10 +187,10 @@ class CheckProcess:
         if frame == (READY,):
             self._ready = True
             return
-        ident, result = frame
+        ident, auth, results = frame
         answer = self._waiting.get(ident)
         if answer is not None and not answer.done():
-            answer.set_result(result)
+            answer.set_result(None if auth is None else Checked(auth, results))
 
     def _lost(self) -> None:
         self._ready = False
@@ -303,4 +309,5 @@ class _Answers:
 
     def _answer(self, ident: int, result: str | None) -> None:
         if self.frames is not None and self.frames.open:
-            self.frames.send((ident, result))
+            results = None if result is None else method_results(result)
+            self.frames.send((ident, result, results))

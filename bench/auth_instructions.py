@@ -1,0 +1,127 @@
+"""What the sender checks cost in instructions, not seconds: a figure the machine's noise
+cannot move.
+
+auth_ingest.py measures throughput, which on a shared machine of two cores swings by half
+from one run to the next (other tenants' load, steal time, wake-ups of idle cores). Here
+burnbox runs under valgrind's callgrind, which counts the instructions each process
+executes whatever else the machine does: the server's, and with the checks on also its
+check process's (valgrind follows the spawned child). After a warm-up (the resolver's
+cache filled, as in a steady run) the counters are zeroed, `--messages` DKIM-signed 2 KB
+messages are sent with smtp-source, and the counts are dumped. Prints instructions per
+message by process, with the checks off and on; and the ratio of the server's own,
+the bound on a loaded node whose server process is its bottleneck.
+
+User-space instructions only: the kernel's work (the socket writes) and what the cores
+lose to switching between three busy processes are not in it; auth_ingest.py shows those.
+
+    .venv/bin/python bench/auth_instructions.py [--messages 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from auth_ingest import SENDER, signed_message, zone
+from harness import PYTHON, ROOT, free_port, wait_for_port
+
+sys.path.insert(0, str(ROOT))  # the tests' DNS server
+from tests.dns import DnsServer
+
+WARM_UP = 200  # messages before counting: keys, records and SPF results kept
+STARTUP = 600.0  # seconds burnbox may take to start under valgrind (about 50x slower)
+
+
+def send(port: int, message: Path, count: int) -> None:
+    command = [
+        "smtp-source", "-d", "-s", "5", "-m", str(count), "-F", str(message),
+        "-f", SENDER, "-t", "bench@localhost", f"127.0.0.1:{port}",
+    ]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, timeout=3600)
+
+
+def callgrind(action: str) -> None:
+    """To every process under callgrind: the server and the check process it spawned."""
+    subprocess.run(["callgrind_control", action], check=True, capture_output=True)
+
+
+def instructions(folder: Path) -> dict[str, int]:
+    """Instructions in each process's last dump (after the zeroing), by role."""
+    found: dict[str, int] = {}
+    for dump in sorted(folder.glob("cg.*.*")):  # cg.PID.N: the dumps after the first
+        text = dump.read_text(errors="replace")
+        command = re.search(r"^cmd: (.*)$", text, re.MULTILINE)
+        total = re.search(r"^(?:summary|totals): (\d+)", text, re.MULTILINE)
+        if command is None or total is None or "resource_tracker" in command.group(1):
+            continue
+        role = "checks" if "spawn_main" in command.group(1) else "server"
+        found[role] = int(total.group(1))
+    return found
+
+
+def one_run(message: Path, count: int, dns: str | None) -> dict[str, float]:
+    """Instructions per message, by process."""
+    port, http_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "BURNBOX_SMTP_LISTEN": f"127.0.0.1:{port}",
+        "BURNBOX_HTTP_LISTEN": f"127.0.0.1:{http_port}",
+        "BURNBOX_LOG_LEVEL": "warning",
+        "BURNBOX_INBOX_MAX_MESSAGES": "1000000",
+        "BURNBOX_AUTH_CHECKS": "on" if dns else "off",
+        "BURNBOX_DNS_SERVER": dns or "",
+    }
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        command = [
+            "valgrind", "--tool=callgrind", "--trace-children=yes",
+            f"--callgrind-out-file={folder}/cg.%p", PYTHON, "-m", "burnbox", "serve",
+            "--env-file", "/dev/null",
+        ]  # fmt: skip
+        server = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(port, timeout=STARTUP)
+            send(port, message, WARM_UP)
+            time.sleep(2)  # the warm-up's background checks finish (polling nothing here)
+            callgrind("-z")
+            send(port, message, count)
+            time.sleep(2)  # the last answers reach the server
+            callgrind("-d")
+            counted = instructions(folder)
+        finally:
+            server.terminate()
+            server.wait(timeout=600)
+    if "server" not in counted or (dns and "checks" not in counted):
+        raise SystemExit(f"callgrind dumped {sorted(counted)}: not every process counted")
+    return {role: total / count for role, total in counted.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    options = parser.parse_args()
+    raw, record = signed_message(2048)
+    dns = DnsServer(zone(record))
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            message = Path(folder) / "signed.eml"
+            message.write_bytes(raw.replace(b"\r\n", b"\n"))  # smtp-source sends CRLF
+            off = one_run(message, options.messages, None)
+            on = one_run(message, options.messages, dns.address)
+    finally:
+        dns.close()
+    print(f"{len(raw)} bytes, {options.messages} messages, instructions per message:")
+    print(f"  checks off: server {off['server']:,.0f}")
+    print(f"  checks on:  server {on['server']:,.0f}, check process {on['checks']:,.0f}")
+    print(f"  the server's own, off/on: {off['server'] / on['server']:.2f}")
+    print(f"  all of burnbox's, off/on: {off['server'] / (on['server'] + on['checks']):.2f}")
+
+
+if __name__ == "__main__":
+    main()
