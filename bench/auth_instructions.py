@@ -13,6 +13,9 @@ the bound on a loaded node whose server process is its bottleneck.
 
 User-space instructions only: the kernel's work (the socket writes) and what the cores
 lose to switching between three busy processes are not in it; auth_ingest.py shows those.
+And OpenSSL picks its code by the CPU's features, some of which valgrind's CPU lacks
+(AVX-512, SHA): about half the check process's count is an RSA verify and SHA-256 that
+run otherwise natively. Compare that count only with itself, the server's with anything.
 
     .venv/bin/python bench/auth_instructions.py [--messages 2000]
 """
