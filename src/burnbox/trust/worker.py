@@ -30,7 +30,6 @@ from typing import Any
 from burnbox.trust.checker import BUDGET, Arrival, Checked, Checker, checked, timed_out
 from burnbox.trust.frames import Frames
 from burnbox.trust.resolver import Resolver
-from burnbox.trust.results import method_results
 
 log = logging.getLogger(__name__)
 MAX_WAITING = 2000  # "now" requests in flight; past it the checks go to the background
@@ -309,5 +308,5 @@ class _Answers:
 
     def _answer(self, ident: int, result: str | None) -> None:
         if self.frames is not None and self.frames.open:
-            results = None if result is None else method_results(result)
+            results = None if result is None else checked(result).results
             self.frames.send((ident, result, results))
