@@ -23,7 +23,6 @@ run otherwise natively. Compare that count only with itself, the server's with a
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import time
 from pathlib import Path
 
 from auth_ingest import SENDER, signed_message, zone
-from harness import PYTHON, ROOT, free_port, wait_for_port
+from harness import PYTHON, ROOT, burnbox_env, free_port, wait_for_port
 
 sys.path.insert(0, str(ROOT))  # the tests' DNS server
 from tests.dns import DnsServer
@@ -71,15 +70,8 @@ def instructions(folder: Path) -> dict[str, int]:
 def one_run(message: Path, count: int, dns: str | None) -> dict[str, float]:
     """Instructions per message, by process."""
     port, http_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "BURNBOX_SMTP_LISTEN": f"127.0.0.1:{port}",
-        "BURNBOX_HTTP_LISTEN": f"127.0.0.1:{http_port}",
-        "BURNBOX_LOG_LEVEL": "warning",
-        "BURNBOX_INBOX_MAX_MESSAGES": "1000000",
-        "BURNBOX_AUTH_CHECKS": "on" if dns else "off",
-        "BURNBOX_DNS_SERVER": dns or "",
-    }
+    checks = {"auth_checks": "on", "dns_server": dns} if dns else {"auth_checks": "off"}
+    env = burnbox_env(port, http_port, **checks)
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         command = [

@@ -119,9 +119,10 @@ class Server:
         return int(match.group(1)) if match else None
 
 
-def start_burnbox(**settings: str) -> Server:
-    port, http_port = free_port(), free_port()
-    env = {
+def burnbox_env(port: int, http_port: int, **settings: str) -> dict[str, str]:
+    """The environment a benchmarked burnbox runs with: loopback listeners, limits out of
+    the way, and `settings` as BURNBOX_* variables."""
+    return {
         **os.environ,
         "BURNBOX_SMTP_LISTEN": f"127.0.0.1:{port}",
         "BURNBOX_HTTP_LISTEN": f"127.0.0.1:{http_port}",
@@ -132,6 +133,11 @@ def start_burnbox(**settings: str) -> Server:
         "BURNBOX_STORE_MAX_BYTES": "8GiB",
         **{f"BURNBOX_{key.upper()}": value for key, value in settings.items()},
     }
+
+
+def start_burnbox(**settings: str) -> Server:
+    port, http_port = free_port(), free_port()
+    env = burnbox_env(port, http_port, **settings)
     process = subprocess.Popen(
         [PYTHON, "-m", "burnbox", "serve", "--env-file", "/dev/null"],
         env=env,
