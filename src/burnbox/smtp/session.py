@@ -7,9 +7,8 @@ import asyncio
 import logging
 
 from burnbox.addressing import AddressError, parse_path
-from burnbox.metrics import RefusalReason
 from burnbox.sink import Envelope
-from burnbox.smtp import header_section, replies, trace
+from burnbox.smtp import header_section, outcome, replies, trace
 from burnbox.smtp.commands import (
     CommandError,
     clean_helo,
@@ -21,7 +20,6 @@ from burnbox.smtp.connection import SmtpConnection
 from burnbox.smtp.context import SmtpContext
 from burnbox.smtp.reader import ChunkReader, DotReader, Fault
 from burnbox.smtp.transaction import Phase
-from burnbox.storage.base import StoreFull, TooLargeForStore
 from burnbox.trust.abuse import Refusal
 from burnbox.trust.checker import Arrival
 
@@ -46,8 +44,8 @@ class SmtpSession(SmtpConnection):
     def _count_listing(self, listing: asyncio.Task[bool | None]) -> None:
         if not listing.cancelled():
             found = listing.result()
-            outcome = "failed_open" if found is None else "listed" if found else "clear"
-            self._ctx.metrics.dnsbl.labels(outcome).inc()
+            answer = "failed_open" if found is None else "listed" if found else "clear"
+            self._ctx.metrics.dnsbl.labels(answer).inc()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._listing is not None:
@@ -345,34 +343,11 @@ class SmtpSession(SmtpConnection):
         except asyncio.CancelledError:
             if not self._watchdog.step_overdue:
                 raise
-            return self._refused(
-                "delivery took too long; answered 451", "store_error", replies.LOCAL_ERROR
-            )
-        except TooLargeForStore:
-            log.warning(
-                "a message too big for the store: answered 552 (recipients: %d)", len(recipients)
-            )
-            self._ctx.metrics.refuse("too_big")
-            return replies.TOO_BIG_FOR_STORE
-        except StoreFull:
-            return self._refused(
-                f"the store is full: answered 452 (recipients: {len(recipients)})",
-                "store_full",
-                replies.STORE_FULL,
-            )
+            return outcome.overdue(self._ctx.metrics)
         except Exception as error:
-            return self._refused(
-                f"delivery failed ({type(error).__name__}); answered 451",
-                "store_error",
-                replies.LOCAL_ERROR,
-            )
+            return outcome.failed(error, len(recipients), self._ctx.metrics)
         self._junk = 0
         return replies.stored(ids[0])
-
-    def _refused(self, why: str, reason: RefusalReason, answer: bytes) -> bytes:
-        log.error("%s", why)  # counts and types only: never an address or a subject
-        self._ctx.metrics.refuse(reason)
-        return answer
 
     def _received_header(self) -> bytes:
         config, transaction = self._ctx.config, self.transaction
