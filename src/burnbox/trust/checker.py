@@ -14,10 +14,10 @@ import asyncio
 import ipaddress
 import math
 import re
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from burnbox.trust import arc, dkim, dmarc, spf
 from burnbox.trust.kept import Kept
@@ -26,6 +26,7 @@ from burnbox.trust.results import Results, method_results
 
 BUDGET = 5.0  # seconds all of one message's checks may take
 SPF_KEPT = 4096  # SPF results kept (client, sender, HELO)
+DMARC_KEPT = 4096  # DMARC outcomes kept (From domain, SPF's and each signature's result)
 _UNSAFE = re.compile(r'[^\x21-\x7e]|[;()"\\]')  # what a property value may not carry
 
 
@@ -51,42 +52,47 @@ def checked(auth: str) -> Checked:
     return Checked(auth, method_results(auth))
 
 
+Worked = TypeVar("Worked")
+
+
 class Checker:
     def __init__(self, resolver: Resolver, *, budget: float = BUDGET) -> None:
         self.resolver = resolver
         self._budget = budget
         self._verifier = dkim.Verifier()
         self._spf_kept: Kept[tuple[str, str, str, str]] = Kept(SPF_KEPT)
+        self._dmarc_kept: Kept[dmarc.Outcome] = Kept(DMARC_KEPT)
 
-    def now(self, arrival: Arrival, raw: bytes) -> str | None:
+    def now(self, arrival: Arrival, raw: bytes) -> Checked | None:
         """The results, if the answers the resolver keeps are all they need; else None."""
         return run_now(self._check(arrival, raw, Lookups(self.resolver, cache_only=True)))
 
-    async def check(self, arrival: Arrival, raw: bytes) -> str:
+    async def check(self, arrival: Arrival, raw: bytes) -> Checked:
         """The results, asking DNS; what has not finished within the budget is temperror."""
         try:
             async with asyncio.timeout(self._budget):
                 return await self._check(arrival, raw, Lookups(self.resolver, cache_only=False))
         except TimeoutError:
-            return timed_out(arrival)
+            return checked(timed_out(arrival))
 
-    async def _check(self, arrival: Arrival, raw: bytes, dns: Lookups) -> str:
+    async def _check(self, arrival: Arrival, raw: bytes, dns: Lookups) -> Checked:
         section, _, body = raw.partition(b"\r\n\r\n")
         fields = dkim.header_fields(section)
         ip = _address(arrival.client_ip)
         spf_result, spf_domain, spf_text, helo_text = await self._spf(arrival, ip, dns)
         verdicts = await self._verifier.verify_fields(fields, body, dns)
+        signed = tuple((verdict.result, verdict.domain) for verdict in verdicts)
         author = dmarc.from_domain(_first(fields, b"from"))
-        outcome = await dmarc.evaluate(
-            author, (spf_result, spf_domain), [(v.result, v.domain) for v in verdicts], dns
-        )
-        return Results(
+        outcome = await self._dmarc(author, (spf_result, spf_domain), signed, dns)
+        chain = await arc.verify(raw, section, dns)
+        auth = Results(
             spf=spf_text,
             helo=helo_text,
             dkim=tuple(_dkim_text(verdict) for verdict in verdicts),
             dmarc=_dmarc_text(outcome),
-            arc=f"arc={await arc.verify(raw, section, dns)}",
+            arc=f"arc={chain}",
         ).resinfo()
+        return Checked(auth, _method_results(spf_result, signed, outcome.result, chain))
 
     async def _spf(
         self, arrival: Arrival, ip: spf.IP | None, dns: Lookups
@@ -94,24 +100,62 @@ class Checker:
         """SPF's results, kept per client, sender and HELO while the answers they came
         from are: a sender's mail tends to come in runs, from the same few addresses."""
         key = (arrival.client_ip, arrival.mail_from, arrival.helo)
-        found = self._spf_kept.get(key)
-        if found is not None:
-            return found
-        before, dns.expires = dns.expires, math.inf
-        found = await _spf(arrival, ip, dns)
-        if "temperror" not in found[2] + found[3]:
-            self._spf_kept.put(key, dns.expires, found)
-        dns.expires = min(before, dns.expires)
+        return await _kept_while_valid(
+            self._spf_kept, key, dns, lambda: _spf(arrival, ip, dns),
+            lambda found: "temperror" not in found[2] + found[3],
+        )  # fmt: skip
+
+    async def _dmarc(
+        self, author: str, spf_judged: tuple[str, str], signed: tuple[tuple[str, str], ...],
+        dns: Lookups,
+    ) -> dmarc.Outcome:  # fmt: skip
+        """DMARC's outcome, kept for the same From domain, SPF result and signatures'
+        results while the policy records it read are: the same runs of mail."""
+        return await _kept_while_valid(
+            self._dmarc_kept, (author, spf_judged, signed), dns,
+            lambda: dmarc.evaluate(author, spf_judged, list(signed), dns),
+            lambda found: found.result != "temperror",
+        )  # fmt: skip
+
+
+async def _kept_while_valid(
+    kept: Kept[Worked],
+    key: Hashable,
+    dns: Lookups,
+    work: Callable[[], Coroutine[Any, Any, Worked]],
+    keepable: Callable[[Worked], bool],
+) -> Worked:
+    """What `work` works out for `key`: kept from an earlier message until the first of
+    the DNS answers it came from expires, else worked out (and kept, if `keepable`)."""
+    found = kept.get(key)
+    if found is not None:
         return found
+    before, dns.expires = dns.expires, math.inf
+    found = await work()
+    if keepable(found):
+        kept.put(key, dns.expires, found)
+    dns.expires = min(before, dns.expires)
+    return found
 
 
-def run_now(checks: Coroutine[Any, Any, str]) -> str | None:
+def _method_results(
+    spf_result: str, signed: tuple[tuple[str, str], ...], dmarc_result: str, chain: str
+) -> dict[str, str]:
+    """What results.method_results would read back from the text, without reading it
+    (the check process's share of the cost of each message)."""
+    words = [result for result, _ in signed]
+    signatures = next((w for w in ("pass", "fail") if w in words), words[0] if words else "none")
+    return {"spf": spf_result, "dkim": signatures, "dmarc": dmarc_result, "arc": chain}
+
+
+def run_now(checks: Coroutine[Any, Any, Checked]) -> Checked | None:
     """Run a check that, cache-only, never waits: done at once, or None at the first
     answer it would have to ask for."""
     try:
         checks.send(None)
     except StopIteration as done:
-        return str(done.value)
+        found: Checked = done.value
+        return found
     except CacheMiss:
         return None
     checks.close()  # it waited on something after all: the full check will do it
@@ -178,6 +222,7 @@ def _address(text: str) -> spf.IP | None:
         return None
 
 
+@lru_cache(maxsize=4096)  # the same domains and selectors, message after message
 def _safe(text: str) -> str:
     """A property value as RFC 8601 may carry it: no spaces, semicolons or controls."""
     return _UNSAFE.sub("", text)[:255]

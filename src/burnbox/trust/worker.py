@@ -92,7 +92,8 @@ class CheckProcess:
             return answer
         ident = next(self._ids)
         self._waiting[ident] = answer
-        answer.add_done_callback(lambda _: self._waiting.pop(ident, None))
+        if kind == "check":  # may outlive its caller; a "now" goes when answered or late
+            answer.add_done_callback(lambda _: self._waiting.pop(ident, None))
         self._frames.send((ident, kind, arrival.client_ip, arrival.helo, arrival.mail_from, raw))
         sent = loop.time()
         if self._unanswered_since is None:
@@ -118,7 +119,7 @@ class CheckProcess:
         loop = asyncio.get_running_loop()
         late = loop.time() - PATIENCE
         while self._now_sent and self._now_sent[0][0] <= late:
-            answer = self._waiting.get(self._now_sent.popleft()[1])
+            answer = self._waiting.pop(self._now_sent.popleft()[1], None)
             if answer is not None and not answer.done():
                 answer.set_result(None)
         self._replace_if_silent()
@@ -187,7 +188,7 @@ class CheckProcess:
             self._ready = True
             return
         ident, auth, results = frame
-        answer = self._waiting.get(ident)
+        answer = self._waiting.pop(ident, None)
         if answer is not None and not answer.done():
             answer.set_result(None if auth is None else Checked(auth, results))
 
@@ -291,7 +292,7 @@ class _Answers:
         if self._now_asked:
             asyncio.get_running_loop().call_soon(self._next)
 
-    def _now(self, arrival: Arrival, raw: bytes) -> str | None:
+    def _now(self, arrival: Arrival, raw: bytes) -> Checked | None:
         try:
             return self.checker.now(arrival, raw)
         except Exception as error:  # a defect: the background check tries again
@@ -303,10 +304,10 @@ class _Answers:
             result = await self.checker.check(arrival, raw)
         except Exception as error:  # a defect: the message is kept, its results unknown
             log.error("a sender check failed (%s)", type(error).__name__)
-            result = timed_out(arrival)
+            result = checked(timed_out(arrival))
         self._answer(ident, result)
 
-    def _answer(self, ident: int, result: str | None) -> None:
+    def _answer(self, ident: int, result: Checked | None) -> None:
         if self.frames is not None and self.frames.open:
-            results = None if result is None else checked(result).results
-            self.frames.send((ident, result, results))
+            auth, results = (None, None) if result is None else result
+            self.frames.send((ident, auth, results))
