@@ -183,6 +183,7 @@ def test_a_killed_parse_worker_is_replaced_and_nothing_is_lost() -> None:
         assert ready.status_code == 200
         listed = httpx.get(node.http + "/metrics").text
         assert "burnbox_messages_stored 2.0" in listed
+        assert 'burnbox_helper_restarts_total{helper="parse"} 1.0' in listed
     finally:
         status, err = node.stop()
     assert status == 0

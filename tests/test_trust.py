@@ -388,6 +388,8 @@ def test_a_killed_check_process_loses_no_mail_and_is_replaced(checking: Running)
     assert checked(checking, "someone@localhost", "After 2")["authentication"]["dkim"] == "pass"
     assert checking.app.checks.pid not in (None, first)
     assert checking.app.checks.restarts == 1
+    scraped = httpx.get(checking.http + "/metrics").text
+    assert metric(scraped, 'burnbox_helper_restarts_total{helper="checks"}') == 1
 
 
 def test_a_check_process_that_stops_answering_holds_mail_back_briefly_and_is_replaced(
@@ -421,3 +423,7 @@ def test_a_check_process_that_stops_answering_holds_mail_back_briefly_and_is_rep
     assert checked(server, "someone@localhost", "Later")["authentication"]["dkim"] == "pass"
     assert server.app.checks.pid not in (None, stopped)
     assert server.app.checks.restarts == 1
+    scraped = httpx.get(server.http + "/metrics").text
+    assert metric(scraped, 'burnbox_helper_restarts_total{helper="checks"}') == 1
+    assert metric(scraped, "burnbox_auth_late_total") == 1  # "Held"; "Later" had its own
+    assert metric(scraped, 'burnbox_helper_restarts_total{helper="parse"}') == 0

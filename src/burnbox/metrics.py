@@ -95,6 +95,7 @@ class Metrics:
         self._relay(own)
         self._push(own)
         self._trust(own)
+        self._helpers(own)
         self._timings(own)
 
     def _mail_and_sessions(self, own: CollectorRegistry) -> None:
@@ -174,11 +175,26 @@ class Metrics:
             ["way"],
             registry=own,
         )
+        self.auth_late = Counter(
+            "burnbox_auth_late",
+            "Messages stored without waiting longer for their checks (the check process had "
+            "not answered within a second): checked in the background, as way=background.",
+            registry=own,
+        )
         self.dnsbl = Counter(
             "burnbox_dnsbl_lookups",
             "Client IPs looked up in the DNS blocklists: listed, clear, or failed_open (the "
             "list did not answer in time; the client was let through).",
             ["outcome"],
+            registry=own,
+        )
+
+    def _helpers(self, own: CollectorRegistry) -> None:
+        self.helper_restarts = Counter(
+            "burnbox_helper_restarts",
+            "Helper processes replaced after they died, or (checks) stopped answering: "
+            "checks, the sender checks; parse, large messages' parsing.",
+            ["helper"],
             registry=own,
         )
 

@@ -39,6 +39,7 @@ class ParsePool:
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
         self.restarts = 0  # workers that died and were replaced
+        self.on_restart: Callable[[], None] | None = None  # told of each (metrics)
         # Told (with the exception's type) when no worker can be started: the node stops.
         self.on_failure: Callable[[str], None] | None = None
 
@@ -79,6 +80,8 @@ class ParsePool:
         if self._pool is broken:
             self._pool = None  # the next large parse starts a new worker
             self.restarts += 1
+            if self.on_restart is not None:
+                self.on_restart()
             log.error("the parse worker process died; a new one starts with the next parse")
         broken.shutdown(wait=False, cancel_futures=True)
 

@@ -24,6 +24,7 @@ import multiprocessing
 import signal
 import socket
 from collections import deque
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from typing import Any
 
@@ -55,7 +56,9 @@ class CheckProcess:
         self._unanswered_since: float | None = None  # requests wait, the process silent
         self._reviving: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
-        self.restarts = 0  # processes that died and were replaced
+        self.restarts = 0  # processes that died (or were killed, silent) and were replaced
+        self.on_restart: Callable[[], None] | None = None  # told of each (metrics)
+        self.on_late: Callable[[int], None] | None = None  # told how many went on without
 
     @property
     def pid(self) -> int | None:
@@ -117,11 +120,14 @@ class CheckProcess:
         PATIENCE + LAPSE_STEP)."""
         self._lapsing = None
         loop = asyncio.get_running_loop()
-        late = loop.time() - PATIENCE
+        late, lapsed = loop.time() - PATIENCE, 0
         while self._now_sent and self._now_sent[0][0] <= late:
             answer = self._waiting.pop(self._now_sent.popleft()[1], None)
             if answer is not None and not answer.done():
                 answer.set_result(None)
+                lapsed += 1
+        if lapsed and self.on_late is not None:
+            self.on_late(lapsed)
         self._replace_if_silent()
         if self._now_sent:
             due = max(self._now_sent[0][0] + PATIENCE, loop.time() + LAPSE_STEP)
@@ -153,6 +159,8 @@ class CheckProcess:
                 return
             if self._process is not None:  # it died: count it, reap it, start another
                 self.restarts += 1
+                if self.on_restart is not None:
+                    self.on_restart()
                 log.error("the sender-check process died; a new one is started")
                 self._reap()
             try:
