@@ -427,3 +427,47 @@ def test_a_check_process_that_stops_answering_holds_mail_back_briefly_and_is_rep
     assert metric(scraped, 'burnbox_helper_restarts_total{helper="checks"}') == 1
     assert metric(scraped, "burnbox_auth_late_total") == 1  # "Held"; "Later" had its own
     assert metric(scraped, 'burnbox_helper_restarts_total{helper="parse"}') == 0
+
+
+def test_past_the_bound_on_answers_awaited_a_message_does_not_wait(
+    start_burnbox: Callable[..., Running], dns: DnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With MAX_WAITING answers awaited from a check process that gives none (stopped), the
+    next message does not queue behind them: it is stored at once, without its results,
+    and checked in the background; the ones that waited get theirs when it goes on."""
+    monkeypatch.setattr(worker, "MAX_WAITING", 2)
+    monkeypatch.setattr(worker, "PATIENCE", 30.0)  # they wait for the process, not the clock
+    server = start_burnbox(auth_checks=True, dns_server=dns.address, access="public")
+    checks = server.app.checks
+    assert checks is not None
+    send(server, signed(mail("Acme <billing@acme.test>", "Warm")), "b@acme.test")
+    assert checked(server, "someone@localhost", "Warm")["authentication"]["dkim"] == "pass"
+    stopped = checks.pid
+    assert stopped is not None
+    os.kill(stopped, signal.SIGSTOP)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        try:
+            held = [
+                pool.submit(
+                    send, server, signed(mail("Acme <a@acme.test>", f"Held {n}")), "a@acme.test"
+                )
+                for n in range(2)
+            ]
+            deadline = time.monotonic() + 10
+            while checks.waiting < 2:  # both sessions are at DATA's end, waiting
+                assert time.monotonic() < deadline
+                assert not any(f.done() for f in held)
+                time.sleep(0.01)  # polling the node's state: nothing else tells of it
+            code, _ = send(server, signed(mail("Acme <billing@acme.test>", "Over")), "b@acme.test")
+            assert code == 250
+            assert not any(future.done() for future in held)  # still waiting for answers
+            listed = httpx.get(url(server, "someone@localhost", "/messages")).json()["messages"]
+            assert [item["authentication"] for item in listed if item["subject"] == "Over"] == [
+                None
+            ]
+        finally:
+            os.kill(stopped, signal.SIGCONT)
+        assert [future.result()[0] for future in held] == [250, 250]
+    for subject in ("Held 0", "Held 1", "Over"):
+        assert checked(server, "someone@localhost", subject)["authentication"]["dkim"] == "pass"
+    assert checks.restarts == 0

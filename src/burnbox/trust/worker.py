@@ -65,6 +65,11 @@ class CheckProcess:
         """The check process's, while there is one."""
         return None if self._process is None else self._process.pid
 
+    @property
+    def waiting(self) -> int:
+        """Requests sent and not yet answered (nor given up on)."""
+        return len(self._waiting)
+
     def now(self, arrival: Arrival, raw: bytes) -> asyncio.Future[Checked | None]:
         """The results from kept answers, or None (not kept, or no process to ask). Asked
         at once, so that the caller can go on with the message while they are worked out."""
