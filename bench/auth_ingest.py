@@ -116,6 +116,9 @@ def one_run(message: Path, count: int, dns: str | None) -> tuple[float, dict[str
             skipped = metric(server, r'burnbox_auth_checks_total\{way="skipped"\}')
             if passed != count or skipped:
                 raise SystemExit(f"DKIM passed {passed} of {count}, {skipped} skipped")
+            background = metric(server, r'burnbox_auth_checks_total\{way="background"\}')
+            late = metric(server, r"\nburnbox_auth_late_total")  # checked twice, so counted
+            print(f"  checked after the 250: {background:.0f} (of them late: {late:.0f})")
         stored = server.stored()
         if stored != count:
             raise SystemExit(f"stored {stored} of {count}")
