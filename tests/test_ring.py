@@ -25,6 +25,7 @@ from tests.postgres import add_as_before, cover_with_ranges, migrate_to, postgre
 __all__ = ["postgres_url"]
 
 TTL = 8.0  # seconds: spans of 8.192 s, the ring 262 s round
+ROUNDS = 10  # purge rounds of two nodes at once before all expired mail must be gone
 WIDTH = slot_width_ms(ring_position(TTL, 1.0)) / 1000
 AUDIT = """
 CREATE TABLE audit_deleted (address text, id text);
@@ -227,7 +228,9 @@ async def test_every_expired_message_is_told_once_across_nodes(
 async def test_nodes_maintaining_at_once_empty_each_partition_once_without_error(
     node: Node, postgres_url: str
 ) -> None:
-    """Both try; whichever holds the lease empties, and every message is told once."""
+    """Both try; whichever holds the lease empties, and every message is told once. A
+    partition the other node's reads hold past the lock wait is left to a later round (as
+    the reaper's next): on a busy machine that can be more than one; at most ROUNDS."""
     async with another_node(postgres_url, node.clock) as other:
         sent = []
         for _ in range(6):
@@ -235,11 +238,13 @@ async def test_nodes_maintaining_at_once_empty_each_partition_once_without_error
             node.clock.advance(seconds=WIDTH)
         node.clock.advance(seconds=TTL)
         told: list[tuple[str, str]] = []
-        for _ in range(3):
+        for _ in range(ROUNDS):
             rounds = await asyncio.gather(
                 node.store.purge_expired(node.clock()), other.store.purge_expired(node.clock())
             )
             told += [pair for pair in rounds[0] + rounds[1] if pair[1]]
+            if (await execute(postgres_url, "SELECT count(*) FROM messages"))[0][0] == 0:
+                break
         assert sorted(told) == sorted((m.address, m.id) for m in sent)
         assert (await execute(postgres_url, "SELECT count(*) FROM messages"))[0][0] == 0
         await counts_are_exact(postgres_url)
