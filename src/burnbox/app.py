@@ -101,7 +101,7 @@ class App:
         self.parse_pool = ParsePool(settings.ingest_parse_inline_max)
         self.resolver = Resolver(settings.dns_server or None)
         self.checks = CheckProcess(settings.dns_server or None) if settings.auth_checks else None
-        self._count_helpers()
+        self.metrics.watch_helpers(self.parse_pool, self.checks)
         self.deliverer = self._deliverer(ids or MessageIds(clock))
         self.reaper = Reaper(
             self.store, self.hub, self.metrics, clock=clock, interval=settings.reap_interval
@@ -250,14 +250,6 @@ class App:
         finally:  # whatever failed above, the store's threads (SQLite's) must not outlive us
             self.parse_pool.close()
             await self.store.close()
-
-    def _count_helpers(self) -> None:
-        """The helper processes' replacements, and mail that went on without its checks'
-        results, in /metrics (each label made now, so that it reads 0 until it happens)."""
-        self.parse_pool.on_restart = self.metrics.helper_restarts.labels("parse").inc
-        if self.checks is not None:
-            self.checks.on_restart = self.metrics.helper_restarts.labels("checks").inc
-            self.checks.on_late = self.metrics.auth_late.inc
 
     def _deliverer(self, ids: IdSource) -> Deliverer:
         settings = self.settings

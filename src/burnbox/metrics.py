@@ -14,7 +14,7 @@ the shared store, so the answering worker's view of it is the node's.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -43,6 +43,18 @@ RECEIVED = "burnbox_messages_received", "Messages accepted and stored (one per i
 
 
 AUTH_METHODS = ("spf", "dkim", "dmarc", "arc")
+
+
+class Restarting(Protocol):
+    """A helper process that says when it was replaced (the parse pool)."""
+
+    on_restart: Callable[[], None] | None
+
+
+class Lapsing(Restarting, Protocol):
+    """One that also says how many messages went on without its answer (the checks)."""
+
+    on_late: Callable[[int], None] | None
 
 
 class _StoreCollector(Collector):
@@ -217,6 +229,14 @@ class Metrics:
             registry=own,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
         )
+
+    def watch_helpers(self, parse: Restarting, checks: Lapsing | None) -> None:
+        """The helper processes' replacements, and mail that went on without its checks'
+        results (each label made now, so that it reads 0 until it happens)."""
+        parse.on_restart = self.helper_restarts.labels("parse").inc
+        if checks is not None:
+            checks.on_restart = self.helper_restarts.labels("checks").inc
+            checks.on_late = self.auth_late.inc
 
     def watch_store(self, stats: Callable[[], StoreStats]) -> None:
         received = None if self.shared else (lambda: self.received)
