@@ -101,9 +101,8 @@ class Checker:
         from are: a sender's mail tends to come in runs, from the same few addresses."""
         key = (arrival.client_ip, arrival.mail_from, arrival.helo)
         return await _kept_while_valid(
-            self._spf_kept, key, dns, lambda: _spf(arrival, ip, dns),
-            lambda found: "temperror" not in found[2] + found[3],
-        )  # fmt: skip
+            self._spf_kept, key, dns, lambda: _spf(arrival, ip, dns), _spf_keepable
+        )
 
     async def _dmarc(
         self, author: str, spf_judged: tuple[str, str], signed: tuple[tuple[str, str], ...],
@@ -113,8 +112,7 @@ class Checker:
         results while the policy records it read are: the same runs of mail."""
         return await _kept_while_valid(
             self._dmarc_kept, (author, spf_judged, signed), dns,
-            lambda: dmarc.evaluate(author, spf_judged, list(signed), dns),
-            lambda found: found.result != "temperror",
+            lambda: dmarc.evaluate(author, spf_judged, list(signed), dns), _dmarc_keepable,
         )  # fmt: skip
 
 
@@ -136,6 +134,15 @@ async def _kept_while_valid(
         kept.put(key, dns.expires, found)
     dns.expires = min(before, dns.expires)
     return found
+
+
+def _spf_keepable(found: tuple[str, str, str, str]) -> bool:
+    """A temperror is kept for no message: the next may find the resolver answering."""
+    return "temperror" not in found[2] + found[3]
+
+
+def _dmarc_keepable(found: dmarc.Outcome) -> bool:
+    return found.result != "temperror"
 
 
 def _method_results(
