@@ -117,3 +117,18 @@ def test_the_method_results_are_what_the_text_says(dns: DnsServer, raw: bytes) -
     assert found.results == method_results(found.auth)
     again = checker.now(ARRIVAL, raw)
     assert again == found
+
+
+def test_several_policy_records_count_as_none(dns: DnsServer, zone: Zone) -> None:
+    """RFC 7489 6.6.3: a domain publishing two DMARC records has no policy, and its
+    organizational domain's is not asked instead (the set found was not empty)."""
+    raw = signed(MESSAGE.replace(b"billing@acme.test>", b"billing@news.acme.test>"))
+    zone.add("_dmarc.news.acme.test", "TXT", "v=DMARC1; p=none")
+    zone.add("_dmarc.news.acme.test", "TXT", "v=DMARC1; p=quarantine")
+    found = asyncio.run(Checker(resolver.Resolver(dns.address, timeout=1.0)).check(ARRIVAL, raw))
+    assert "dmarc=none (aligned) header.from=news.acme.test" in found.auth
+    assert found.results["dmarc"] == "none"
+
+    del zone.records[("_dmarc.news.acme.test", "TXT")]  # none there: acme.test's applies
+    found = asyncio.run(Checker(resolver.Resolver(dns.address, timeout=1.0)).check(ARRIVAL, raw))
+    assert "dmarc=pass (p=reject, aligned) header.from=news.acme.test" in found.auth
