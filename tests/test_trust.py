@@ -471,3 +471,39 @@ def test_past_the_bound_on_answers_awaited_a_message_does_not_wait(
     for subject in ("Held 0", "Held 1", "Over"):
         assert checked(server, "someone@localhost", subject)["authentication"]["dkim"] == "pass"
     assert checks.restarts == 0
+
+
+def test_past_the_bound_on_bytes_unsent_a_message_does_not_wait(
+    start_burnbox: Callable[..., Running], dns: DnsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests a stopped check process has not taken hold a copy of their messages; past
+    MAX_BUFFERED bytes of them none is sent: the next message is stored at once and its
+    background check says temperror at once, rather than adding its copy to the pile."""
+    monkeypatch.setattr(worker, "MAX_BUFFERED", 64 << 10)
+    monkeypatch.setattr(worker, "PATIENCE", 3.0)
+    server = start_burnbox(auth_checks=True, dns_server=dns.address, access="public")
+    checks = server.app.checks
+    assert checks is not None
+    send(server, signed(mail("Acme <billing@acme.test>", "Warm")), "b@acme.test")
+    assert checked(server, "someone@localhost", "Warm")["authentication"]["dkim"] == "pass"
+    stopped = checks.pid
+    assert stopped is not None
+    large = "Your statement follows.\n" + "0123456789abcdef" * 62_500  # 1 MB: past any socket's
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        held = signed(mail("Acme <a@acme.test>", "Held", large))
+        assert send(server, held, "a@acme.test")[0] == 250
+        assert time.monotonic() - started >= 3.0  # it waited PATIENCE for an answer
+        started = time.monotonic()
+        assert send(server, signed(mail("Acme <b@acme.test>", "Over")), "b@acme.test")[0] == 250
+        assert time.monotonic() - started < 1.5  # it did not: nothing was asked
+        for subject in ("Held", "Over"):  # Held's background check came after its own copy
+            found = checked(server, "someone@localhost", subject, timeout=3)["authentication"]
+            assert (found["spf"], found["dkim"], found["dmarc"]) == ("temperror",) * 3
+        assert checks.waiting == 0
+    finally:
+        os.kill(stopped, signal.SIGCONT)
+    send(server, signed(mail("Acme <billing@acme.test>", "Later")), "b@acme.test")
+    assert checked(server, "someone@localhost", "Later")["authentication"]["dkim"] == "pass"
+    assert checks.restarts == 0

@@ -53,6 +53,11 @@ class Frames(asyncio.Protocol):
     def open(self) -> bool:
         return self._transport is not None and not self._transport.is_closing()
 
+    @property
+    def buffered(self) -> int:
+        """Bytes written and not yet taken by the other end (nor by the kernel's buffer)."""
+        return 0 if self._transport is None else self._transport.get_write_buffer_size()
+
     def send(self, frame: Any, *, at_once: bool = False) -> None:
         """Queue `frame` for the end of this turn of the loop; or, `at_once`, write it now
         with whatever is queued."""

@@ -34,6 +34,7 @@ from burnbox.trust.resolver import Resolver
 
 log = logging.getLogger(__name__)
 MAX_WAITING = 2000  # "now" requests in flight; past it the checks go to the background
+MAX_BUFFERED = 64 << 20  # bytes of requests the process has not taken; past it, none sent
 ANSWERS_PER_WRITE = 4  # at about 100 µs each: the first waits at most 0.4 ms (16: 4% slower)
 SLACK = 5.0  # seconds past the budget before a silent process counts as gone
 PATIENCE = 1.0  # seconds a message waits for its results; then it is stored without them
@@ -95,7 +96,7 @@ class CheckProcess:
         """The answer to come; None if the process ends (or is not running) first."""
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[Checked | None] = loop.create_future()
-        if self._frames is None or not self._frames.open:
+        if self._frames is None or not self._frames.open or self._backed_up():
             answer.set_result(None)
             return answer
         ident = next(self._ids)
@@ -110,6 +111,12 @@ class CheckProcess:
         if kind == "now":
             self._sent_now(loop, sent, ident)
         return answer
+
+    def _backed_up(self) -> bool:
+        """Requests the process has not taken (stopped, or far behind) fill memory: each
+        holds a copy of its message. Past the bound a "now" says None at once and a
+        "check" temperror, and the mail is stored all the same."""
+        return self._frames is not None and self._frames.buffered > MAX_BUFFERED
 
     def _sent_now(self, loop: asyncio.AbstractEventLoop, sent: float, ident: int) -> None:
         """Note when a "now" was asked: one timer for all of them, not one each (a timer
