@@ -15,7 +15,6 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Coroutine, Hashable
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
 
@@ -30,9 +29,9 @@ DMARC_KEPT = 4096  # DMARC outcomes kept (From domain, SPF's and each signature'
 _UNSAFE = re.compile(r'[^\x21-\x7e]|[;()"\\]')  # what a property value may not carry
 
 
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """What the SMTP session knew of a message's sender."""
+class Arrival(NamedTuple):
+    """What the SMTP session knew of a message's sender (a tuple: made for every message,
+    at a third of a frozen dataclass's cost)."""
 
     client_ip: str
     helo: str

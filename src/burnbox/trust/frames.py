@@ -25,12 +25,14 @@ class Frames(asyncio.Protocol):
         self._on_frame = on_frame
         self._on_lost = on_lost
         self._transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # kept: getpid() a lookup (3.11)
         self._received = bytearray()
         self._outgoing: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast(asyncio.Transport, transport)
+        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         self._received += data
@@ -62,8 +64,12 @@ class Frames(asyncio.Protocol):
         """Queue `frame` for the end of this turn of the loop; or, `at_once`, write it now
         with whatever is queued."""
         data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
-        if not self._outgoing and not at_once:
-            asyncio.get_running_loop().call_soon(self.flush)
+        transport = self._transport
+        if at_once and not self._outgoing and transport is not None and not transport.is_closing():
+            transport.write(_LENGTH.pack(len(data)) + data)  # the common case: one, at once
+            return
+        if not self._outgoing and not at_once and self._loop is not None:
+            self._loop.call_soon(self.flush)
         self._outgoing += (_LENGTH.pack(len(data)), data)
         if at_once:
             self.flush()

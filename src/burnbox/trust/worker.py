@@ -48,6 +48,9 @@ class CheckProcess:
         self._budget = budget
         self._process: BaseProcess | None = None
         self._frames: Frames | None = None
+        # Kept, not looked up at each message: in Python 3.11 get_running_loop() makes a
+        # getpid() system call (strace: one a message, before).
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = False
         self._closed = False
         self._waiting: dict[int, asyncio.Future[Checked | None]] = {}
@@ -76,9 +79,7 @@ class CheckProcess:
         at once, so that the caller can go on with the message while they are worked out."""
         if not self._ready or len(self._waiting) >= MAX_WAITING:
             self._revive()
-            answer: asyncio.Future[Checked | None] = asyncio.get_running_loop().create_future()
-            answer.set_result(None)
-            return answer
+            return _none()
         return self._ask("now", arrival, raw)
 
     async def check(self, arrival: Arrival, raw: bytes) -> Checked:
@@ -94,29 +95,25 @@ class CheckProcess:
 
     def _ask(self, kind: str, arrival: Arrival, raw: bytes) -> asyncio.Future[Checked | None]:
         """The answer to come; None if the process ends (or is not running) first."""
-        loop = asyncio.get_running_loop()
+        frames, loop = self._frames, self._loop
+        # Requests the process has not taken (stopped, or far behind) fill memory, each
+        # with a copy of its message: past the bound none is sent ("now" says None, and
+        # "check" temperror), and the mail is stored all the same.
+        if frames is None or loop is None or not frames.open or frames.buffered > MAX_BUFFERED:
+            return _none()
         answer: asyncio.Future[Checked | None] = loop.create_future()
-        if self._frames is None or not self._frames.open or self._backed_up():
-            answer.set_result(None)
-            return answer
         ident = next(self._ids)
         self._waiting[ident] = answer
         if kind == "check":  # may outlive its caller; a "now" goes when answered or late
             answer.add_done_callback(lambda _: self._waiting.pop(ident, None))
         request = (ident, kind, arrival.client_ip, arrival.helo, arrival.mail_from, raw)
-        self._frames.send(request, at_once=kind == "now")  # a session waits on a "now"
+        frames.send(request, at_once=kind == "now")  # a session waits on a "now"
         sent = loop.time()
         if self._unanswered_since is None:
             self._unanswered_since = sent
         if kind == "now":
             self._sent_now(loop, sent, ident)
         return answer
-
-    def _backed_up(self) -> bool:
-        """Requests the process has not taken (stopped, or far behind) fill memory: each
-        holds a copy of its message. Past the bound a "now" says None at once and a
-        "check" temperror, and the mail is stored all the same."""
-        return self._frames is not None and self._frames.buffered > MAX_BUFFERED
 
     def _sent_now(self, loop: asyncio.AbstractEventLoop, sent: float, ident: int) -> None:
         """Note when a "now" was asked: one timer for all of them, not one each (a timer
@@ -201,7 +198,8 @@ class CheckProcess:
         self._ready = False
         self._unanswered_since = None
         frames = self._frames = Frames(self._answered, self._lost)
-        await asyncio.get_running_loop().connect_accepted_socket(lambda: frames, sock=ours)
+        self._loop = asyncio.get_running_loop()
+        await self._loop.connect_accepted_socket(lambda: frames, sock=ours)
 
     def _answered(self, frame: Any) -> None:
         self._unanswered_since = None
@@ -241,6 +239,13 @@ class CheckProcess:
                 await asyncio.to_thread(process.join, 1)
 
 
+def _none() -> asyncio.Future[Checked | None]:
+    """An answer that is already there: nothing (no process to ask)."""
+    answer: asyncio.Future[Checked | None] = asyncio.get_running_loop().create_future()
+    answer.set_result(None)
+    return answer
+
+
 # -- in the check process -------------------------------------------------------------
 
 
@@ -261,7 +266,7 @@ async def _serve(sock: socket.socket, dns_server: str | None, budget: float) -> 
     loop = asyncio.get_running_loop()
     ended = loop.create_future()
     resolver = Resolver(dns_server)
-    answers = _Answers(Checker(resolver, budget=budget))
+    answers = _Answers(Checker(resolver, budget=budget), loop)
     frames = Frames(answers.received, lambda: _end(ended))
     answers.frames = frames
     await loop.connect_accepted_socket(lambda: frames, sock=sock)
@@ -284,8 +289,9 @@ class _Answers:
     for it, and the server can go on with those while the rest are checked; one write per
     batch, since a system call costs as much as a fifth of a check."""
 
-    def __init__(self, checker: Checker) -> None:
+    def __init__(self, checker: Checker, loop: asyncio.AbstractEventLoop) -> None:
         self.checker = checker
+        self._loop = loop
         self.frames: Frames | None = None
         self.checking: set[asyncio.Task[None]] = set()
         self._now_asked: deque[tuple[int, Arrival, bytes]] = deque()
@@ -295,10 +301,10 @@ class _Answers:
         arrival = Arrival(client_ip, helo, mail_from)
         if kind == "now":
             if not self._now_asked:
-                asyncio.get_running_loop().call_soon(self._next)
+                self._loop.call_soon(self._next)
             self._now_asked.append((ident, arrival, raw))
             return
-        task = asyncio.get_running_loop().create_task(self._check(ident, arrival, raw))
+        task = self._loop.create_task(self._check(ident, arrival, raw))
         self.checking.add(task)
         task.add_done_callback(self.checking.discard)
 
@@ -311,7 +317,7 @@ class _Answers:
         if self.frames is not None:
             self.frames.flush()
         if self._now_asked:
-            asyncio.get_running_loop().call_soon(self._next)
+            self._loop.call_soon(self._next)
 
     def _now(self, arrival: Arrival, raw: bytes) -> Checked | None:
         try:
