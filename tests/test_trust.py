@@ -208,6 +208,25 @@ def test_a_forged_authentication_results_on_arrival_is_never_trusted(checking: R
     assert b"Authentication-Results: other.example; spf=none" in section  # not ours: as sent
 
 
+def test_a_signature_over_a_field_that_claims_our_name_is_checked_as_it_was_sent(
+    checking: Running,
+) -> None:
+    """The claiming field is renamed in what is stored, after the signature that covers it
+    was verified on the message as it arrived (RFC 6376 6)."""
+    claim = b"Authentication-Results: mx.test; dkim=pass header.d=acme.test\r\n"
+    message = claim + mail("Acme <billing@acme.test>", "Signed claim")
+    signature = dkim.sign(
+        message, b"rsa", b"acme.test", RSA_KEY[0],
+        include_headers=[b"from", b"subject", b"to", b"authentication-results"],
+    )  # fmt: skip
+    send(checking, bytes(signature) + message, "billing@acme.test")
+    view = checked(checking, "someone@localhost", "Signed claim")
+    assert view["authentication"]["dkim"] == "pass"
+    assert view["authentication"]["verdict"] == "verified"
+    raw = httpx.get(url(checking, "someone@localhost", f"/messages/{view['summary']['id']}/raw"))
+    assert b"\r\nX-Untrusted-Authentication-Results: mx.test; dkim=pass" in raw.content
+
+
 def test_untrust_renames_only_our_own_and_folded_ones() -> None:
     raw = (
         b"Received: x\r\nAuthentication-Results:\r\n MX.Test; dkim=pass\r\n"

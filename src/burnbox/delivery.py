@@ -70,10 +70,13 @@ class Deliverer:
         caller decides what the sender is told. Nothing is published unless
         everything was stored.
         """
-        raw = untrust(raw, self._hostname)
+        # Stored with any field claiming to be our Authentication-Results renamed, but
+        # checked as it arrived: a signature may cover such a field (RFC 6376 verifies
+        # the message as received). Without one, both are the same object.
+        received, raw = raw, untrust(raw, self._hostname)
         asked = None
         if self._checker is not None and arrival is not None:
-            asked = self._checker.now(arrival, raw)  # worked out while this one summarises
+            asked = self._checker.now(arrival, received)  # worked out while this summarises
         summaries = await self._summaries(addresses, raw, envelope, asked)
         started = time.perf_counter()
         stored = await self._store.add(summaries, raw)
@@ -90,7 +93,7 @@ class Deliverer:
             self._hub.publish(Event("deleted", address, message_id))
         if asked is not None and arrival is not None:  # asked is done: _summaries awaited it
             copies = [(s.address, i) for s, i in zip(summaries, stored.ids, strict=True)]
-            self._record_checks(arrival, raw, copies, asked.result())
+            self._record_checks(arrival, received, copies, asked.result())
         return stored.ids
 
     async def _summaries(
