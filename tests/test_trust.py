@@ -448,6 +448,16 @@ def test_a_check_process_that_stops_answering_holds_mail_back_briefly_and_is_rep
     assert metric(scraped, 'burnbox_helper_restarts_total{helper="parse"}') == 0
 
 
+def warmed_check_process(server: Running) -> tuple[worker.CheckProcess, int]:
+    """The node's check process, once it has checked a message, and its pid."""
+    checks = server.app.checks
+    assert checks is not None
+    send(server, signed(mail("Acme <billing@acme.test>", "Warm")), "b@acme.test")
+    assert checked(server, "someone@localhost", "Warm")["authentication"]["dkim"] == "pass"
+    assert checks.pid is not None
+    return checks, checks.pid
+
+
 def test_past_the_bound_on_answers_awaited_a_message_does_not_wait(
     start_burnbox: Callable[..., Running], dns: DnsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -457,12 +467,7 @@ def test_past_the_bound_on_answers_awaited_a_message_does_not_wait(
     monkeypatch.setattr(worker, "MAX_WAITING", 2)
     monkeypatch.setattr(worker, "PATIENCE", 30.0)  # they wait for the process, not the clock
     server = start_burnbox(auth_checks=True, dns_server=dns.address, access="public")
-    checks = server.app.checks
-    assert checks is not None
-    send(server, signed(mail("Acme <billing@acme.test>", "Warm")), "b@acme.test")
-    assert checked(server, "someone@localhost", "Warm")["authentication"]["dkim"] == "pass"
-    stopped = checks.pid
-    assert stopped is not None
+    checks, stopped = warmed_check_process(server)
     os.kill(stopped, signal.SIGSTOP)
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         try:
@@ -501,12 +506,7 @@ def test_past_the_bound_on_bytes_unsent_a_message_does_not_wait(
     monkeypatch.setattr(worker, "MAX_BUFFERED", 64 << 10)
     monkeypatch.setattr(worker, "PATIENCE", 3.0)
     server = start_burnbox(auth_checks=True, dns_server=dns.address, access="public")
-    checks = server.app.checks
-    assert checks is not None
-    send(server, signed(mail("Acme <billing@acme.test>", "Warm")), "b@acme.test")
-    assert checked(server, "someone@localhost", "Warm")["authentication"]["dkim"] == "pass"
-    stopped = checks.pid
-    assert stopped is not None
+    checks, stopped = warmed_check_process(server)
     large = "Your statement follows.\n" + "0123456789abcdef" * 62_500  # 1 MB: past any socket's
     os.kill(stopped, signal.SIGSTOP)
     try:
