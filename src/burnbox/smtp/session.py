@@ -8,7 +8,7 @@ import logging
 
 from burnbox.addressing import AddressError, parse_path
 from burnbox.sink import Envelope
-from burnbox.smtp import header_section, outcome, replies, trace
+from burnbox.smtp import admission, header_section, outcome, replies, trace
 from burnbox.smtp.commands import (
     CommandError,
     clean_helo,
@@ -145,21 +145,14 @@ class SmtpSession(SmtpConnection):
         if fault is not None:
             return replies.bad_parameter(fault) if fault else replies.PARAM_UNSUPPORTED
         size, body = params.get("SIZE"), params.get("BODY")
-        if size is not None and (problem := self._declare_size(int(size))) is not None:
-            return problem
+        if size is not None:
+            if (problem := admission.size_refusal(int(size), self._ctx.config)) is not None:
+                self._ctx.metrics.refuse("too_big")
+                return problem
+            self.transaction.declared_size = int(size)
         if body is not None:
             self.transaction.body_type = body.upper()
         self.transaction.utf8 = self.transaction.utf8 or "SMTPUTF8" in params
-        return None
-
-    def _declare_size(self, size: int) -> bytes | None:
-        if size > self._ctx.config.max_message_size:
-            self._ctx.metrics.refuse("too_big")
-            return replies.MESSAGE_TOO_BIG
-        if size > self._ctx.config.store_max_bytes:
-            self._ctx.metrics.refuse("too_big")
-            return replies.TOO_BIG_FOR_STORE
-        self.transaction.declared_size = size
         return None
 
     def _rcpt_command(self, argument: str) -> None:
@@ -174,7 +167,8 @@ class SmtpSession(SmtpConnection):
             self._reply(fault)
             return
         if key not in self.transaction.recipients:
-            refused = self._room_for_one_more()
+            count, declared = len(self.transaction.recipients) + 1, self.transaction.declared_size
+            refused = admission.recipient_refusal(count, declared, self._ctx.config)
             if refused is not None:
                 self._ctx.metrics.refuse("too_many_recipients")
                 self._reply(refused)
@@ -214,18 +208,6 @@ class SmtpSession(SmtpConnection):
             self._error(replies.RELAY_DENIED)
             return None
         return str(address)
-
-    def _room_for_one_more(self) -> bytes | None:
-        """Why one more recipient cannot be taken (a 452: the sender sends to it later in
-        a transaction of its own), or None."""
-        count = len(self.transaction.recipients) + 1
-        if count > self._ctx.config.max_recipients:
-            return replies.TOO_MANY_RECIPIENTS
-        # One copy per inbox: with SIZE declared, refuse the recipient that would make the
-        # copies larger than the store could ever hold.
-        if self.transaction.declared_size * count > self._ctx.config.store_max_bytes:
-            return replies.TOO_MANY_FOR_SIZE
-        return None
 
     async def _check_recipient(self, key: str) -> bytes:
         if self._listing is not None and await self._listing:
