@@ -463,36 +463,39 @@ def test_past_the_bound_on_answers_awaited_a_message_does_not_wait(
 ) -> None:
     """With MAX_WAITING answers awaited from a check process that gives none (stopped), the
     next message does not queue behind them: it is stored at once, without its results,
-    and checked in the background; the ones that waited get theirs when it goes on."""
+    and checked in the background; the ones that waited get theirs when it goes on. Three
+    are sent at once: whichever comes third is the one past the bound (waited on, not
+    polled for)."""
     monkeypatch.setattr(worker, "MAX_WAITING", 2)
     monkeypatch.setattr(worker, "PATIENCE", 30.0)  # they wait for the process, not the clock
     server = start_burnbox(auth_checks=True, dns_server=dns.address, access="public")
     checks, stopped = warmed_check_process(server)
     os.kill(stopped, signal.SIGSTOP)
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    subjects = [f"Sent {n}" for n in range(3)]
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
         try:
-            held = [
+            sent = {
                 pool.submit(
-                    send, server, signed(mail("Acme <a@acme.test>", f"Held {n}")), "a@acme.test"
-                )
-                for n in range(2)
-            ]
-            deadline = time.monotonic() + 10
-            while checks.waiting < 2:  # both sessions are at DATA's end, waiting
-                assert time.monotonic() < deadline
-                assert not any(f.done() for f in held)
-                time.sleep(0.01)  # polling the node's state: nothing else tells of it
-            code, _ = send(server, signed(mail("Acme <billing@acme.test>", "Over")), "b@acme.test")
-            assert code == 250
-            assert not any(future.done() for future in held)  # still waiting for answers
+                    send, server, signed(mail("Acme <a@acme.test>", subject)), "a@acme.test"
+                ): subject
+                for subject in subjects
+            }
+            done, waiting = concurrent.futures.wait(
+                sent, timeout=20, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            assert len(done) == 1  # the one past the bound; two still wait for answers
+            (over,) = done
+            assert over.result()[0] == 250
+            assert not any(future.done() for future in waiting)
+            assert checks.waiting == 3  # the two, and the third's check in the background
             listed = httpx.get(url(server, "someone@localhost", "/messages")).json()["messages"]
-            assert [item["authentication"] for item in listed if item["subject"] == "Over"] == [
-                None
-            ]
+            stored = [item for item in listed if item["subject"] in subjects]
+            assert [item["authentication"] for item in stored] == [None]  # stored, unchecked
+            assert stored[0]["subject"] == sent[over]
         finally:
             os.kill(stopped, signal.SIGCONT)
-        assert [future.result()[0] for future in held] == [250, 250]
-    for subject in ("Held 0", "Held 1", "Over"):
+        assert [future.result()[0] for future in waiting] == [250, 250]
+    for subject in subjects:
         assert checked(server, "someone@localhost", subject)["authentication"]["dkim"] == "pass"
     assert checks.restarts == 0
 
