@@ -64,10 +64,6 @@ class Frames(asyncio.Protocol):
         """Queue `frame` for the end of this turn of the loop; or, `at_once`, write it now
         with whatever is queued."""
         data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
-        transport = self._transport
-        if at_once and not self._outgoing and transport is not None and not transport.is_closing():
-            transport.write(_LENGTH.pack(len(data)) + data)  # the common case: one, at once
-            return
         if not self._outgoing and not at_once and self._loop is not None:
             self._loop.call_soon(self.flush)
         self._outgoing += (_LENGTH.pack(len(data)), data)
